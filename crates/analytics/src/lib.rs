@@ -1,0 +1,1 @@
+//! palisade-analytics: see docs/ARCHITECTURE.md

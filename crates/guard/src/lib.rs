@@ -1,0 +1,1 @@
+//! palisade-guard: see docs/ARCHITECTURE.md

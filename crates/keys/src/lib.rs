@@ -1,0 +1,1 @@
+//! palisade-keys: see docs/ARCHITECTURE.md

@@ -1,0 +1,1 @@
+//! palisade-waf: see docs/ARCHITECTURE.md

@@ -1,0 +1,1 @@
+//! Palisade gateway: see docs/ARCHITECTURE.md.
