@@ -1,0 +1,1 @@
+//! palisade-detect: tokenizer-based SQLi and XSS detectors. See docs/ARCHITECTURE.md.
