@@ -1,0 +1,356 @@
+//! GCRA rate limiting with governor, over bounded keyed state.
+//!
+//! [`Limiter`] is one rate (a [`Rate`]) applied either to one shared bucket (global, per route)
+//! or to one bucket per key (per IP, per API key). Keyed state lives in a [`BoundedStore`]:
+//! sharded maps with a hard cap on entries, so an address-spraying attack cannot grow memory.
+//!
+//! Eviction: when a shard is full and a new key arrives, eight entries are sampled and the one
+//! with the earliest theoretical arrival time (TAT) is evicted: the one closest to a full
+//! bucket, i.e. carrying the least throttling information. An entry whose TAT is in the past is
+//! exactly equivalent to no entry, so evicting it is lossless; [`Limiter::sweep`] removes all
+//! such entries and should be called periodically (e.g. every 10 s) from a background task.
+//! Under a spray that fills the cap with *throttled* keys, an evicted key restarts with a full
+//! burst: the documented error bound is one burst per eviction of that key.
+//!
+//! Storage sits behind the [`RateLimit`] trait, so a shared backend (Redis, issue 7) can be
+//! added without touching the callers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
+use governor::nanos::Nanos;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::{NotUntil, RateLimiter};
+use parking_lot::Mutex;
+
+use crate::config::Rate;
+use crate::time::{SharedClock, Timestamp};
+
+/// The outcome of one rate-limit check, with what the gateway needs for `Retry-After` and the
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request conforms (and was counted).
+    pub allowed: bool,
+    /// The burst size: requests allowed at once from a full bucket (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests that would still be allowed right now (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Time until the bucket is full again (`RateLimit-Reset`); rounded up to one replenish
+    /// interval.
+    pub reset_after: Duration,
+    /// When denied: time until a request would be allowed (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Decision {
+    /// A decision for "no limit configured".
+    pub const UNLIMITED: Decision = Decision {
+        allowed: true,
+        limit: u32::MAX,
+        remaining: u32::MAX,
+        reset_after: Duration::ZERO,
+        retry_after: None,
+    };
+
+    /// `Retry-After` in whole seconds, rounded up (at least 1 when denied).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(|d| ceil_secs(d).max(1))
+    }
+
+    /// `RateLimit-Reset` in whole seconds, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        ceil_secs(self.reset_after)
+    }
+
+    /// The three `RateLimit-*` header names and values.
+    pub fn rate_limit_headers(&self) -> [(&'static str, u64); 3] {
+        [
+            ("ratelimit-limit", u64::from(self.limit)),
+            ("ratelimit-remaining", u64::from(self.remaining)),
+            ("ratelimit-reset", self.reset_secs()),
+        ]
+    }
+
+    /// The more restrictive of two decisions (denied beats allowed; then fewer remaining).
+    pub fn tighter(self, other: Decision) -> Decision {
+        match (self.allowed, other.allowed) {
+            (true, false) => other,
+            (false, true) => self,
+            _ if other.remaining < self.remaining => other,
+            _ => self,
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// What a keyed limit is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey<'a> {
+    /// A client address.
+    Ip(IpAddr),
+    /// Any string key: an API key id, a route name plus an address, …
+    Str(&'a str),
+}
+
+/// A rate limit store. The local implementation is [`Limiter`]; a shared (Redis) one can
+/// implement the same trait.
+pub trait RateLimit: Send + Sync + fmt::Debug {
+    /// Counts one request for `key` (ignored by unkeyed limits) and says whether it conforms.
+    fn check(&self, key: LimitKey<'_>) -> Decision;
+    /// The rate applied.
+    fn rate(&self) -> Rate;
+    /// Keys currently held (0 for unkeyed limits).
+    fn len(&self) -> usize;
+    /// Whether no key is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Drops state that no longer carries information (background housekeeping).
+    fn sweep(&self);
+}
+
+/// Sharded, capped map from a 128-bit key to a GCRA TAT (nanoseconds since the limiter start).
+pub struct BoundedStore {
+    shards: Box<[Mutex<HashMap<u128, u64, RandomState>>]>,
+    shard_cap: usize,
+    mask: usize,
+    hasher: RandomState,
+}
+
+impl fmt::Debug for BoundedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedStore")
+            .field("shards", &self.shards.len())
+            .field("shard_cap", &self.shard_cap)
+            .finish()
+    }
+}
+
+/// Entries sampled when choosing one to evict.
+const EVICTION_SAMPLE: usize = 8;
+
+impl BoundedStore {
+    /// A store holding at most `max_keys` keys (at least 1).
+    pub fn new(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        // Up to 16 shards, never more shards than keys, so the total cap is ≤ max_keys.
+        let mut n = 16usize;
+        while n > max_keys {
+            n /= 2;
+        }
+        let shard_cap = max_keys / n;
+        BoundedStore {
+            shards: (0..n)
+                .map(|_| Mutex::new(HashMap::with_hasher(RandomState::new())))
+                .collect(),
+            shard_cap,
+            mask: n - 1,
+            hasher: RandomState::new(),
+        }
+    }
+
+    #[inline]
+    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, u64, RandomState>> {
+        let i = (self.hasher.hash_one(key) as usize) & self.mask;
+        // `i <= mask < len`; fall back to shard 0 rather than panic.
+        self.shards.get(i).unwrap_or(&self.shards[0])
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cap on keys.
+    pub fn capacity(&self) -> usize {
+        self.shard_cap * self.shards.len()
+    }
+
+}
+
+impl ShrinkableKeyedStateStore<u128> for BoundedStore {
+    /// Removes entries whose TAT is at or before `drop_below` (nanoseconds since the limiter
+    /// start): they are equivalent to absent entries.
+    fn retain_recent(&self, drop_below: Nanos) {
+        let below = drop_below.as_u64();
+        for s in self.shards.iter() {
+            s.lock().retain(|_, tat| *tat > below);
+        }
+    }
+
+    fn shrink_to_fit(&self) {
+        for s in self.shards.iter() {
+            let mut m = s.lock();
+            if m.capacity() > 4 * m.len().max(64) {
+                m.shrink_to_fit();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        BoundedStore::len(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        BoundedStore::is_empty(self)
+    }
+}
+
+impl StateStore for BoundedStore {
+    type Key = u128;
+
+    fn measure_and_replace<T, F, E>(&self, key: &u128, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut m = self.shard(*key).lock();
+        if let Some(tat) = m.get_mut(key) {
+            let (t, new) = f(Some(Nanos::new(*tat)))?;
+            *tat = new.as_u64();
+            return Ok(t);
+        }
+        let (t, new) = f(None)?;
+        if m.len() >= self.shard_cap {
+            let victim = m
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|(_, tat)| **tat)
+                .map(|(k, _)| *k);
+            if let Some(v) = victim {
+                m.remove(&v);
+            }
+        }
+        m.insert(*key, new.as_u64());
+        Ok(t)
+    }
+}
+
+type Keyed = RateLimiter<u128, BoundedStore, SharedClock, StateInformationMiddleware>;
+type Direct = RateLimiter<NotKeyed, InMemoryState, SharedClock, StateInformationMiddleware>;
+
+#[derive(Debug)]
+enum Inner {
+    Keyed(Box<Keyed>),
+    Direct(Box<Direct>),
+}
+
+/// A local (in-process) GCRA limiter for one [`Rate`], keyed or shared.
+#[derive(Debug)]
+pub struct Limiter {
+    inner: Inner,
+    rate: Rate,
+    clock: SharedClock,
+    hashers: (RandomState, RandomState),
+}
+
+impl Limiter {
+    /// One bucket per key, at most `max_keys` keys.
+    pub fn keyed(rate: Rate, max_keys: usize, clock: SharedClock) -> Self {
+        let rl = Keyed::new(rate.quota(), BoundedStore::new(max_keys), clock.clone());
+        Limiter {
+            inner: Inner::Keyed(Box::new(rl)),
+            rate,
+            clock,
+            hashers: (RandomState::new(), RandomState::new()),
+        }
+    }
+
+    /// One bucket shared by every request (global or per-route limits).
+    pub fn shared(rate: Rate, clock: SharedClock) -> Self {
+        let rl = RateLimiter::direct_with_clock(rate.quota(), clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
+        Limiter {
+            inner: Inner::Direct(Box::new(rl)),
+            rate,
+            clock,
+            hashers: (RandomState::new(), RandomState::new()),
+        }
+    }
+
+    /// The store key: addresses exactly, strings as a keyed 128-bit hash.
+    #[inline]
+    fn store_key(&self, key: LimitKey<'_>) -> u128 {
+        match key {
+            LimitKey::Ip(ip) => match ip.to_canonical() {
+                IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+                IpAddr::V6(a) => u128::from(a),
+            },
+            LimitKey::Str(s) => {
+                let hi = self.hashers.0.hash_one(s);
+                let lo = self.hashers.1.hash_one(s);
+                (u128::from(hi) << 64) | u128::from(lo)
+            }
+        }
+    }
+
+    fn decide(&self, r: Result<StateSnapshot, NotUntil<Timestamp>>) -> Decision {
+        let burst = self.rate.burst.get();
+        let t = self.rate.replenish_interval();
+        match r {
+            Ok(snap) => {
+                let remaining = snap.remaining_burst_capacity().min(burst);
+                Decision {
+                    allowed: true,
+                    limit: burst,
+                    remaining,
+                    reset_after: t.saturating_mul(burst - remaining),
+                    retry_after: None,
+                }
+            }
+            Err(nu) => {
+                let wait = nu.wait_time_from(self.clock.now());
+                Decision {
+                    allowed: false,
+                    limit: burst,
+                    remaining: 0,
+                    reset_after: wait.saturating_add(t.saturating_mul(burst - 1)),
+                    retry_after: Some(wait),
+                }
+            }
+        }
+    }
+}
+
+impl RateLimit for Limiter {
+    #[inline]
+    fn check(&self, key: LimitKey<'_>) -> Decision {
+        let r = match &self.inner {
+            Inner::Keyed(rl) => rl.check_key(&self.store_key(key)),
+            Inner::Direct(rl) => rl.check(),
+        };
+        self.decide(r)
+    }
+
+    fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    fn len(&self) -> usize {
+        match &self.inner {
+            Inner::Keyed(rl) => rl.len(),
+            Inner::Direct(_) => 0,
+        }
+    }
+
+    fn sweep(&self) {
+        if let Inner::Keyed(rl) = &self.inner {
+            rl.retain_recent();
+            rl.shrink_to_fit();
+        }
+    }
+}
+

@@ -1,0 +1,220 @@
+//! Injected time: [`Timestamp`] (nanoseconds since the Unix epoch), the [`Clock`] trait, a
+//! monotonic [`SystemClock`] for production and a settable [`FakeClock`] for tests.
+//!
+//! Every limiter, ban and body-rate check in this crate reads time through a [`Clock`], so tests
+//! move time forward instead of sleeping.
+
+use std::fmt;
+use std::ops::Add;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use governor::nanos::Nanos;
+
+/// A point in time: nanoseconds since the Unix epoch (saturating, good until year 2554).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// A timestamp `nanos` nanoseconds after the epoch.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Timestamp(nanos)
+    }
+
+    /// A timestamp `secs` seconds after the epoch (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000_000))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch.
+    pub const fn as_secs(self) -> u64 {
+        self.0 / 1_000_000_000
+    }
+
+    /// `self + d`, saturating at the maximum.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(duration_nanos(d)))
+    }
+
+    /// `self - earlier`, or zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+    }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX`.
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Add<Nanos> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: Nanos) -> Timestamp {
+        Timestamp(self.0.saturating_add(rhs.as_u64()))
+    }
+}
+
+impl governor::clock::Reference for Timestamp {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        Nanos::new(self.0.saturating_sub(earlier.0))
+    }
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        Timestamp(self.0.saturating_sub(duration.as_u64()))
+    }
+}
+
+/// A source of time. Implementations must be monotonic (never go backwards).
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The production clock: wall time read once at creation, advanced by the monotonic
+/// `std::time::Instant`, so it never jumps backwards when the system clock is adjusted.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    anchor_unix: u64,
+    anchor: std::time::Instant,
+}
+
+impl SystemClock {
+    /// A clock anchored at the current wall time.
+    pub fn new() -> Self {
+        let anchor_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(duration_nanos)
+            .unwrap_or(0);
+        SystemClock {
+            anchor_unix,
+            anchor: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(
+            self.anchor_unix
+                .saturating_add(duration_nanos(self.anchor.elapsed())),
+        )
+    }
+}
+
+/// A clock for tests: starts where it is told and moves only when advanced. Clones share time.
+#[derive(Debug, Clone, Default)]
+pub struct FakeClock(Arc<AtomicU64>);
+
+impl FakeClock {
+    /// A fake clock reading `start`.
+    pub fn new(start: Timestamp) -> Self {
+        FakeClock(Arc::new(AtomicU64::new(start.0)))
+    }
+
+    /// Moves time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(duration_nanos(d), Ordering::SeqCst);
+    }
+
+    /// Sets the time (tests only; moving backwards breaks the monotonic contract).
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A shareable clock handle; also governor's clock for the limiters in this crate.
+#[derive(Debug, Clone)]
+pub struct SharedClock(Arc<dyn Clock>);
+
+impl SharedClock {
+    /// Wraps a clock.
+    pub fn new<C: Clock + 'static>(clock: C) -> Self {
+        SharedClock(Arc::new(clock))
+    }
+
+    /// The current time.
+    #[inline]
+    pub fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}
+
+impl Default for SharedClock {
+    fn default() -> Self {
+        SharedClock::new(SystemClock::new())
+    }
+}
+
+impl governor::clock::Clock for SharedClock {
+    type Instant = Timestamp;
+    #[inline]
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_clock_clones_share_time() {
+        let c = FakeClock::new(Timestamp::from_secs(10));
+        let d = c.clone();
+        c.advance(Duration::from_millis(1500));
+        assert_eq!(d.now(), Timestamp::from_nanos(11_500_000_000));
+        assert_eq!(d.now().as_secs(), 11);
+    }
+
+    #[test]
+    fn system_clock_is_monotonic_and_near_wall_time() {
+        let c = SystemClock::new();
+        let a = c.now();
+        let b = c.now();
+        assert!(b >= a);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        assert!(a.as_secs().abs_diff(wall) <= 2);
+    }
+
+    #[test]
+    fn saturating_arithmetic() {
+        let t = Timestamp::from_nanos(u64::MAX - 1);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(5)).as_nanos(),
+            u64::MAX
+        );
+        assert_eq!(
+            Timestamp::from_secs(1).saturating_duration_since(Timestamp::from_secs(2)),
+            Duration::ZERO
+        );
+    }
+}
