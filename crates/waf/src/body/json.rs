@@ -1,0 +1,186 @@
+//! A streaming JSON reader: keys go to `args_names`, string values to `args` (as `json:<path>`,
+//! the dotted key path; array elements add no segment, so `{"a":[{"b":"x"}]}` gives `a.b`).
+//! Escapes (`\uXXXX` with surrogate pairs) are decoded. Numbers, booleans and null are not
+//! inspected. Nesting deeper than [`super::MAX_DEPTH`] is an error.
+
+use super::MAX_DEPTH;
+use crate::inspect::{BodyError, Sink};
+use crate::request::ParseBufs;
+use crate::target::Kind;
+use crate::transform::{hex_val, push_code_point};
+
+struct P<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl P<'_> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+    fn err(&self) -> BodyError {
+        BodyError::MalformedJson { offset: self.i }
+    }
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let mut v = 0u32;
+        for k in 0..4 {
+            v = v << 4 | u32::from(hex_val(*self.b.get(at + k)?)?);
+        }
+        Some(v)
+    }
+    /// Reads a string (at `"`) into `out`.
+    fn string(&mut self, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        out.clear();
+        self.i += 1;
+        loop {
+            let rest = self.b.get(self.i..).unwrap_or(&[]);
+            let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.i = self.b.len();
+                return Err(self.err());
+            };
+            out.extend_from_slice(&rest[..k]);
+            self.i += k;
+            if self.b.get(self.i) == Some(&b'"') {
+                self.i += 1;
+                return Ok(());
+            }
+            let Some(&e) = self.b.get(self.i + 1) else {
+                return Err(self.err());
+            };
+            self.i += 2;
+            match e {
+                b'"' | b'\\' | b'/' => out.push(e),
+                b'b' => out.push(8),
+                b'f' => out.push(12),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'u' => {
+                    let Some(cp) = self.hex4(self.i) else {
+                        return Err(self.err());
+                    };
+                    self.i += 4;
+                    if (0xD800..0xDC00).contains(&cp)
+                        && self.b.get(self.i) == Some(&b'\\')
+                        && self.b.get(self.i + 1) == Some(&b'u')
+                    {
+                        if let Some(lo) = self.hex4(self.i + 2) {
+                            if (0xDC00..0xE000).contains(&lo) {
+                                self.i += 6;
+                                push_code_point(out, 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                                continue;
+                            }
+                        }
+                    }
+                    push_code_point(out, cp);
+                }
+                _ => return Err(self.err()),
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize, bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<(), BodyError> {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(BodyError::TooDeep { limit: MAX_DEPTH });
+                }
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b'"') {
+                        return Err(self.err());
+                    }
+                    self.string(&mut bufs.b)?;
+                    sink.value(Kind::ArgName, &bufs.b, true, &bufs.b);
+                    let plen = bufs.a.len();
+                    if plen > 0 {
+                        bufs.a.push(b'.');
+                    }
+                    bufs.a.extend_from_slice(&bufs.b);
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b':') {
+                        return Err(self.err());
+                    }
+                    self.i += 1;
+                    self.value(depth + 1, bufs, sink)?;
+                    bufs.a.truncate(plen);
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err()),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(BodyError::TooDeep { limit: MAX_DEPTH });
+                }
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.value(depth + 1, bufs, sink)?;
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err()),
+                    }
+                }
+            }
+            Some(b'"') => {
+                self.string(&mut bufs.c)?;
+                sink.value(Kind::BodyArg, &bufs.a, true, &bufs.c);
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let n = self.b[self.i..]
+                    .iter()
+                    .take_while(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .count();
+                self.i += n;
+                Ok(())
+            }
+            _ => {
+                for lit in [&b"true"[..], b"false", b"null"] {
+                    if self.b.get(self.i..).is_some_and(|r| r.starts_with(lit)) {
+                        self.i += lit.len();
+                        return Ok(());
+                    }
+                }
+                Err(self.err())
+            }
+        }
+    }
+}
+
+/// Parses `body` as JSON, sending keys and string values to `sink`.
+pub(crate) fn parse(body: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<(), BodyError> {
+    bufs.a.clear();
+    let mut p = P { b: body, i: 0 };
+    p.value(0, bufs, sink)?;
+    p.ws();
+    if p.i != body.len() {
+        return Err(p.err());
+    }
+    Ok(())
+}

@@ -1,0 +1,630 @@
+//! The hot path: per-value evaluation, the per-request [`Inspection`] accumulator and verdicts.
+//!
+//! For each value (an argument, a header, a cookie, the path, …):
+//! 1. candidate rules = rules targeting the value's kind (and `headers:<name>`), ∧ rules active
+//!    for the policy, minus exclusions that name this target; nothing to do when empty;
+//! 2. each transform chain those rules use is computed once, through a memo keyed by
+//!    (variant, transform), so shared prefixes and transforms that change nothing cost nothing;
+//!    chains that end at the same bytes share one *variant*;
+//! 3. each distinct variant is scanned once by the rule set's Aho-Corasick automaton (phrases
+//!    and regex factors), then only the regexes whose factors were seen run, plus unfiltered
+//!    regexes and detectors of candidate rules whose chain produced that variant.
+//!
+//! All buffers live in [`Inspection`] and are reused from request to request.
+
+use std::fmt;
+
+use aho_corasick::Input;
+
+use crate::bitset::Bitset;
+use crate::policy::{Mode, Policy};
+use crate::raw::Severity;
+use crate::ruleset::{Detector, Matcher, PatKind, RuleSet};
+use crate::target::Kind;
+use crate::transform::Transform;
+
+/// Longest `matched` text kept in a [`RuleMatch`], in characters.
+pub const MATCHED_MAX: usize = 80;
+/// Longest transformed value kept in a [`RuleMatch`], in characters.
+pub const VALUE_MAX: usize = 200;
+
+/// A malformed body (the gateway answers 400). The raw body is still scanned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// JSON that does not parse.
+    #[error("malformed json body at byte {offset}")]
+    MalformedJson {
+        /// Byte offset of the problem.
+        offset: usize,
+    },
+    /// Nesting deeper than the cap.
+    #[error("body nested deeper than {limit} levels")]
+    TooDeep {
+        /// The cap.
+        limit: usize,
+    },
+    /// More multipart parts than the cap.
+    #[error("multipart body with more than {limit} parts")]
+    TooManyParts {
+        /// The cap.
+        limit: usize,
+    },
+    /// A multipart body that cannot be split into parts.
+    #[error("malformed multipart body: {0}")]
+    MalformedMultipart(&'static str),
+}
+
+/// The outcome for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Below the threshold (or mode off).
+    Allow,
+    /// At or above the threshold, mode block: answer 403.
+    Block,
+    /// At or above the threshold, mode detect: log, let it through.
+    Detect,
+}
+
+impl Verdict {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Block => "block",
+            Verdict::Detect => "detect",
+        }
+    }
+}
+
+/// One rule that matched one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Rule id.
+    pub rule_id: u32,
+    /// Attack class (`sqli`, `xss`, …).
+    pub class: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Anomaly points added by this match (0 when the rule had already matched another target).
+    pub score: u32,
+    /// Target, e.g. `args:q`, `json:user.bio`, `headers:user-agent`, `path`.
+    pub target: String,
+    /// Matched text (≤ 80 characters); for detectors, the start of the value.
+    pub matched: String,
+    /// Transforms applied, in order.
+    pub transforms: Vec<&'static str>,
+    /// The value after the transforms (≤ 200 characters).
+    pub value: String,
+    /// Detector fingerprint (`s&1o1`, `evt`, …), when a detector matched.
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub score: u32,
+    pub matches: Vec<RuleMatch>,
+    pub matched: Bitset,
+    pub body_error: Option<BodyError>,
+    pub over_limit: bool,
+    pub record_all: bool,
+    cand: Bitset,
+    chains: Bitset,
+    tmp: Bitset,
+    hit: Bitset,
+    regex_cand: Bitset,
+    bufs: Vec<Vec<u8>>,
+    n_var: usize,
+    memo: Vec<(u16, u8, u16)>,
+    chain_var: Vec<u16>,
+    seen_var: Vec<u16>,
+    spans: Vec<(u32, u32, u32)>,
+    detections: Vec<(u16, Detector, Option<palisade_detect::Detection>)>,
+}
+
+/// Per-request accumulator, reusable across requests (its buffers are kept).
+#[derive(Debug, Default)]
+pub struct Inspection {
+    pub(crate) st: State,
+    pub(crate) parse: crate::request::ParseBufs,
+}
+
+impl Inspection {
+    /// A fresh accumulator.
+    pub fn new() -> Inspection {
+        Inspection::default()
+    }
+
+    /// Forgets the previous request (called by [`RuleSet::inspect_head`]).
+    pub fn reset(&mut self) {
+        let st = &mut self.st;
+        st.score = 0;
+        st.matches.clear();
+        st.matched.clear();
+        st.body_error = None;
+        st.over_limit = false;
+    }
+
+    /// Records every (rule, target) match instead of only the first per rule (for `explain`).
+    pub fn set_record_all(&mut self, on: bool) {
+        self.st.record_all = on;
+    }
+
+    /// Total anomaly score.
+    pub fn score(&self) -> u32 {
+        self.st.score
+    }
+
+    /// The matches, in inspection order (one per rule unless recording all).
+    pub fn matches(&self) -> &[RuleMatch] {
+        &self.st.matches
+    }
+
+    /// Ids of the matched rules (each once).
+    pub fn rule_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.st.matches.iter().map(|m| m.rule_id).collect();
+        ids.dedup();
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(*id));
+        ids
+    }
+
+    /// Attack classes of the matched rules, sorted, each once.
+    pub fn classes(&self) -> Vec<&str> {
+        let mut c: Vec<&str> = self.st.matches.iter().map(|m| m.class.as_str()).collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    }
+
+    /// A malformed body (JSON that does not parse, nesting too deep, too many parts): the
+    /// gateway answers 400.
+    pub fn body_error(&self) -> Option<&BodyError> {
+        self.st.body_error.as_ref()
+    }
+
+    /// True when the body was larger than the policy's inspection limit (only the first
+    /// `inspection_limit` bytes were inspected; the policy's `over_limit` says what to do).
+    pub fn over_limit(&self) -> bool {
+        self.st.over_limit
+    }
+
+    /// The verdict under `p`: `Block`/`Detect` when the score reaches the threshold.
+    pub fn verdict(&self, p: &Policy) -> Verdict {
+        match p.mode {
+            Mode::Off => Verdict::Allow,
+            _ if self.st.score < p.threshold => Verdict::Allow,
+            Mode::Block => Verdict::Block,
+            Mode::Detect => Verdict::Detect,
+        }
+    }
+}
+
+/// Receives the values extracted from a request.
+pub(crate) trait Sink {
+    /// One value of `kind`, named `name` (argument name, header name, JSON path…).
+    fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]);
+}
+
+/// Evaluates values against a rule set under a policy.
+pub(crate) struct Engine<'a> {
+    pub rs: &'a RuleSet,
+    pub pol: &'a Policy,
+    pub st: &'a mut State,
+}
+
+fn truncate_chars(bytes: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.into_owned(),
+    }
+}
+
+pub(crate) fn target_string(kind: Kind, name: &[u8], json: bool) -> String {
+    let n = String::from_utf8_lossy(name);
+    match kind {
+        Kind::Method => "method".into(),
+        Kind::Path => "path".into(),
+        Kind::Uri => "uri".into(),
+        Kind::Query => "query".into(),
+        Kind::Body => "body".into(),
+        Kind::QueryArg | Kind::BodyArg if json => format!("json:{n}"),
+        Kind::QueryArg | Kind::BodyArg => format!("args:{n}"),
+        Kind::ArgName => format!("args_names:{n}"),
+        Kind::Header => format!("headers:{n}"),
+        Kind::PartHeader => format!("multipart_headers:{n}"),
+        Kind::HeaderName => "header_names".into(),
+        Kind::Cookie => format!("cookies:{n}"),
+        Kind::CookieName => "cookie_names".into(),
+        Kind::Filename => format!("filenames:{n}"),
+    }
+}
+
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn word_ok(hay: &[u8], start: usize, end: usize, pat: &[u8]) -> bool {
+    let first_word = pat.first().is_some_and(|&b| is_word(b));
+    let last_word = pat.last().is_some_and(|&b| is_word(b));
+    let before = start
+        .checked_sub(1)
+        .and_then(|i| hay.get(i))
+        .is_some_and(|&b| is_word(b));
+    let after = hay.get(end).is_some_and(|&b| is_word(b));
+    !(first_word && before) && !(last_word && after)
+}
+
+#[inline]
+fn var_of<'v>(bufs: &'v [Vec<u8>], value: &'v [u8], v: u16) -> &'v [u8] {
+    if v == 0 {
+        value
+    } else {
+        bufs.get(usize::from(v) - 1).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl State {
+    fn prepare(&mut self, rs: &RuleSet) {
+        let n = rs.rules.len();
+        if self.matched.words() != n.div_ceil(64) {
+            self.matched.reset(n);
+        }
+        for b in [
+            &mut self.cand,
+            &mut self.tmp,
+            &mut self.hit,
+            &mut self.regex_cand,
+        ] {
+            b.reset(n);
+        }
+        self.chains.reset(rs.chains.len());
+        self.chain_var.clear();
+        self.chain_var.resize(rs.chains.len(), 0);
+    }
+
+    #[inline]
+    fn var<'v>(&'v self, value: &'v [u8], v: u16) -> &'v [u8] {
+        var_of(&self.bufs, value, v)
+    }
+
+    fn apply_memo(&mut self, value: &[u8], from: u16, t: Transform) -> u16 {
+        let tid = t as u8;
+        if let Some(&(_, _, to)) = self.memo.iter().find(|&&(f, tt, _)| f == from && tt == tid) {
+            return to;
+        }
+        let idx = self.n_var; // variant `idx + 1` would live in bufs[idx]
+        if self.bufs.len() <= idx {
+            self.bufs.push(Vec::new());
+        }
+        let mut out = std::mem::take(&mut self.bufs[idx]);
+        let changed = t.apply(self.var(value, from), &mut out);
+        let to = if !changed {
+            from
+        } else if let Some(k) = (0..=self.n_var as u16).find(|&k| self.var(value, k) == out.as_slice())
+        {
+            k
+        } else {
+            self.n_var += 1;
+            idx as u16 + 1
+        };
+        self.bufs[idx] = out;
+        self.memo.push((from, tid, to));
+        to
+    }
+}
+
+impl Engine<'_> {
+    /// Evaluates the candidate rules in `st.cand` (chains in `st.chains`) on `value`.
+    pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+        let rs = self.rs;
+        let st = &mut *self.st;
+        st.n_var = 0;
+        st.memo.clear();
+        st.seen_var.clear();
+        st.spans.clear();
+        st.detections.clear();
+        st.hit.clear();
+        // 1. Variants.
+        let mut ci = 0;
+        while ci < rs.chains.len() {
+            if st.chains.get(ci) {
+                let mut cur = 0u16;
+                for &t in &rs.chains[ci] {
+                    cur = st.apply_memo(value, cur, t);
+                }
+                st.chain_var[ci] = cur;
+                if !st.seen_var.contains(&cur) {
+                    st.seen_var.push(cur);
+                }
+            }
+            ci += 1;
+        }
+        // 2. Each distinct variant once.
+        for vi in 0..self.st.seen_var.len() {
+            let v = self.st.seen_var[vi];
+            self.eval_variant(value, v);
+        }
+        // 3. Fire.
+        let st = &mut *self.st;
+        let mut fired: Vec<(u32, Option<(u32, u32)>)> = Vec::new();
+        for &(r, s, e) in &st.spans {
+            fired.push((r, Some((s, e))));
+        }
+        st.tmp.copy_from(&rs.negated);
+        st.tmp.and_with(&st.cand);
+        for r in st.tmp.ones() {
+            if !st.hit.get(r) {
+                fired.push((r as u32, None));
+            }
+        }
+        for (r, span) in fired {
+            self.fire(kind, name, json, value, r as usize, span);
+        }
+    }
+
+    fn eval_variant(&mut self, value: &[u8], v: u16) {
+        let rs = self.rs;
+        let st = &mut *self.st;
+        st.regex_cand.clear();
+        let hay = var_of(&st.bufs, value, v);
+        if let Some(ac) = &rs.ac {
+            for m in ac.find_overlapping_iter(Input::new(hay)) {
+                let Some(entries) = rs.pat_entries.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                for e in entries {
+                    let r = e.rule as usize;
+                    if !st.cand.get(r) || st.hit.get(r) {
+                        continue;
+                    }
+                    let Some(rule) = rs.rules.get(r) else { continue };
+                    if st.chain_var.get(rule.chain) != Some(&v) {
+                        continue;
+                    }
+                    match e.kind {
+                        PatKind::Factor => st.regex_cand.set(r),
+                        PatKind::Phrase { word } => {
+                            let pat = rs
+                                .patterns
+                                .get(m.pattern().as_usize())
+                                .map_or(&[][..], Vec::as_slice);
+                            let got = hay.get(m.start()..m.end()).unwrap_or(&[]);
+                            if got == pat && (!word || word_ok(hay, m.start(), m.end(), pat)) {
+                                st.hit.set(r);
+                                st.spans.push((e.rule, m.start() as u32, m.end() as u32));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Regexes whose factor was seen, then rules evaluated directly.
+        st.tmp.copy_from(&rs.direct);
+        st.tmp.and_with(&st.cand);
+        st.regex_cand.or_with(&st.tmp);
+        let mut next = st.regex_cand.next_one(0);
+        while let Some(r) = next {
+            next = st.regex_cand.next_one(r + 1);
+            if st.hit.get(r) {
+                continue;
+            }
+            let Some(rule) = rs.rules.get(r) else { continue };
+            if st.chain_var.get(rule.chain) != Some(&v) {
+                continue;
+            }
+            let hay = var_of(&st.bufs, value, v);
+            match &rule.matcher {
+                Matcher::Regex { re, .. } => {
+                    if let Some(m) = re.find(hay) {
+                        let (s, e) = (m.start() as u32, m.end() as u32);
+                        st.hit.set(r);
+                        st.spans.push((r as u32, s, e));
+                    }
+                }
+                Matcher::Detector(d) => {
+                    let cached = st
+                        .detections
+                        .iter()
+                        .find(|(vv, dd, _)| *vv == v && dd == d)
+                        .map(|x| x.2);
+                    let det = match cached {
+                        Some(x) => x,
+                        None => {
+                            let x = run_detector(*d, hay);
+                            st.detections.push((v, *d, x));
+                            x
+                        }
+                    };
+                    if det.is_some() {
+                        st.hit.set(r);
+                        st.spans.push((r as u32, 0, hay.len() as u32));
+                    }
+                }
+                Matcher::Phrases { .. } => {}
+            }
+        }
+    }
+
+    fn fire(
+        &mut self,
+        kind: Kind,
+        name: &[u8],
+        json: bool,
+        value: &[u8],
+        r: usize,
+        span: Option<(u32, u32)>,
+    ) {
+        let rs = self.rs;
+        let st = &mut *self.st;
+        let Some(rule) = rs.rules.get(r) else { return };
+        let first = !st.matched.get(r);
+        if !first && !st.record_all {
+            return;
+        }
+        st.matched.set(r);
+        let score = if first { rule.severity.score() } else { 0 };
+        st.score = st.score.saturating_add(score);
+        let v = st.chain_var.get(rule.chain).copied().unwrap_or(0);
+        let hay = st.var(value, v);
+        let matched = match span {
+            Some((s, e)) => hay.get(s as usize..e as usize).unwrap_or(hay),
+            None => hay,
+        };
+        let fingerprint = match rule.matcher {
+            Matcher::Detector(d) => st
+                .detections
+                .iter()
+                .find(|(vv, dd, _)| *vv == v && *dd == d)
+                .and_then(|x| x.2)
+                .map(|d| d.fingerprint_str().to_string()),
+            _ => None,
+        };
+        let m = RuleMatch {
+            rule_id: rule.id,
+            class: rule.class.clone(),
+            severity: rule.severity,
+            score,
+            target: target_string(kind, name, json),
+            matched: truncate_chars(matched, MATCHED_MAX),
+            transforms: rule.transforms.iter().map(|t| t.name()).collect(),
+            value: truncate_chars(hay, VALUE_MAX),
+            fingerprint,
+        };
+        st.matches.push(m);
+    }
+}
+
+/// Cheap gates before the tokenizers: a value made only of letters, digits and `_` cannot
+/// be an injection in any SQL or HTML context.
+fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::Detection> {
+    if hay.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    match d {
+        Detector::Sqli => palisade_detect::sqli::detect(hay),
+        Detector::Xss => palisade_detect::xss::detect(hay),
+    }
+}
+
+impl Sink for Engine<'_> {
+    fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+        let rs = self.rs;
+        let pol = self.pol;
+        let st = &mut *self.st;
+        let k = kind as usize;
+        let (Some(kr), Some(kc)) = (rs.kind_rules.get(k), rs.kind_chains.get(k)) else {
+            return;
+        };
+        st.cand.copy_from(kr);
+        st.chains.copy_from(kc);
+        if kind == Kind::Header {
+            if let Some((hr, hc)) = rs.header_rules.get(name) {
+                st.cand.or_with(hr);
+                st.chains.or_with(hc);
+            }
+        }
+        st.cand.and_with(&pol.active);
+        for (t, rules) in &pol.excl {
+            if t.kinds & kind.bit() != 0 && t.name.as_deref().is_none_or(|n| n == name) {
+                st.cand.and_not(rules);
+            }
+        }
+        if st.cand.is_empty() {
+            return;
+        }
+        self.eval(kind, name, json, value);
+    }
+}
+
+impl RuleSet {
+    pub(crate) fn engine<'a>(&'a self, p: &'a Policy, st: &'a mut State) -> Engine<'a> {
+        st.prepare(self);
+        Engine { rs: self, pol: p, st }
+    }
+
+    /// Inspects the request head (method, path, query, headers, cookies). Starts a new
+    /// request: `out` is reset first.
+    pub fn inspect_head(&self, p: &Policy, req: &crate::request::RequestHead<'_>, out: &mut Inspection) {
+        out.reset();
+        if p.mode == Mode::Off {
+            return;
+        }
+        let mut eng = self.engine(p, &mut out.st);
+        crate::request::extract_head(req, &mut out.parse, &mut eng);
+    }
+
+    /// Inspects a (de-chunked) body, up to the policy's inspection limit. Call after
+    /// [`RuleSet::inspect_head`] with the same `out`; scores add up.
+    pub fn inspect_body(
+        &self,
+        p: &Policy,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+        out: &mut Inspection,
+    ) {
+        if p.mode == Mode::Off {
+            return;
+        }
+        let body = match body.get(..p.inspection_limit) {
+            Some(b) if b.len() < body.len() => {
+                out.st.over_limit = true;
+                b
+            }
+            _ => body,
+        };
+        let truncated = out.st.over_limit;
+        let mut eng = self.engine(p, &mut out.st);
+        let err = crate::body::extract_body(content_type, body, &mut out.parse, &mut eng);
+        if let Some(e) = err {
+            if !truncated && out.st.body_error.is_none() {
+                out.st.body_error = Some(e);
+            }
+        }
+    }
+
+    /// Evaluates one rule alone on one value (after the rule's transforms), through the same
+    /// code path as requests. Used by embedded tests.
+    pub(crate) fn eval_one(&self, rule: usize, value: &[u8], st: &mut State) -> Option<RuleMatch> {
+        st.prepare(self);
+        st.matched.reset(self.rules.len());
+        st.matches.clear();
+        st.score = 0;
+        let chain = self.rules.get(rule)?.chain;
+        st.cand.set(rule);
+        st.chains.set(chain);
+        let pol = Policy {
+            ruleset_uid: self.uid,
+            mode: Mode::Block,
+            paranoia: 4,
+            threshold: 1,
+            inspection_limit: usize::MAX,
+            over_limit: crate::policy::OverLimit::Reject,
+            active: Bitset::full(self.rules.len()),
+            excl: Vec::new(),
+        };
+        let mut eng = Engine {
+            rs: self,
+            pol: &pol,
+            st,
+        };
+        eng.eval(Kind::Body, b"test", false, value);
+        st.matches.pop()
+    }
+}
+
+impl fmt::Display for RuleMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rule {} ({}, {}, +{}) on {}: {:?}",
+            self.rule_id,
+            self.class,
+            self.severity.name(),
+            self.score,
+            self.target,
+            self.matched
+        )
+    }
+}

@@ -1,0 +1,197 @@
+//! Per-route policy: mode, paranoia, threshold, limits and exclusions, compiled against one
+//! [`RuleSet`] into bitsets.
+//!
+//! Exclusion semantics (each entry of `exclusions`):
+//! * `rule_ids`/`tags` only: those rules are off for the route;
+//! * `targets` only: those targets are ignored by every rule;
+//! * both: those rules ignore those targets (everywhere the rule looks: query, body form,
+//!   JSON, multipart, XML, headers, cookies).
+//!
+//! `rule_ids` and `tags` together select the union of both. Unknown ids, tags and targets are
+//! errors, so a typo cannot silently change what is protected.
+
+use serde::Deserialize;
+
+use crate::bitset::Bitset;
+use crate::error::PolicyError;
+use crate::ruleset::RuleSet;
+use crate::target::{parse_excl_target, ExclTarget};
+
+/// What the route does with the verdict.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Enforce: block at the threshold.
+    #[default]
+    Block,
+    /// Log what would be blocked, let it through.
+    Detect,
+    /// No inspection.
+    Off,
+}
+
+/// What happens to a body larger than the inspection limit.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    /// Answer 413.
+    #[default]
+    Reject,
+    /// Inspect the first `inspection_limit` bytes, pass the rest uninspected (counted).
+    #[serde(alias = "pass-uninspected")]
+    PassUninspected,
+}
+
+/// One exclusion as configured.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionConfig {
+    /// Rule ids.
+    #[serde(default)]
+    pub rule_ids: Vec<u32>,
+    /// Rule tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Targets such as `args:q`, `json:user.bio`, `headers:referer`, `cookies:sid`, `path`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+fn default_paranoia() -> u8 {
+    1
+}
+fn default_threshold() -> u32 {
+    5
+}
+fn default_limit() -> usize {
+    131_072
+}
+
+/// A route's WAF policy as configured (raw).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// block | detect | off (default block).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Paranoia level 1-4 (default 1): rules with paranoia ≤ this are active.
+    #[serde(default = "default_paranoia")]
+    pub paranoia: u8,
+    /// Anomaly score at which the request is blocked (default 5).
+    #[serde(default = "default_threshold")]
+    pub threshold: u32,
+    /// Body bytes inspected (default 131072).
+    #[serde(default = "default_limit")]
+    pub inspection_limit: usize,
+    /// What to do past the inspection limit (default reject).
+    #[serde(default)]
+    pub over_limit: OverLimit,
+    /// Exclusions.
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionConfig>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            mode: Mode::Block,
+            paranoia: 1,
+            threshold: 5,
+            inspection_limit: default_limit(),
+            over_limit: OverLimit::Reject,
+            exclusions: Vec::new(),
+        }
+    }
+}
+
+/// A [`PolicyConfig`] compiled against one [`RuleSet`]. Recompile it when the rule set is
+/// reloaded ([`Policy::is_for`] tells whether it matches).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub(crate) ruleset_uid: u64,
+    /// Mode.
+    pub mode: Mode,
+    /// Paranoia level.
+    pub paranoia: u8,
+    /// Blocking threshold.
+    pub threshold: u32,
+    /// Body bytes inspected.
+    pub inspection_limit: usize,
+    /// Over-limit behaviour.
+    pub over_limit: OverLimit,
+    pub(crate) active: Bitset,
+    pub(crate) excl: Vec<(ExclTarget, Bitset)>,
+}
+
+impl Policy {
+    /// Compiles `cfg` against `rules`.
+    pub fn compile(cfg: &PolicyConfig, rules: &RuleSet) -> Result<Policy, PolicyError> {
+        if !(1..=4).contains(&cfg.paranoia) {
+            return Err(PolicyError::Paranoia(cfg.paranoia));
+        }
+        if cfg.threshold == 0 {
+            return Err(PolicyError::Threshold);
+        }
+        let n = rules.len();
+        let mut active = Bitset::new(n);
+        for (i, r) in rules.rules.iter().enumerate() {
+            if r.paranoia <= cfg.paranoia {
+                active.set(i);
+            }
+        }
+        let mut excl = Vec::new();
+        for ex in &cfg.exclusions {
+            if ex.rule_ids.is_empty() && ex.tags.is_empty() && ex.targets.is_empty() {
+                return Err(PolicyError::EmptyExclusion);
+            }
+            let mut selected = Bitset::new(n);
+            for id in &ex.rule_ids {
+                match rules.by_id.get(id) {
+                    Some(&i) => selected.set(i),
+                    None => return Err(PolicyError::UnknownRule(*id)),
+                }
+            }
+            for tag in &ex.tags {
+                if !rules.tags.contains(tag) {
+                    return Err(PolicyError::UnknownTag(tag.clone()));
+                }
+                for (i, r) in rules.rules.iter().enumerate() {
+                    if r.tags.contains(tag) {
+                        selected.set(i);
+                    }
+                }
+            }
+            let by_rule = !(ex.rule_ids.is_empty() && ex.tags.is_empty());
+            if ex.targets.is_empty() {
+                active.and_not(&selected);
+                continue;
+            }
+            let which = if by_rule { selected } else { Bitset::full(n) };
+            for t in &ex.targets {
+                let target =
+                    parse_excl_target(t).ok_or_else(|| PolicyError::UnknownTarget(t.clone()))?;
+                excl.push((target, which.clone()));
+            }
+        }
+        Ok(Policy {
+            ruleset_uid: rules.uid,
+            mode: cfg.mode,
+            paranoia: cfg.paranoia,
+            threshold: cfg.threshold,
+            inspection_limit: cfg.inspection_limit,
+            over_limit: cfg.over_limit,
+            active,
+            excl,
+        })
+    }
+
+    /// True when this policy was compiled against `rules` (after a reload, recompile).
+    pub fn is_for(&self, rules: &RuleSet) -> bool {
+        self.ruleset_uid == rules.uid
+    }
+
+    /// Number of rules active under this policy.
+    pub fn active_rules(&self) -> usize {
+        self.active.ones().count()
+    }
+}

@@ -1,0 +1,118 @@
+//! Extraction of values from the request head: method, path, uri, query and its arguments,
+//! headers and cookies.
+
+use crate::inspect::Sink;
+use crate::target::Kind;
+use crate::transform::hex_val;
+
+/// The request head as the gateway has it. `path` and `query` are raw (undecoded).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// Method (`GET`, …).
+    pub method: &'a str,
+    /// Raw path, without the query.
+    pub path: &'a [u8],
+    /// Raw query string, without `?`.
+    pub query: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a http::HeaderMap,
+}
+
+/// Reusable parse buffers.
+#[derive(Debug, Default)]
+pub(crate) struct ParseBufs {
+    pub a: Vec<u8>,
+    pub b: Vec<u8>,
+    pub c: Vec<u8>,
+    pub stack: Vec<usize>,
+}
+
+/// Percent-decodes `input` into `out` (`+` as space when `plus`). Invalid escapes are kept.
+pub(crate) fn percent_decode(input: &[u8], plus: bool, out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|&c| hex_val(c)),
+                input.get(i + 2).and_then(|&c| hex_val(c)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if plus && b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+}
+
+/// Splits `a=1&b=2` and sends names (as `args_names`) and decoded values (as `kind`).
+/// Repeated names (`a=1&a=2`, parameter pollution) are each inspected.
+pub(crate) fn urlencoded(data: &[u8], kind: Kind, bufs: &mut ParseBufs, sink: &mut impl Sink) {
+    for pair in data.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        percent_decode(name, true, &mut bufs.a);
+        percent_decode(value, true, &mut bufs.b);
+        sink.value(Kind::ArgName, &bufs.a, false, &bufs.a);
+        sink.value(kind, &bufs.a, false, &bufs.b);
+    }
+}
+
+/// Splits a `Cookie` header value into names and values (values are not decoded).
+fn cookies(header: &[u8], sink: &mut impl Sink) {
+    for part in header.split(|&b| b == b';') {
+        let part = trim(part);
+        if part.is_empty() {
+            continue;
+        }
+        let (name, value) = match memchr::memchr(b'=', part) {
+            Some(i) => (trim(&part[..i]), trim(&part[i + 1..])),
+            None => (&b""[..], part),
+        };
+        sink.value(Kind::CookieName, name, false, name);
+        sink.value(Kind::Cookie, name, false, value);
+    }
+}
+
+pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+pub(crate) fn extract_head(req: &RequestHead<'_>, bufs: &mut ParseBufs, sink: &mut impl Sink) {
+    sink.value(Kind::Method, b"", false, req.method.as_bytes());
+    percent_decode(req.path, false, &mut bufs.c);
+    sink.value(Kind::Path, b"", false, &bufs.c);
+    bufs.c.clear();
+    bufs.c.extend_from_slice(req.path);
+    if let Some(q) = req.query {
+        bufs.c.push(b'?');
+        bufs.c.extend_from_slice(q);
+    }
+    sink.value(Kind::Uri, b"", false, &bufs.c);
+    if let Some(q) = req.query {
+        sink.value(Kind::Query, b"", false, q);
+        urlencoded(q, Kind::QueryArg, bufs, sink);
+    }
+    for (name, value) in req.headers {
+        let n = name.as_str().as_bytes();
+        sink.value(Kind::HeaderName, n, false, n);
+        sink.value(Kind::Header, n, false, value.as_bytes());
+        if name == http::header::COOKIE {
+            cookies(value.as_bytes(), sink);
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! Loading (parse → validate → compile) of rule files into an immutable [`RuleSet`].
+//!
+//! Compilation builds:
+//! * one Aho-Corasick automaton (ASCII-case-insensitive, overlapping) holding every
+//!   `contains_any`/`contains_word` phrase of every rule **and** the literal factors of every
+//!   regex (see [`crate::prefilter`]); phrases are then verified byte-exactly (so "case as
+//!   given" holds) and, for `contains_word`, on word boundaries;
+//! * the distinct transform chains; each is computed at most once per value at inspection time
+//!   (shared prefixes too, through a per-value memo);
+//! * per-target-kind rule bitsets (plus per-header-name bitsets for `headers:<name>`), so a value
+//!   is only checked against rules that look at it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde_saphyr::{Location, Spanned};
+
+use crate::bitset::Bitset;
+use crate::error::{LoadError, LoadErrors};
+use crate::raw::{RawFile, RawRule, Severity};
+use crate::target::{parse_target, Kind, TargetSpec, KINDS};
+use crate::transform::Transform;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A built-in detector usable as a rule's match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detector {
+    /// `palisade_detect::sqli`.
+    Sqli,
+    /// `palisade_detect::xss`.
+    Xss,
+}
+
+impl Detector {
+    /// The rule-file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Sqli => "sqli",
+            Detector::Xss => "xss",
+        }
+    }
+}
+
+/// How a compiled rule matches.
+#[derive(Debug)]
+pub(crate) enum Matcher {
+    /// Phrases live in the shared automaton.
+    Phrases { any: Vec<String>, words: Vec<String> },
+    /// A regex; `filtered` when its factors are in the shared automaton.
+    Regex {
+        re: regex::bytes::Regex,
+        filtered: bool,
+    },
+    /// A built-in detector.
+    Detector(Detector),
+}
+
+/// A validated, compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique id.
+    pub id: u32,
+    /// Short name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Attack class of the rule's file.
+    pub class: String,
+    /// Severity (anomaly points).
+    pub severity: Severity,
+    /// Paranoia level 1-4.
+    pub paranoia: u8,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Transforms as written.
+    pub transforms: Vec<Transform>,
+    /// Whether the match is negated.
+    pub negate: bool,
+    /// File the rule came from.
+    pub file: String,
+    /// Line of the rule's `id`.
+    pub line: u64,
+    pub(crate) kinds: u32,
+    pub(crate) headers: Vec<String>,
+    pub(crate) chain: usize,
+    pub(crate) matcher: Matcher,
+    pub(crate) tests_match: Vec<(String, u64)>,
+    pub(crate) tests_no_match: Vec<(String, u64)>,
+}
+
+impl Rule {
+    /// Human description of the match (`detector sqli`, `regex …`, `contains_any [...]`).
+    pub fn match_summary(&self) -> String {
+        match &self.matcher {
+            Matcher::Phrases { any, words } => {
+                let mut s = String::new();
+                if !any.is_empty() {
+                    s.push_str(&format!("contains_any {any:?}"));
+                }
+                if !words.is_empty() {
+                    if !s.is_empty() {
+                        s.push(' ');
+                    }
+                    s.push_str(&format!("contains_word {words:?}"));
+                }
+                s
+            }
+            Matcher::Regex { re, .. } => format!("regex {}", re.as_str()),
+            Matcher::Detector(d) => format!("detector {}", d.name()),
+        }
+    }
+}
+
+/// How one automaton pattern relates to one rule.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PatKind {
+    /// A phrase; `word` when it must sit on word boundaries.
+    Phrase { word: bool },
+    /// A regex factor: the rule's regex must run.
+    Factor,
+}
+
+/// One (rule, role) pair of an automaton pattern.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PatEntry {
+    pub rule: u32,
+    pub kind: PatKind,
+}
+
+/// The compiled rule set: immutable, `Send + Sync`, cheap to share in an `Arc`.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) uid: u64,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) chains: Vec<Vec<Transform>>,
+    pub(crate) ac: Option<AhoCorasick>,
+    pub(crate) patterns: Vec<Vec<u8>>,
+    pub(crate) pat_entries: Vec<Vec<PatEntry>>,
+    pub(crate) kind_rules: Vec<Bitset>,
+    pub(crate) kind_chains: Vec<Bitset>,
+    /// Rules (and chains) of `headers:<name>` targets, by lowercase header name.
+    pub(crate) header_rules: HashMap<Vec<u8>, (Bitset, Bitset)>,
+    /// Rules that must be evaluated outside the automaton (unfiltered regexes, detectors).
+    pub(crate) direct: Bitset,
+    pub(crate) negated: Bitset,
+    pub(crate) by_id: HashMap<u32, usize>,
+    pub(crate) tags: HashSet<String>,
+}
+
+fn loc_of(l: &Location) -> (u64, u64) {
+    (l.line(), l.column())
+}
+
+fn err(
+    file: &str,
+    loc: &Location,
+    message: impl Into<String>,
+    hint: Option<String>,
+    rule_id: Option<u32>,
+) -> LoadError {
+    let (line, col) = loc_of(loc);
+    LoadError {
+        file: file.to_string(),
+        line,
+        col,
+        message: message.into(),
+        hint,
+        rule_id,
+    }
+}
+
+/// Turns a serde-saphyr error into a located load error.
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> LoadError {
+    let (line, col) = e.location().map(|l| loc_of(&l)).unwrap_or((0, 0));
+    let mut message = e.without_snippet().to_string();
+    // The library appends its own " at line L column C"; we print the location first instead.
+    for suffix in [format!(" at line {line}, column {col}"), format!(" at line {line} column {col}")] {
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_string();
+        }
+    }
+    let hint = if message.contains("unknown field") {
+        Some("unknown keys are errors so that a typo cannot disable a rule".to_string())
+    } else {
+        None
+    };
+    LoadError {
+        file: file.to_string(),
+        line,
+        col,
+        message: message.trim().to_string(),
+        hint,
+        rule_id: None,
+    }
+}
+
+/// The last line of a regex error ("error: …"), so it fits on one line.
+fn regex_error_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+struct Pending {
+    rule: Rule,
+    phrases: Vec<(Vec<u8>, PatKind)>,
+}
+
+impl RuleSet {
+    /// Loads every `*.yaml` (and `*.yml`) file of `dir`, sorted by name.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadErrors> {
+        let mut errors = Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(LoadErrors {
+                    errors: vec![LoadError {
+                        file: dir.display().to_string(),
+                        line: 0,
+                        col: 0,
+                        message: format!("cannot read rule directory: {e}"),
+                        hint: None,
+                        rule_id: None,
+                    }],
+                })
+            }
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
+            .collect();
+        paths.sort();
+        let mut sources = Vec::new();
+        for p in paths {
+            match std::fs::read_to_string(&p) {
+                Ok(text) => sources.push((p.display().to_string(), text)),
+                Err(e) => errors.push(LoadError {
+                    file: p.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: format!("cannot read rule file: {e}"),
+                    hint: None,
+                    rule_id: None,
+                }),
+            }
+        }
+        match RuleSet::from_sources(&sources) {
+            Ok(rs) if errors.is_empty() => Ok(rs),
+            Ok(_) => Err(LoadErrors { errors }),
+            Err(mut e) => {
+                errors.append(&mut e.errors);
+                Err(LoadErrors { errors })
+            }
+        }
+    }
+
+    /// Compiles rule files given as `(file name, text)` pairs. All errors of all files are
+    /// reported, each as `file:line:col: message (hint)`.
+    pub fn from_sources(src: &[(String, String)]) -> Result<RuleSet, LoadErrors> {
+        let mut errors = Vec::new();
+        let mut pending = Vec::new();
+        let mut seen: HashMap<u32, (String, u64, u64)> = HashMap::new();
+        for (file, text) in src {
+            let raw: RawFile = match serde_saphyr::from_str(text) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(yaml_error(file, &e));
+                    continue;
+                }
+            };
+            let class = raw.class.value.trim().to_string();
+            if class.is_empty()
+                || !class
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                errors.push(err(
+                    file,
+                    &raw.class.referenced,
+                    format!("invalid class {:?}", raw.class.value),
+                    Some("use a lowercase name such as sqli, xss, rce, lfi".into()),
+                    None,
+                ));
+            }
+            for r in raw.rules {
+                let id = r.id.value;
+                let (line, col) = loc_of(&r.id.referenced);
+                if let Some((f0, l0, c0)) = seen.get(&id) {
+                    errors.push(err(
+                        file,
+                        &r.id.referenced,
+                        format!("duplicate rule id {id}"),
+                        Some(format!(
+                            "already defined at {f0}:{l0}:{c0}; ids must be unique across all files"
+                        )),
+                        Some(id),
+                    ));
+                    continue;
+                }
+                seen.insert(id, (file.clone(), line, col));
+                match validate(file, &class, r) {
+                    Ok(p) => pending.push(p),
+                    Err(mut es) => errors.append(&mut es),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors { errors });
+        }
+        compile(pending).map_err(|errors| LoadErrors { errors })
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when the set has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The compiled rules, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: u32) -> Option<&Rule> {
+        self.by_id.get(&id).and_then(|&i| self.rules.get(i))
+    }
+
+    /// Number of distinct transform chains (each computed at most once per value).
+    pub fn chain_count(&self) -> usize {
+        self.chains.len()
+    }
+}
+
+fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadError>> {
+    let id = r.id.value;
+    let mut errors = Vec::new();
+    let e = |loc: &Location, m: String, h: Option<String>| err(file, loc, m, h, Some(id));
+    if !(1..=4).contains(&r.paranoia.value) {
+        errors.push(e(
+            &r.paranoia.referenced,
+            format!("paranoia {} out of range", r.paranoia.value),
+            Some("use 1, 2, 3 or 4".into()),
+        ));
+    }
+    if r.name.trim().is_empty() {
+        errors.push(e(&r.id.referenced, "rule has an empty name".into(), None));
+    }
+    let mut kinds = 0u32;
+    let mut headers = Vec::new();
+    if r.targets.value.is_empty() {
+        errors.push(e(
+            &r.targets.referenced,
+            "empty targets list".into(),
+            Some("name at least one target, e.g. [args]".into()),
+        ));
+    }
+    for t in &r.targets.value {
+        match parse_target(&t.value) {
+            Ok(TargetSpec::Kinds(m)) => kinds |= m,
+            Ok(TargetSpec::Header(h)) => headers.push(h),
+            Err(hint) => errors.push(e(
+                &t.referenced,
+                format!("unknown target {:?}", t.value),
+                Some(hint),
+            )),
+        }
+    }
+    let mut transforms = Vec::new();
+    for t in &r.transforms {
+        match Transform::from_name(&t.value) {
+            Some(tr) => transforms.push(tr),
+            None => errors.push(e(
+                &t.referenced,
+                format!("unknown transform {:?}", t.value),
+                Some(format!("known transforms: {}", Transform::known_names())),
+            )),
+        }
+    }
+    let m = &r.matcher.value;
+    let given = usize::from(m.detector.is_some())
+        + usize::from(m.regex.is_some())
+        + usize::from(m.contains_any.is_some() || m.contains_word.is_some());
+    let mut matcher = None;
+    let mut phrases = Vec::new();
+    if given != 1 {
+        errors.push(e(
+            &r.matcher.referenced,
+            if given == 0 {
+                "match has no matcher".into()
+            } else {
+                "match has more than one matcher".into()
+            },
+            Some(
+                "give exactly one of detector, regex, or contains_any/contains_word phrases"
+                    .into(),
+            ),
+        ));
+    } else if let Some(d) = &m.detector {
+        match d.value.as_str() {
+            "sqli" => matcher = Some(Matcher::Detector(Detector::Sqli)),
+            "xss" => matcher = Some(Matcher::Detector(Detector::Xss)),
+            other => errors.push(e(
+                &d.referenced,
+                format!("unknown detector {other:?}"),
+                Some("known detectors: sqli, xss".into()),
+            )),
+        }
+    } else if let Some(re) = &m.regex {
+        match regex::bytes::RegexBuilder::new(&re.value)
+            .size_limit(8 << 20)
+            .dfa_size_limit(4 << 20)
+            .build()
+        {
+            Ok(compiled) => {
+                let factors = crate::prefilter::factors(&re.value);
+                let filtered = factors.is_some();
+                for f in factors.unwrap_or_default() {
+                    phrases.push((f, PatKind::Factor));
+                }
+                matcher = Some(Matcher::Regex {
+                    re: compiled,
+                    filtered,
+                });
+            }
+            Err(err) => errors.push(e(
+                &re.referenced,
+                format!("invalid regex: {}", regex_error_line(&err)),
+                Some("regexes use the Rust regex crate syntax (no look-around, no backreferences)".into()),
+            )),
+        }
+    } else {
+        let mut any = Vec::new();
+        let mut words = Vec::new();
+        for (list, word) in [(&m.contains_any, false), (&m.contains_word, true)] {
+            let Some(list) = list else { continue };
+            let key = if word { "contains_word" } else { "contains_any" };
+            if list.value.is_empty() {
+                errors.push(e(
+                    &list.referenced,
+                    format!("empty {key} list"),
+                    Some("give at least one phrase".into()),
+                ));
+            }
+            for p in &list.value {
+                if p.value.is_empty() {
+                    errors.push(e(
+                        &p.referenced,
+                        format!("empty phrase in {key}"),
+                        Some("an empty phrase would match every value".into()),
+                    ));
+                    continue;
+                }
+                phrases.push((p.value.as_bytes().to_vec(), PatKind::Phrase { word }));
+                if word {
+                    words.push(p.value.clone());
+                } else {
+                    any.push(p.value.clone());
+                }
+            }
+        }
+        matcher = Some(Matcher::Phrases { any, words });
+    }
+    let tests = r.tests.unwrap_or_default();
+    let spanned = |v: &Vec<Spanned<String>>| -> Vec<(String, u64)> {
+        v.iter()
+            .map(|s| (s.value.clone(), s.referenced.line()))
+            .collect()
+    };
+    let (tests_match, tests_no_match) = (spanned(&tests.must_match), spanned(&tests.no_match));
+    match matcher {
+        Some(matcher) if errors.is_empty() => Ok(Pending {
+            rule: Rule {
+                id,
+                name: r.name,
+                description: r.description,
+                class: class.to_string(),
+                severity: r.severity,
+                paranoia: r.paranoia.value,
+                tags: r.tags,
+                transforms,
+                negate: r.negate,
+                file: file.to_string(),
+                line: r.id.referenced.line(),
+                kinds,
+                headers,
+                chain: 0,
+                matcher,
+                tests_match,
+                tests_no_match,
+            },
+            phrases,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
+    let n = pending.len();
+    let mut rules = Vec::with_capacity(n);
+    let mut chains: Vec<Vec<Transform>> = Vec::new();
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
+    let mut pat_index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut pat_entries: Vec<Vec<PatEntry>> = Vec::new();
+    let mut direct = Bitset::new(n);
+    let mut negated = Bitset::new(n);
+    for (i, p) in pending.into_iter().enumerate() {
+        let mut rule = p.rule;
+        rule.chain = match chains.iter().position(|c| *c == rule.transforms) {
+            Some(c) => c,
+            None => {
+                chains.push(rule.transforms.clone());
+                chains.len() - 1
+            }
+        };
+        let idx = u32::try_from(i).unwrap_or(u32::MAX);
+        for (bytes, kind) in p.phrases {
+            let pid = *pat_index.entry(bytes.clone()).or_insert_with(|| {
+                patterns.push(bytes);
+                pat_entries.push(Vec::new());
+                patterns.len() - 1
+            });
+            if let Some(list) = pat_entries.get_mut(pid) {
+                list.push(PatEntry { rule: idx, kind });
+            }
+        }
+        match &rule.matcher {
+            Matcher::Regex { filtered: false, .. } | Matcher::Detector(_) => direct.set(i),
+            _ => {}
+        }
+        if rule.negate {
+            negated.set(i);
+        }
+        rules.push(rule);
+    }
+    let mut kind_rules = vec![Bitset::new(n); KINDS];
+    let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
+    let mut header_rules: HashMap<Vec<u8>, (Bitset, Bitset)> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        for k in Kind::ALL {
+            if r.kinds & k.bit() != 0 {
+                kind_rules[k as usize].set(i);
+                kind_chains[k as usize].set(r.chain);
+            }
+        }
+        for h in &r.headers {
+            let e = header_rules
+                .entry(h.as_bytes().to_vec())
+                .or_insert_with(|| (Bitset::new(n), Bitset::new(chains.len())));
+            e.0.set(i);
+            e.1.set(r.chain);
+        }
+    }
+    let ac = if patterns.is_empty() {
+        None
+    } else {
+        match AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+        {
+            Ok(ac) => Some(ac),
+            Err(e) => {
+                return Err(vec![LoadError {
+                    file: "<rule set>".into(),
+                    line: 0,
+                    col: 0,
+                    message: format!("cannot build the phrase automaton: {e}"),
+                    hint: None,
+                    rule_id: None,
+                }])
+            }
+        }
+    };
+    let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
+    Ok(RuleSet {
+        uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        rules,
+        chains,
+        ac,
+        patterns,
+        pat_entries,
+        kind_rules,
+        kind_chains,
+        header_rules,
+        direct,
+        negated,
+        by_id,
+        tags,
+    })
+}

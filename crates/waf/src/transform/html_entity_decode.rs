@@ -1,0 +1,137 @@
+//! `html_entity_decode`: decodes HTML character references.
+//!
+//! Handles decimal (`&#60;`), hex (`&#x3c;`, `&#X3C`) and the named entities attackers use
+//! (`&lt;`, `&gt;`, `&amp;`, `&quot;`, `&apos;`, `&colon;`, `&lpar;`, `&Tab;`, `&NewLine;`, …),
+//! each with or without the closing `;` (browsers accept `&#60` and `&lt`). Unknown names are
+//! kept. Example: `&lt;script&#x3e;` → `<script>`.
+
+use super::push_code_point;
+
+const NAMED: &[(&[u8], &str)] = &[
+    (b"lt", "<"),
+    (b"gt", ">"),
+    (b"amp", "&"),
+    (b"quot", "\""),
+    (b"apos", "'"),
+    (b"nbsp", "\u{a0}"),
+    (b"colon", ":"),
+    (b"semi", ";"),
+    (b"comma", ","),
+    (b"period", "."),
+    (b"excl", "!"),
+    (b"quest", "?"),
+    (b"equals", "="),
+    (b"plus", "+"),
+    (b"num", "#"),
+    (b"dollar", "$"),
+    (b"percnt", "%"),
+    (b"lpar", "("),
+    (b"rpar", ")"),
+    (b"lsqb", "["),
+    (b"rsqb", "]"),
+    (b"lbrack", "["),
+    (b"rbrack", "]"),
+    (b"lcub", "{"),
+    (b"rcub", "}"),
+    (b"lbrace", "{"),
+    (b"rbrace", "}"),
+    (b"sol", "/"),
+    (b"bsol", "\\"),
+    (b"grave", "`"),
+    (b"ast", "*"),
+    (b"commat", "@"),
+    (b"lowbar", "_"),
+    (b"verbar", "|"),
+    (b"vert", "|"),
+    (b"hat", "^"),
+    (b"tab", "\t"),
+    (b"newline", "\n"),
+];
+
+fn named(name: &[u8]) -> Option<&'static str> {
+    NAMED
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// Applies the transform (see the module doc).
+pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
+    if memchr::memchr(b'&', input).is_none() {
+        return false;
+    }
+    out.clear();
+    out.reserve(input.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b != b'&' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let rest = &input[i + 1..];
+        if let Some(r) = rest.strip_prefix(b"#") {
+            let (hex, digits) = match r.first() {
+                Some(b'x' | b'X') => (true, &r[1..]),
+                _ => (false, r),
+            };
+            let mut n = 0usize;
+            let mut cp: u32 = 0;
+            while let Some(&d) = digits.get(n) {
+                let v = if hex {
+                    super::hex_val(d).map(u32::from)
+                } else if d.is_ascii_digit() {
+                    Some(u32::from(d - b'0'))
+                } else {
+                    None
+                };
+                match v {
+                    Some(v) => {
+                        cp = cp.saturating_mul(if hex { 16 } else { 10 }).saturating_add(v);
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            if n > 0 {
+                push_code_point(out, cp);
+                let mut used = 1 + usize::from(hex) + n;
+                if digits.get(n) == Some(&b';') {
+                    used += 1;
+                }
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
+        } else {
+            let n = rest
+                .iter()
+                .take(10)
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
+            // Longest known prefix of the letters, so `&ltscript` decodes like browsers do.
+            let mut found = None;
+            for len in (2..=n).rev() {
+                if let Some(v) = named(&rest[..len]) {
+                    found = Some((len, v));
+                    break;
+                }
+            }
+            if let Some((len, v)) = found {
+                out.extend_from_slice(v.as_bytes());
+                let mut used = len;
+                if rest.get(len) == Some(&b';') {
+                    used += 1;
+                }
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    changed
+}

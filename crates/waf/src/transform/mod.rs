@@ -1,0 +1,192 @@
+//! Transforms: pure functions from bytes to bytes, applied in order before a rule matches.
+//!
+//! Each transform lives in its own file with a doc block and a table of test vectors in
+//! `vectors/<name>.yaml`, all run by one table-driven test. A new transform is one file, one
+//! vectors file and one line in [`Transform::ALL`] / [`Transform::apply`].
+//!
+//! Every transform has the signature `fn apply(input: &[u8], out: &mut Vec<u8>) -> bool`: it
+//! returns `false` when the input would come out unchanged (and then leaves `out` alone, so the
+//! engine keeps using the input bytes without a copy), or clears `out`, writes the result into
+//! it and returns `true`.
+//!
+//! ## Decoding multi-layer encodings: `decode_all`
+//! A rule that says `transforms: [decode_all, lowercase]` gets every decoding layer this crate
+//! knows, repeated until the value is stable (double URL encoding, `%uXXXX`, overlong UTF-8,
+//! HTML entities inside URL encoding, JS/JSON escapes), then base64-looking runs decoded and
+//! appended (see [`decode_all`]). This is the recommended first step for attack rules.
+
+pub mod base64_decode_detect;
+pub mod cmd_line;
+pub mod compress_whitespace;
+pub mod decode_all;
+pub mod html_entity_decode;
+pub mod js_decode;
+pub mod lowercase;
+pub mod normalize_path;
+pub mod remove_comments;
+pub mod remove_nulls;
+pub mod remove_whitespace;
+pub mod url_decode;
+pub mod url_decode_repeat;
+pub mod url_decode_uni;
+pub mod utf8_overlong;
+
+/// One named transform. The registry is this enum: [`Transform::from_name`] and
+/// [`Transform::apply`] are plain `match`es.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transform {
+    /// `url_decode`: `%HH` and `+`.
+    UrlDecode,
+    /// `url_decode_uni`: `url_decode` plus `%uXXXX`.
+    UrlDecodeUni,
+    /// `url_decode_repeat`: `url_decode_uni` until stable (bounded).
+    UrlDecodeRepeat,
+    /// `html_entity_decode`: named, decimal and hex entities, with or without `;`.
+    HtmlEntityDecode,
+    /// `js_decode`: `\uXXXX`, `\xHH`, octal and JSON escapes.
+    JsDecode,
+    /// `base64_decode_detect`: appends the decoding of base64-looking runs.
+    Base64DecodeDetect,
+    /// `lowercase`: ASCII lowercase.
+    Lowercase,
+    /// `compress_whitespace`: runs of whitespace become one space.
+    CompressWhitespace,
+    /// `remove_whitespace`: delete all whitespace.
+    RemoveWhitespace,
+    /// `remove_comments`: SQL and C comments.
+    RemoveComments,
+    /// `normalize_path`: `./`, `../`, `//`, backslashes.
+    NormalizePath,
+    /// `remove_nulls`: delete NUL bytes.
+    RemoveNulls,
+    /// `cmd_line`: ModSecurity's cmdLine normalisation.
+    CmdLine,
+    /// `utf8_overlong`: overlong UTF-8 sequences to their ASCII character.
+    Utf8Overlong,
+    /// `decode_all`: every decoding layer until stable, then base64 runs.
+    DecodeAll,
+}
+
+impl Transform {
+    /// Every transform, in registry order.
+    pub const ALL: [Transform; 15] = [
+        Transform::UrlDecode,
+        Transform::UrlDecodeUni,
+        Transform::UrlDecodeRepeat,
+        Transform::HtmlEntityDecode,
+        Transform::JsDecode,
+        Transform::Base64DecodeDetect,
+        Transform::Lowercase,
+        Transform::CompressWhitespace,
+        Transform::RemoveWhitespace,
+        Transform::RemoveComments,
+        Transform::NormalizePath,
+        Transform::RemoveNulls,
+        Transform::CmdLine,
+        Transform::Utf8Overlong,
+        Transform::DecodeAll,
+    ];
+
+    /// The name used in rule files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::UrlDecode => "url_decode",
+            Transform::UrlDecodeUni => "url_decode_uni",
+            Transform::UrlDecodeRepeat => "url_decode_repeat",
+            Transform::HtmlEntityDecode => "html_entity_decode",
+            Transform::JsDecode => "js_decode",
+            Transform::Base64DecodeDetect => "base64_decode_detect",
+            Transform::Lowercase => "lowercase",
+            Transform::CompressWhitespace => "compress_whitespace",
+            Transform::RemoveWhitespace => "remove_whitespace",
+            Transform::RemoveComments => "remove_comments",
+            Transform::NormalizePath => "normalize_path",
+            Transform::RemoveNulls => "remove_nulls",
+            Transform::CmdLine => "cmd_line",
+            Transform::Utf8Overlong => "utf8_overlong",
+            Transform::DecodeAll => "decode_all",
+        }
+    }
+
+    /// Looks a transform up by its rule-file name.
+    pub fn from_name(name: &str) -> Option<Transform> {
+        Transform::ALL.iter().copied().find(|t| t.name() == name)
+    }
+
+    /// Comma-separated list of every name, for error hints.
+    pub fn known_names() -> String {
+        let names: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
+        names.join(", ")
+    }
+
+    /// Applies the transform. Returns `false` (and leaves `out` untouched) when the input is
+    /// unchanged; otherwise `out` holds the result.
+    pub fn apply(self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        match self {
+            Transform::UrlDecode => url_decode::apply(input, out),
+            Transform::UrlDecodeUni => url_decode_uni::apply(input, out),
+            Transform::UrlDecodeRepeat => url_decode_repeat::apply(input, out),
+            Transform::HtmlEntityDecode => html_entity_decode::apply(input, out),
+            Transform::JsDecode => js_decode::apply(input, out),
+            Transform::Base64DecodeDetect => base64_decode_detect::apply(input, out),
+            Transform::Lowercase => lowercase::apply(input, out),
+            Transform::CompressWhitespace => compress_whitespace::apply(input, out),
+            Transform::RemoveWhitespace => remove_whitespace::apply(input, out),
+            Transform::RemoveComments => remove_comments::apply(input, out),
+            Transform::NormalizePath => normalize_path::apply(input, out),
+            Transform::RemoveNulls => remove_nulls::apply(input, out),
+            Transform::CmdLine => cmd_line::apply(input, out),
+            Transform::Utf8Overlong => utf8_overlong::apply(input, out),
+            Transform::DecodeAll => decode_all::apply(input, out),
+        }
+    }
+
+    /// Convenience for tests and tools: applies the transform and returns the result.
+    pub fn apply_to_vec(self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.apply(input, &mut out) {
+            out
+        } else {
+            input.to_vec()
+        }
+    }
+}
+
+/// Applies a chain of transforms in order, returning the final bytes.
+pub fn apply_chain(chain: &[Transform], input: &[u8]) -> Vec<u8> {
+    let mut cur = input.to_vec();
+    let mut out = Vec::new();
+    for t in chain {
+        if t.apply(&cur, &mut out) {
+            std::mem::swap(&mut cur, &mut out);
+        }
+    }
+    cur
+}
+
+/// Value of an ASCII hex digit.
+#[inline]
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends the UTF-8 encoding of a code point; full-width ASCII (U+FF01..U+FF5E) is folded to
+/// ASCII, as IIS and ModSecurity do, and invalid code points become U+FFFD.
+pub(crate) fn push_code_point(out: &mut Vec<u8>, cp: u32) {
+    let cp = if (0xFF01..=0xFF5E).contains(&cp) {
+        cp - 0xFF01 + 0x21
+    } else {
+        cp
+    };
+    let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+#[cfg(test)]
+mod vector_tests;
