@@ -350,7 +350,9 @@ impl Engine<'_> {
         let st = &mut *self.st;
         let mut fired: Vec<(u32, Option<(u32, u32)>)> = Vec::new();
         for &(r, s, e) in &st.spans {
-            fired.push((r, Some((s, e))));
+            if !rs.negated.get(r as usize) {
+                fired.push((r, Some((s, e))));
+            }
         }
         st.tmp.copy_from(&rs.negated);
         st.tmp.and_with(&st.cand);

