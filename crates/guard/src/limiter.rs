@@ -141,9 +141,14 @@ const EVICTION_SAMPLE: usize = 8;
 impl BoundedStore {
     /// A store holding at most `max_keys` keys (at least 1).
     pub fn new(max_keys: usize) -> Self {
+        Self::with_shards(max_keys, 16)
+    }
+
+    /// A store with at most `max_shards` shards (a power of two).
+    fn with_shards(max_keys: usize, max_shards: usize) -> Self {
         let max_keys = max_keys.max(1);
-        // Up to 16 shards, never more shards than keys, so the total cap is ≤ max_keys.
-        let mut n = 16usize;
+        // Never more shards than keys, so the total cap is ≤ max_keys.
+        let mut n = max_shards.max(1).next_power_of_two();
         while n > max_keys {
             n /= 2;
         }
@@ -354,3 +359,166 @@ impl RateLimit for Limiter {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::FakeClock;
+    use std::num::NonZeroU32;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+    fn clock() -> (FakeClock, SharedClock) {
+        let c = FakeClock::new(Timestamp::from_secs(1_700_000_000));
+        (c.clone(), SharedClock::new(c))
+    }
+
+    #[test]
+    fn burst_then_retry_after_then_replenish() {
+        let (fake, clock) = clock();
+        let l = Limiter::keyed(Rate::per_second(nz(1), nz(3)), 100, clock);
+        let a = LimitKey::Ip(ip("10.0.0.1"));
+        let d: Vec<(bool, u32, Duration)> = (0..3)
+            .map(|_| l.check(a))
+            .map(|d| (d.allowed, d.remaining, d.reset_after))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                (true, 2, Duration::from_secs(1)),
+                (true, 1, Duration::from_secs(2)),
+                (true, 0, Duration::from_secs(3)),
+            ]
+        );
+        let denied = l.check(a);
+        assert_eq!(
+            denied,
+            Decision {
+                allowed: false,
+                limit: 3,
+                remaining: 0,
+                reset_after: Duration::from_secs(3),
+                retry_after: Some(Duration::from_secs(1)),
+            }
+        );
+        assert_eq!(denied.retry_after_secs(), Some(1));
+        fake.advance(Duration::from_millis(999));
+        assert!(!l.check(a).allowed);
+        assert_eq!(l.check(a).retry_after, Some(Duration::from_millis(1)));
+        fake.advance(Duration::from_millis(1));
+        assert!(l.check(a).allowed);
+        assert!(!l.check(a).allowed);
+        // A long pause refills the whole burst.
+        fake.advance(Duration::from_secs(60));
+        assert_eq!(l.check(a).remaining, 2);
+    }
+
+    #[test]
+    fn keys_are_independent_and_mapped_addresses_are_one_key() {
+        let (_fake, clock) = clock();
+        let l = Limiter::keyed(Rate::per_minute(nz(1), nz(1)), 100, clock);
+        assert!(l.check(LimitKey::Ip(ip("10.0.0.1"))).allowed);
+        assert!(!l.check(LimitKey::Ip(ip("::ffff:10.0.0.1"))).allowed);
+        assert!(l.check(LimitKey::Ip(ip("10.0.0.2"))).allowed);
+        assert!(l.check(LimitKey::Str("key-a")).allowed);
+        assert!(!l.check(LimitKey::Str("key-a")).allowed);
+        assert!(l.check(LimitKey::Str("key-b")).allowed);
+        let d = l.check(LimitKey::Str("key-b"));
+        assert_eq!(d.retry_after, Some(Duration::from_secs(60)));
+        assert_eq!(l.len(), 4);
+    }
+
+    #[test]
+    fn shared_limiter_counts_everyone_together() {
+        let (fake, clock) = clock();
+        let l = Limiter::shared(Rate::per_second(nz(10), nz(2)), clock);
+        assert!(l.check(LimitKey::Ip(ip("10.0.0.1"))).allowed);
+        assert!(l.check(LimitKey::Ip(ip("10.0.0.2"))).allowed);
+        let d = l.check(LimitKey::Ip(ip("10.0.0.3")));
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Some(Duration::from_millis(100)));
+        assert_eq!(l.len(), 0);
+        fake.advance(Duration::from_millis(100));
+        assert!(l.check(LimitKey::Str("x")).allowed);
+    }
+
+    #[test]
+    fn sweep_drops_only_entries_without_information() {
+        let (fake, clock) = clock();
+        let l = Limiter::keyed(Rate::per_second(nz(1), nz(5)), 100, clock);
+        for i in 0..10u32 {
+            l.check(LimitKey::Ip(IpAddr::V4(i.into())));
+        }
+        // A throttled key keeps its state across the sweep.
+        for _ in 0..10 {
+            l.check(LimitKey::Ip(ip("192.0.2.1")));
+        }
+        assert_eq!(l.len(), 11);
+        fake.advance(Duration::from_secs(2));
+        l.sweep();
+        assert_eq!(l.len(), 1, "only the throttled key is left");
+        // 5 used, 2 replenished: the kept state leaves 1 more after this one (fresh would be 4).
+        assert_eq!(l.check(LimitKey::Ip(ip("192.0.2.1"))).remaining, 1);
+        fake.advance(Duration::from_secs(10));
+        l.sweep();
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn store_evicts_the_entry_with_the_earliest_tat() {
+        let store = BoundedStore::with_shards(8, 1);
+        assert_eq!(store.capacity(), 8);
+        // Eight keys, TAT = 100 × key; key 3 gets the smallest by being set to 1.
+        for k in 0..8u128 {
+            let tat = if k == 3 { 1 } else { 100 * (k as u64 + 1) };
+            let r: Result<(), ()> = store.measure_and_replace(&k, |_| Ok(((), Nanos::new(tat))));
+            assert!(r.is_ok());
+        }
+        assert_eq!(store.len(), 8);
+        let r: Result<(), ()> = store.measure_and_replace(&99, |_| Ok(((), Nanos::new(5))));
+        assert!(r.is_ok());
+        assert!(store.len() <= 8);
+        let seen3: Result<(), Option<Nanos>> = store.measure_and_replace(&3, Err);
+        assert_eq!(seen3, Err(None), "key 3 (earliest TAT) was evicted");
+        let seen7: Result<(), Option<Nanos>> = store.measure_and_replace(&7, Err);
+        assert_eq!(seen7, Err(Some(Nanos::new(800))), "key 7 kept");
+    }
+
+    #[test]
+    fn store_cap_is_never_above_max_keys() {
+        for max in [1usize, 2, 3, 15, 16, 17, 1000] {
+            assert!(BoundedStore::new(max).capacity() <= max, "{max}");
+            assert!(BoundedStore::new(max).capacity() >= max / 2, "{max}");
+        }
+    }
+
+    #[test]
+    fn tighter_prefers_denials_then_fewer_remaining() {
+        let a = Decision {
+            allowed: true,
+            limit: 10,
+            remaining: 5,
+            reset_after: Duration::ZERO,
+            retry_after: None,
+        };
+        let b = Decision { remaining: 1, ..a };
+        let c = Decision {
+            allowed: false,
+            remaining: 0,
+            retry_after: Some(Duration::from_secs(1)),
+            ..a
+        };
+        assert_eq!(a.tighter(b), b);
+        assert_eq!(b.tighter(a), b);
+        assert_eq!(a.tighter(c), c);
+        assert_eq!(c.tighter(a), c);
+        assert_eq!(
+            c.rate_limit_headers(),
+            [("ratelimit-limit", 10), ("ratelimit-remaining", 0), ("ratelimit-reset", 0)]
+        );
+    }
+}
