@@ -31,7 +31,18 @@ pub(crate) fn extract_body(
     if body.is_empty() {
         return None;
     }
+    let err = parsed(content_type, body, bufs, sink);
+    // The raw body last, so the more precise targets are reported first.
     sink.value(Kind::Body, b"", false, body);
+    err
+}
+
+fn parsed(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    bufs: &mut ParseBufs,
+    sink: &mut impl Sink,
+) -> Option<BodyError> {
     let Some(ct) = content_type else {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         match first {

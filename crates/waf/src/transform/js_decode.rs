@@ -1,8 +1,9 @@
 //! `js_decode`: decodes JavaScript and JSON string escapes.
 //!
 //! `\uXXXX` (surrogate pairs joined, full-width ASCII folded), `\u{X..}`, `\xHH`, octal `\0`,
-//! `\oo`, `\ooo`, and the single-character escapes `\n \t \r \b \f \v \/ \\ \" \'`; any other
-//! `\c` becomes `c` (as JavaScript does). Example: `\u003cscript\x3e` → `<script>`.
+//! `\oo`, `\ooo`, and the single-character escapes `\n \t \r \b \f \v \/ \\ \" \'`. Any other
+//! `\c` is kept as it is (JavaScript would drop the backslash, but Windows paths such as
+//! `..\..\win.ini` must keep theirs). Example: `\u003cscript\x3e` → `<script>`.
 
 use super::{hex_val, push_code_point};
 
@@ -113,11 +114,15 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
                 out.push(0x0B);
                 i += 2;
             }
-            other => {
-                out.push(other);
+            b'/' | b'\\' | b'"' | b'\'' | b'`' => {
+                out.push(c);
                 i += 2;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
             }
         }
     }
-    true
+    out.as_slice() != input
 }

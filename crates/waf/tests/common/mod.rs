@@ -62,6 +62,7 @@ impl Req {
     }
     pub fn run(&self, rs: &RuleSet, p: &Policy) -> Inspection {
         let mut out = Inspection::new();
+        out.set_record_all(true);
         self.run_into(rs, p, &mut out);
         out
     }
