@@ -1,0 +1,223 @@
+//! Request and response rewriting shared by both forwarding paths, and the gateway's own
+//! forwarder for bodies that Pingora cannot replay.
+//!
+//! Pingora replays a request body read in `request_filter` from its retry buffer, which holds
+//! 64 KiB. A body read whole before the verdict but larger than that (or larger than the
+//! inspection limit, with `pass_uninspected`) would reach the upstream without its body, so the
+//! gateway forwards such requests itself: after the verdict it connects to a target, sends the
+//! header and the buffered bytes, streams whatever of the body is still unread, and relays the
+//! response. Nothing reaches the upstream before the verdict on either path.
+
+use crate::context::{BodyState, RequestCtx};
+use crate::proxy::Gateway;
+use crate::respond;
+use bytes::Bytes;
+use palisade_analytics::names::{reason, stage};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::Result;
+use std::time::Instant;
+
+/// Rewrite the request sent upstream: path, `X-Request-Id`, `X-Forwarded-*`, header rules.
+pub fn prepare_upstream_request(
+    session: &Session,
+    up: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> Result<()> {
+    if let Some(path) = &ctx.upstream_path {
+        let pq = match up.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
+        if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+            up.set_uri(uri);
+        }
+    }
+    up.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(ip) = ctx.client_ip {
+        let xff = match up
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+            _ => ip.to_string(),
+        };
+        up.insert_header("x-forwarded-for", xff)?;
+    }
+    let tls = session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .is_some();
+    up.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    if matches!(
+        ctx.body_state,
+        BodyState::Buffered | BodyState::BufferedLarge | BodyState::OverLimit
+    ) {
+        // The gateway already answered `100 Continue` and holds the body.
+        up.remove_header(&http::header::EXPECT);
+    }
+    if let Some((_, route)) = ctx.route() {
+        for name in route.request_headers.removals() {
+            up.remove_header(name);
+        }
+        for (k, v) in route.request_headers.additions() {
+            up.insert_header(k.clone(), v.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrite the response sent to the client: `X-Request-Id`, CORS, header rules.
+pub fn prepare_response(
+    req: &RequestHeader,
+    resp: &mut ResponseHeader,
+    ctx: &RequestCtx,
+) -> Result<()> {
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some((_, route)) = ctx.route() {
+        if let Some(cors) = &route.cors {
+            for (k, v) in cors.response_headers(req.headers.get(http::header::ORIGIN)) {
+                resp.insert_header(k, v)?;
+            }
+        }
+        for name in route.response_headers.removals() {
+            resp.remove_header(name);
+        }
+        for (k, v) in route.response_headers.additions() {
+            resp.insert_header(k.clone(), v.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// Forward a request whose body the gateway holds (and possibly a rest still to read) and relay
+/// the response. Connection failures are retried on other targets (nothing was sent).
+pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    let Some((route_rt, route)) = ctx.route() else {
+        return respond::send_error(session, 404, reason::NO_ROUTE, &ctx.request_id, &[]).await;
+    };
+    let pool = route_rt.pool.clone();
+    let max_body = route.max_body_bytes;
+    let route_name = route.name.clone();
+    let mut up_req = session.req_header().clone();
+    prepare_upstream_request(session, &mut up_req, ctx)?;
+
+    // Connect, trying other targets on connection failure.
+    let mut attempt = None;
+    while ctx.attempts <= pool.config.retries {
+        let Some(i) = pool.select(ctx.tried) else {
+            break;
+        };
+        ctx.tried |= 1u64.checked_shl(i as u32).unwrap_or(0);
+        ctx.backend = Some(i);
+        ctx.attempts += 1;
+        let Some(peer) = pool.peer(i) else { break };
+        ctx.upstream_started = Some(Instant::now());
+        match gw.connector.get_http_session(&*peer).await {
+            Ok((s, _reused)) => {
+                attempt = Some((s, peer));
+                break;
+            }
+            Err(_) => {
+                if let Some(b) = pool.backends.get(i) {
+                    b.health
+                        .record_failure(pool.config.max_failures, pool.config.ejection);
+                }
+                gw.shared
+                    .metrics
+                    .upstream_failures
+                    .with_label_values(&[pool.config.name.as_str(), "connect"])
+                    .inc();
+            }
+        }
+    }
+    let Some((mut up, peer)) = attempt else {
+        ctx.gateway_answer(stage::UPSTREAM, reason::UPSTREAM_UNAVAILABLE, 502);
+        return respond::send_error(
+            session,
+            502,
+            reason::UPSTREAM_UNAVAILABLE,
+            &ctx.request_id,
+            &[],
+        )
+        .await;
+    };
+
+    let result: Result<()> = async {
+        up.write_request_header(Box::new(up_req)).await?;
+        let body: Bytes = std::mem::take(&mut ctx.body).freeze();
+        let more = ctx.body_state == BodyState::OverLimit;
+        up.write_request_body(body, !more).await?;
+        if more {
+            gw.shared
+                .metrics
+                .body_uninspected
+                .with_label_values(&[route_name.as_str()])
+                .inc();
+            while let Some(chunk) = session.as_mut().read_request_body().await? {
+                ctx.bytes_in += chunk.len() as u64;
+                if ctx.bytes_in > max_body {
+                    return Err(pingora::Error::explain(
+                        pingora::ErrorType::HTTPStatus(413),
+                        "body larger than the route's cap",
+                    ));
+                }
+                up.write_request_body(chunk, false).await?;
+            }
+        }
+        up.finish_request_body().await?;
+        up.read_response_header().await?;
+        Ok(())
+    }
+    .await;
+
+    if let Err(e) = result {
+        if let Some(b) = pool.backends.get(ctx.backend.unwrap_or(usize::MAX)) {
+            b.health
+                .record_failure(pool.config.max_failures, pool.config.ejection);
+        }
+        let (code, why) = match e.etype() {
+            pingora::ErrorType::HTTPStatus(413) => (413, reason::BODY_TOO_LARGE),
+            pingora::ErrorType::ReadTimedout => (504, reason::UPSTREAM_TIMEOUT),
+            _ => (502, reason::UPSTREAM_ERROR),
+        };
+        if code == 413 {
+            ctx.block(stage::GATEWAY, why, code);
+        } else {
+            ctx.gateway_answer(stage::UPSTREAM, why, code);
+        }
+        return respond::send_error(session, code, why, &ctx.request_id, &[]).await;
+    }
+
+    if let Some(started) = ctx.upstream_started {
+        ctx.upstream_latency = Some(started.elapsed());
+    }
+    let mut resp = match up.response_header() {
+        Some(h) => h.clone(),
+        None => {
+            ctx.gateway_answer(stage::UPSTREAM, reason::UPSTREAM_ERROR, 502);
+            return respond::send_error(session, 502, reason::UPSTREAM_ERROR, &ctx.request_id, &[])
+                .await;
+        }
+    };
+    if let Some(b) = pool.backends.get(ctx.backend.unwrap_or(usize::MAX)) {
+        b.health.record_success();
+    }
+    prepare_response(session.req_header(), &mut resp, ctx)?;
+    ctx.status = resp.status.as_u16();
+    let done = up.response_done();
+    session.write_response_header(Box::new(resp), done).await?;
+    if !done {
+        while let Some(chunk) = up.read_response_body().await? {
+            session.write_response_body(Some(chunk), false).await?;
+        }
+        session.write_response_body(None, true).await?;
+    }
+    if up.response_done() {
+        gw.connector
+            .release_http_session(up, &*peer, Some(pool.config.idle_timeout))
+            .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,587 @@
+//! The Pingora `ProxyHttp` implementation: the request pipeline of DESIGN.md §1 mapped onto
+//! Pingora's phases. See `docs/ARCHITECTURE.md` for the phase map.
+//!
+//! | phase                    | what Palisade does there                                           |
+//! |--------------------------|--------------------------------------------------------------------|
+//! | `request_filter`         | request id, route match, CORS preflight, size cap, stages 1-5, body |
+//! |                          | read and inspected **before** any upstream is contacted            |
+//! | `upstream_peer`          | weighted round robin over healthy targets, retries skip tried ones |
+//! | `upstream_request_filter`| path rewrite, `X-Request-Id`, `X-Forwarded-*`, header rules        |
+//! | `request_body_filter`    | nothing to hold back: the verdict is already given                 |
+//! | `upstream_response_filter`| passive health accounting, upstream latency                       |
+//! | `response_filter`        | `X-Request-Id`, CORS headers, response header rules                |
+//! | `fail_to_connect` / `error_while_proxy` | passive ejection, retry decision                    |
+//! | `fail_to_proxy`          | 502/504 as JSON with request id and reason                         |
+//! | `logging`                | metrics and the analytics event                                    |
+
+use crate::context::{BodyState, RequestCtx};
+use crate::cors::Cors;
+use crate::forward;
+use crate::respond;
+use crate::router::{normalize_path, RouteMatch};
+use crate::state::Shared;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use palisade_analytics::names::{reason, stage};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Pingora keeps at most this much of a request body for replay (its retry buffer).
+pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// The gateway's proxy logic.
+pub struct Gateway {
+    /// Shared state (runtime snapshot, metrics, health).
+    pub shared: Arc<Shared>,
+    pub(crate) connector: pingora::connectors::http::Connector,
+}
+
+impl Gateway {
+    /// Create the proxy logic over shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            connector: pingora::connectors::http::Connector::new(None),
+        }
+    }
+
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        reason: &'static str,
+        stage: &'static str,
+        block: bool,
+    ) -> Result<bool> {
+        if block {
+            ctx.block(stage, reason, status);
+        } else {
+            ctx.gateway_answer(stage, reason, status);
+        }
+        self.shared
+            .metrics
+            .blocked
+            .with_label_values(&[stage, reason])
+            .inc();
+        let extra = self.cors_headers(session, ctx);
+        respond::send_error(session, status, reason, &ctx.request_id, &extra).await?;
+        Ok(true)
+    }
+
+    fn cors_headers(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+    ) -> Vec<(http::HeaderName, HeaderValue)> {
+        match ctx.route() {
+            Some((_, r)) => match &r.cors {
+                Some(c) => {
+                    c.response_headers(session.req_header().headers.get(http::header::ORIGIN))
+                }
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        }
+    }
+
+    /// Read the request body (up to the inspection limit) before anything reaches the upstream.
+    /// Returns `Some(answered)` when the gateway answered the request itself.
+    async fn read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        max_body: u64,
+        inspect_limit: usize,
+    ) -> Result<Option<bool>> {
+        if session.is_upgrade_req() {
+            ctx.body_state = BodyState::Streamed;
+            return Ok(None);
+        }
+        let is_grpc = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if is_grpc {
+            // gRPC streams (client and bidirectional streaming) cannot be held back whole; the
+            // protobuf payload is not inspected. Recorded as streamed.
+            ctx.body_state = BodyState::Streamed;
+            return Ok(None);
+        }
+        if session.as_mut().is_body_empty() {
+            return Ok(None);
+        }
+        let expect_continue = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expect_continue && !session.as_ref().is_http2() {
+            session.as_mut().write_continue_response().await?;
+        }
+        session.as_mut().enable_retry_buffering();
+        loop {
+            let chunk = match session.as_mut().read_request_body().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // client went away or sent a malformed body: answer 400 if we still can
+                    ctx.block(stage::PROTOCOL, reason::BAD_REQUEST, 400);
+                    return Err(e);
+                }
+            };
+            let Some(chunk) = chunk else { break };
+            ctx.bytes_in += chunk.len() as u64;
+            if ctx.bytes_in > max_body {
+                return self
+                    .answer(
+                        session,
+                        ctx,
+                        413,
+                        reason::BODY_TOO_LARGE,
+                        stage::GATEWAY,
+                        true,
+                    )
+                    .await
+                    .map(Some);
+            }
+            ctx.body.extend_from_slice(&chunk);
+            if ctx.body.len() > inspect_limit {
+                ctx.body_state = BodyState::OverLimit;
+                return Ok(None);
+            }
+        }
+        ctx.body_state = if session.as_ref().retry_buffer_truncated() {
+            BodyState::BufferedLarge
+        } else {
+            BodyState::Buffered
+        };
+        Ok(None)
+    }
+
+    /// The upstream request's path (normalised, prefix stripped), if it differs from the raw one.
+    fn rewrite_path(raw_path: &str, normalized: &str, strip: Option<&str>) -> Option<String> {
+        let mut p = normalized;
+        let mut changed = normalized != raw_path;
+        if let Some(prefix) = strip {
+            let prefix = prefix.trim_end_matches('/');
+            if let Some(rest) = p.strip_prefix(prefix) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    p = rest;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return None;
+        }
+        Some(if p.is_empty() {
+            "/".to_string()
+        } else {
+            p.to_string()
+        })
+    }
+}
+
+/// Host of the request without port, lowercase not required (matching is case-insensitive).
+fn request_host(req: &RequestHeader) -> &str {
+    let h = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("");
+    if h.starts_with('[') {
+        // [v6]:port
+        return match h.find(']') {
+            Some(i) => &h[..=i],
+            None => h,
+        };
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+/// A propagated request id is kept when it is short and printable; otherwise a new one is made.
+fn request_id(req: &RequestHeader) -> String {
+    if let Some(v) = req.headers.get("x-request-id") {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            if let Ok(s) = std::str::from_utf8(b) {
+                return s.to_string();
+            }
+        }
+    }
+    new_request_id()
+}
+
+/// A random 128-bit id in hex.
+pub fn new_request_id() -> String {
+    let v: u128 = rand::random();
+    format!("{v:032x}")
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let rt = self.shared.runtime();
+        ctx.runtime = Some(rt.clone());
+        ctx.request_id = request_id(session.req_header());
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+
+        // Route.
+        let req = session.req_header();
+        let raw_path = req.uri.path();
+        let Some(normalized) = normalize_path(raw_path) else {
+            return self
+                .answer(session, ctx, 400, reason::BAD_REQUEST, stage::ROUTER, true)
+                .await;
+        };
+        let host = request_host(req);
+        let index = match rt.router.find(host, &normalized, &req.method) {
+            RouteMatch::Route(i) => i,
+            RouteMatch::MethodNotAllowed(i) => {
+                ctx.route = Some(i);
+                return self
+                    .answer(
+                        session,
+                        ctx,
+                        405,
+                        reason::METHOD_NOT_ALLOWED,
+                        stage::ROUTER,
+                        false,
+                    )
+                    .await;
+            }
+            RouteMatch::NoRoute => {
+                return self
+                    .answer(session, ctx, 404, reason::NO_ROUTE, stage::ROUTER, false)
+                    .await;
+            }
+        };
+        ctx.route = Some(index);
+        let Some(route) = rt.config.routes.get(index) else {
+            return self
+                .answer(session, ctx, 404, reason::NO_ROUTE, stage::ROUTER, false)
+                .await;
+        };
+        ctx.upstream_path =
+            Self::rewrite_path(raw_path, &normalized, route.strip_prefix.as_deref());
+
+        // CORS preflight: answered here, never forwarded.
+        if let Some(cors) = &route.cors {
+            if Cors::is_preflight(&req.method, &req.headers) {
+                return match cors.preflight_headers(&req.headers) {
+                    Some(headers) => {
+                        ctx.gateway_answer(stage::GATEWAY, "cors_preflight", 204);
+                        let h = respond::header(204, &ctx.request_id, 0, &headers)?;
+                        session.write_response_header(Box::new(h), true).await?;
+                        Ok(true)
+                    }
+                    None => {
+                        self.answer(
+                            session,
+                            ctx,
+                            403,
+                            "cors_origin_denied",
+                            stage::GATEWAY,
+                            true,
+                        )
+                        .await
+                    }
+                };
+            }
+        }
+
+        // Size cap from the declared length.
+        let max_body = route.max_body_bytes;
+        if let Some(cl) = req.headers.get(http::header::CONTENT_LENGTH) {
+            match cl.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(n) if n > max_body => {
+                    return self
+                        .answer(
+                            session,
+                            ctx,
+                            413,
+                            reason::BODY_TOO_LARGE,
+                            stage::GATEWAY,
+                            true,
+                        )
+                        .await;
+                }
+                Some(_) => {}
+                None => {
+                    return self
+                        .answer(
+                            session,
+                            ctx,
+                            400,
+                            reason::BAD_REQUEST,
+                            stage::PROTOCOL,
+                            true,
+                        )
+                        .await;
+                }
+            }
+        }
+
+        // Stages 1-4 (connection guards, IP reputation, throttling, API keys) and the WAF's
+        // header pass run here once they are configured; until then they pass through.
+
+        // Body: read before any upstream is contacted.
+        let inspect_limit = usize::try_from(max_body)
+            .unwrap_or(usize::MAX)
+            .min(128 * 1024);
+        if let Some(answered) = self
+            .read_body(session, ctx, max_body, inspect_limit)
+            .await?
+        {
+            return Ok(answered);
+        }
+
+        // WAF body pass goes here.
+
+        match ctx.body_state {
+            BodyState::BufferedLarge | BodyState::OverLimit => {
+                forward::forward(self, session, ctx).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let pool = match ctx.route() {
+            Some((r, _)) => r.pool.clone(),
+            None => return Err(Error::explain(ErrorType::HTTPStatus(404), "no route")),
+        };
+        match pool.select(ctx.tried) {
+            Some(i) => {
+                ctx.tried |= 1u64.checked_shl(i as u32).unwrap_or(0);
+                ctx.backend = Some(i);
+                ctx.attempts += 1;
+                ctx.upstream_started = Some(Instant::now());
+                pool.peer(i)
+                    .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no such target"))
+            }
+            None => {
+                ctx.reason = reason::UPSTREAM_UNAVAILABLE;
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "no healthy upstream target",
+                ))
+            }
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::forward::prepare_upstream_request(session, upstream, ctx)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started {
+            ctx.upstream_latency = Some(started.elapsed());
+        }
+        if let (Some((r, _)), Some(i)) = (ctx.route(), ctx.backend) {
+            if let Some(b) = r.pool.backends.get(i) {
+                let s = resp.status.as_u16();
+                if matches!(s, 502..=504) {
+                    b.health
+                        .record_failure(r.pool.config.max_failures, r.pool.config.ejection);
+                } else {
+                    b.health.record_success();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::forward::prepare_response(session.req_header(), resp, ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some((r, _)), Some(i)) = (ctx.route(), ctx.backend) {
+            let pool = &r.pool;
+            if let Some(b) = pool.backends.get(i) {
+                b.health
+                    .record_failure(pool.config.max_failures, pool.config.ejection);
+            }
+            self.shared
+                .metrics
+                .upstream_failures
+                .with_label_values(&[pool.config.name.as_str(), "connect"])
+                .inc();
+            // Nothing was sent: safe to retry for every method.
+            if ctx.attempts <= pool.config.retries {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let mut retry = false;
+        if let (Some((r, _)), Some(i)) = (ctx.route(), ctx.backend) {
+            let pool = &r.pool;
+            if let Some(b) = pool.backends.get(i) {
+                b.health
+                    .record_failure(pool.config.max_failures, pool.config.ejection);
+            }
+            self.shared
+                .metrics
+                .upstream_failures
+                .with_label_values(&[pool.config.name.as_str(), "proxy"])
+                .inc();
+            // The request was (partly) sent: retry only idempotent methods with a replayable body.
+            retry = session.req_header().method.is_idempotent()
+                && !session.as_ref().retry_buffer_truncated()
+                && ctx.attempts <= pool.config.retries;
+        }
+        e.set_retry(retry);
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (code, why): (u16, &'static str) = match e.etype() {
+            ErrorType::HTTPStatus(c) => (
+                *c,
+                if ctx.reason.is_empty() {
+                    reason::UPSTREAM_ERROR
+                } else {
+                    ctx.reason
+                },
+            ),
+            ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
+                (504, reason::UPSTREAM_TIMEOUT)
+            }
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                if e.esource() == &pingora::ErrorSource::Upstream {
+                    (504, reason::UPSTREAM_TIMEOUT)
+                } else {
+                    (408, reason::BAD_REQUEST)
+                }
+            }
+            _ => match e.esource() {
+                pingora::ErrorSource::Upstream => (502, reason::UPSTREAM_UNAVAILABLE),
+                pingora::ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        (0, reason::BAD_REQUEST)
+                    }
+                    _ => (400, reason::BAD_REQUEST),
+                },
+                _ => (500, "internal_error"),
+            },
+        };
+        let mut code = code;
+        if code > 0 && session.response_written().is_none() {
+            let st = if code >= 500 {
+                stage::UPSTREAM
+            } else {
+                stage::PROTOCOL
+            };
+            if code >= 500 {
+                ctx.gateway_answer(st, why, code);
+            } else {
+                ctx.block(st, why, code);
+            }
+            let extra = self.cors_headers(session, ctx);
+            if respond::send_error(session, code, why, &ctx.request_id, &extra)
+                .await
+                .is_err()
+            {
+                code = 0;
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.status);
+        let route = ctx.route_name();
+        let m = &self.shared.metrics;
+        let status = status.to_string();
+        m.requests
+            .with_label_values(&[route.as_ref(), status.as_str()])
+            .inc();
+        m.duration
+            .with_label_values(&[route.as_ref()])
+            .observe(ctx.started.elapsed().as_secs_f64());
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
+        // Blocks and client mistakes are logged as events, not as errors.
+        ctx.status > 0 && ctx.status < 500
+    }
+}
+
+/// Bytes of a buffered body as a `Bytes` (one copy-free freeze).
+pub fn take_body(ctx: &mut RequestCtx) -> Bytes {
+    std::mem::take(&mut ctx.body).freeze()
+}
+
+/// Is this method one Pingora may replay?
+pub fn idempotent(m: &Method) -> bool {
+    m.is_idempotent()
+}

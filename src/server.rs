@@ -1,0 +1,171 @@
+//! Process wiring: the Pingora server with the proxy service and its listeners, and a side
+//! thread with its own tokio runtime for the admin listener, active health checks and SIGHUP
+//! reloads (off the request path).
+
+use crate::admin;
+use crate::proxy::Gateway;
+use crate::state::{BuildError, Shared};
+use crate::upstream::check_target;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Config or rules invalid.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// A socket could not be bound or a runtime created.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// TLS settings could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Start the gateway and serve until terminated (SIGTERM: graceful, SIGINT: fast).
+pub fn run(config_path: &Path) -> Result<(), StartError> {
+    let shared = Shared::load(config_path)?;
+    let rt = shared.runtime();
+    let cfg = &rt.config;
+
+    // Admin listener, health checks and SIGHUP on a side runtime.
+    let admin_listener =
+        std::net::TcpListener::bind(cfg.admin.address).map_err(|source| StartError::Io {
+            what: format!("cannot bind the admin listener on {}", cfg.admin.address),
+            source,
+        })?;
+    admin_listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Io {
+            what: "admin listener".into(),
+            source,
+        })?;
+    let side = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("palisade-admin")
+        .build()
+        .map_err(|source| StartError::Io {
+            what: "cannot create the admin runtime".into(),
+            source,
+        })?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let side_shared = shared.clone();
+    std::thread::Builder::new()
+        .name("palisade-admin".into())
+        .spawn(move || {
+            side.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(admin_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener");
+                        return;
+                    }
+                };
+                tokio::spawn(admin::serve(listener, side_shared.clone()));
+                tokio::spawn(health_loop(side_shared.clone()));
+                let mut hup =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot install the SIGHUP handler");
+                            let _ = ready_tx.send(());
+                            std::future::pending::<()>().await;
+                            return;
+                        }
+                    };
+                let _ = ready_tx.send(());
+                while hup.recv().await.is_some() {
+                    let s = side_shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                }
+            })
+        })
+        .map_err(|source| StartError::Io {
+            what: "cannot start the admin thread".into(),
+            source,
+        })?;
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+
+    let conf = ServerConf {
+        threads: cfg.server.threads,
+        grace_period_seconds: Some(cfg.server.grace_period_secs),
+        graceful_shutdown_timeout_seconds: Some(cfg.server.shutdown_timeout_secs),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut svc =
+        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(shared.clone()));
+    let mut h2c = false;
+    for l in &cfg.listeners {
+        let addr = l.address.to_string();
+        match &l.tls {
+            Some(t) => {
+                let mut tls =
+                    TlsSettings::intermediate(&t.cert.to_string_lossy(), &t.key.to_string_lossy())
+                        .map_err(|e| StartError::Tls(e.to_string()))?;
+                tls.enable_h2();
+                svc.add_tls_with_settings(&addr, None, tls);
+            }
+            None => {
+                h2c |= l.h2c;
+                svc.add_tcp(&addr);
+            }
+        }
+    }
+    if h2c {
+        if let Some(app) = svc.app_logic_mut() {
+            let mut opts = HttpServerOptions::default();
+            opts.h2c = true;
+            app.server_options = Some(opts);
+        }
+    }
+    server.add_service(svc);
+    tracing::info!(listeners = ?cfg.listeners.iter().map(|l| l.address).collect::<Vec<_>>(), admin = %cfg.admin.address, "palisade serving");
+    server.run_forever();
+}
+
+/// Run the active health checks of every pool of the current runtime, each at its interval.
+async fn health_loop(shared: Arc<Shared>) {
+    let mut last: HashMap<(String, String), Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let rt = shared.runtime();
+        for pool in rt.pools.values() {
+            let Some(hc) = pool.config.health_check.clone() else {
+                continue;
+            };
+            for b in &pool.backends {
+                let key = (pool.config.name.clone(), b.address.clone());
+                let due = last.get(&key).is_none_or(|t| t.elapsed() >= hc.interval);
+                if !due {
+                    continue;
+                }
+                last.insert(key, Instant::now());
+                let health = b.health.clone();
+                let addr = b.socket;
+                let host = b.address.clone();
+                let tls = pool.config.tls;
+                let hc = hc.clone();
+                tokio::spawn(async move {
+                    let ok = check_target(addr, &host, tls, &hc).await;
+                    health.record_check(ok, &hc);
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The runtime snapshot (config compiled into what the request path uses) and the shared state
+//! that holds it. A reload builds a new [`Runtime`] off the request path and swaps it atomically;
+//! every request keeps the snapshot it started with until it ends.
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::upstream::{HealthRegistry, Pool};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The config file is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The WAF rule files are invalid.
+    #[error("{0}")]
+    Rules(String),
+}
+
+/// One route's runtime view.
+pub struct RouteRuntime {
+    /// Index in config order.
+    pub index: usize,
+    /// The route's pool.
+    pub pool: Arc<Pool>,
+}
+
+/// Everything a request needs, compiled from one config.
+pub struct Runtime {
+    /// The validated config.
+    pub config: Config,
+    /// The route table.
+    pub router: Router,
+    /// Routes in config order.
+    pub routes: Vec<RouteRuntime>,
+    /// Pools by name.
+    pub pools: HashMap<String, Arc<Pool>>,
+    /// Reload generation (1 for the first config).
+    pub generation: u64,
+}
+
+impl Runtime {
+    /// Compile a validated config.
+    pub fn build(
+        config: Config,
+        health: &HealthRegistry,
+        generation: u64,
+    ) -> Result<Self, BuildError> {
+        let pools: HashMap<String, Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|(name, p)| (name.clone(), Arc::new(Pool::new(p.clone(), health))))
+            .collect();
+        let router = Router::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.hosts.as_slice(), &r.path, r.methods.as_slice())),
+        );
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (index, r) in config.routes.iter().enumerate() {
+            let pool = pools.get(&r.upstream).cloned().ok_or_else(|| {
+                BuildError::Rules(format!(
+                    "route `{}`: unknown upstream `{}`",
+                    r.name, r.upstream
+                ))
+            })?;
+            routes.push(RouteRuntime { index, pool });
+        }
+        Ok(Self {
+            config,
+            router,
+            routes,
+            pools,
+            generation,
+        })
+    }
+}
+
+/// State shared by the proxy, the admin listener and the background tasks.
+pub struct Shared {
+    runtime: ArcSwap<Runtime>,
+    /// Upstream health, kept across reloads.
+    pub health: HealthRegistry,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The config file reloads read.
+    pub config_path: PathBuf,
+    reload_lock: Mutex<()>,
+    /// Admin bearer token, fixed at start.
+    pub admin_token: Option<String>,
+}
+
+impl Shared {
+    /// Load the config and build the first runtime.
+    pub fn load(config_path: &Path) -> Result<Arc<Self>, BuildError> {
+        let config = config::load(config_path)?;
+        let health = HealthRegistry::default();
+        let admin_token = config.admin.token.clone();
+        let runtime = Runtime::build(config, &health, 1)?;
+        let metrics = Metrics::new().map_err(|e| BuildError::Rules(format!("metrics: {e}")))?;
+        Ok(Arc::new(Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            health,
+            metrics,
+            config_path: config_path.to_path_buf(),
+            reload_lock: Mutex::new(()),
+            admin_token,
+        }))
+    }
+
+    /// The current runtime snapshot.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Re-read the config file, build a new runtime and swap it in. On error the old runtime
+    /// keeps serving and the error is returned (and counted).
+    pub fn reload(&self) -> Result<u64, BuildError> {
+        let _guard = self.reload_lock.lock();
+        let result = config::load(&self.config_path)
+            .map_err(BuildError::from)
+            .and_then(|config| {
+                let old = self.runtime.load();
+                if config.listeners != old.config.listeners {
+                    tracing::warn!(
+                        "listener changes take effect after a restart; other changes are applied"
+                    );
+                }
+                Runtime::build(config, &self.health, old.generation + 1)
+            });
+        match result {
+            Ok(rt) => {
+                let generation = rt.generation;
+                self.runtime.store(Arc::new(rt));
+                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(generation, "configuration reloaded");
+                Ok(generation)
+            }
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving");
+                Err(e)
+            }
+        }
+    }
+}
