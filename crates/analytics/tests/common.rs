@@ -202,6 +202,19 @@ pub fn event(i: u64, now_ms: u64) -> Event {
             ev.rule_ids = vec![941_100];
             ev.attack_classes = vec!["xss".into()];
         }
+        6 if i % 2 == 0 => {
+            ev.status = 429;
+            ev.verdict = verdict::BLOCK.into();
+            ev.decided_by = stage::API_KEY.into();
+            ev.reason = reason::QUOTA_EXCEEDED.into();
+            ev.api_key_id = format!("key-{}", i % 3);
+            ev.usage_plan = "gold".into();
+            ev.quota = "exceeded".into();
+            ev.quota_limit = 10_000;
+            ev.quota_remaining = 0;
+            ev.upstream_latency_us = 0;
+            ev.upstream_addr.clear();
+        }
         6 => {
             ev.status = 502;
             ev.verdict = verdict::GATEWAY.into();
@@ -234,4 +247,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `dashboards/` at the repository root.
+pub fn dashboards_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboards")
+}
+
+/// `n` synthetic events covering every verdict, stage, attack class and key case.
+pub fn synthetic(n: u64) -> Vec<Event> {
+    let now = now_ms();
+    (0..n).map(|i| event(i, now)).collect()
 }
