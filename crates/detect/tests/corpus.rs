@@ -12,13 +12,17 @@ use palisade_detect::{sqli, xss, Detection};
 use std::path::PathBuf;
 
 /// Minimum share of `attacks/sqli.txt` the SQL detector alone must find.
-const SQLI_DETECTION_FLOOR: f64 = 0.0;
+/// Reached: 98.67% (3947/4000).
+const SQLI_DETECTION_FLOOR: f64 = 0.98;
 /// Minimum share of `attacks/xss.txt` the XSS detector alone must find.
-const XSS_DETECTION_FLOOR: f64 = 0.0;
+/// Reached: 94.10% (3764/4000); most misses are bare `&#x3c;` entity lines and comments.
+const XSS_DETECTION_FLOOR: f64 = 0.935;
 /// Maximum share of `benign/param-values.txt` either detector may flag.
-const PARAM_VALUES_FP_CEILING: f64 = 1.0;
+/// Reached: 0/19304 for both.
+const PARAM_VALUES_FP_CEILING: f64 = 0.0005;
 /// Maximum share of `benign/sqli-lookalikes.txt` either detector may flag.
-const LOOKALIKES_FP_CEILING: f64 = 1.0;
+/// Reached: 0/421 for both (libinjection's own false-positive list).
+const LOOKALIKES_FP_CEILING: f64 = 0.005;
 
 fn corpora() -> Option<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -608,7 +608,8 @@ pub fn script_context(s: &[u8]) -> Option<&'static str> {
         if matches!(b, b'"' | b'\'' | b'`') && quote_breakout(s, q + 1) {
             return Some("jsstr");
         }
-        if b == b'$' && at(s, q + 1) == b'{' {
+        if (b == b'$' || b == b'{') && at(s, q + 1) == b'{' {
+            // `${alert(1)}` template literals, `{{constructor.constructor(..)()}}` templates.
             let mut j = q + 2;
             while j < s.len() && is_ws(at(s, j)) {
                 j += 1;

