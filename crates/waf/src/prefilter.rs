@@ -140,9 +140,10 @@ fn info(h: &Hir) -> Info {
 }
 
 /// Necessary factors of `pattern`, or `None` when the regex must run unfiltered.
-pub(crate) fn factors(pattern: &str) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn factors(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
+        .unicode(unicode)
         .build()
         .parse(pattern)
         .ok()?;
@@ -165,7 +166,7 @@ mod tests {
     use super::factors;
 
     fn f(p: &str) -> Option<Vec<String>> {
-        factors(p).map(|v| {
+        factors(p, true).map(|v| {
             v.into_iter()
                 .map(|s| String::from_utf8_lossy(&s).into_owned())
                 .collect()
@@ -180,6 +181,11 @@ mod tests {
         );
         // `s` folds to U+017F under Unicode case folding: the class is not a literal.
         assert_eq!(f(r"(?i)select"), Some(vec!["elect".into()]));
+        // With Unicode off (how rules are compiled when they can be), `s` is just `[sS]`.
+        assert_eq!(
+            factors(r"(?i)select", false),
+            Some(vec![b"select".to_vec()])
+        );
     }
 
     #[test]

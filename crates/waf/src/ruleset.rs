@@ -421,13 +421,19 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             )),
         }
     } else if let Some(re) = &m.regex {
-        match regex::bytes::RegexBuilder::new(&re.value)
-            .size_limit(8 << 20)
-            .dfa_size_limit(4 << 20)
-            .build()
-        {
-            Ok(compiled) => {
-                let factors = crate::prefilter::factors(&re.value);
+        // Byte mode with Unicode off first (ASCII `\w`, `\s`, `\b`, `(?i)`; much smaller
+        // automata); Unicode on only when the pattern needs it (e.g. `\p{L}`).
+        let build = |unicode: bool| {
+            regex::bytes::RegexBuilder::new(&re.value)
+                .unicode(unicode)
+                .size_limit(8 << 20)
+                .dfa_size_limit(4 << 20)
+                .build()
+                .map(|r| (r, unicode))
+        };
+        match build(false).or_else(|_| build(true)) {
+            Ok((compiled, unicode)) => {
+                let factors = crate::prefilter::factors(&re.value, unicode);
                 let filtered = factors.is_some();
                 for f in factors.unwrap_or_default() {
                     phrases.push((f, PatKind::Factor));

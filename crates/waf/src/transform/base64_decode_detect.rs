@@ -1,7 +1,7 @@
 //! `base64_decode_detect`: finds base64-looking runs and appends their decoding.
 //!
-//! A run is at least [`MIN_RUN`] characters of the standard or URL-safe base64 alphabet
-//! (optionally `=`-padded). A run whose decoding is mostly printable text (at least 90 %
+//! A run is at least [`MIN_RUN`] characters of the standard or URL-safe base64 alphabet,
+//! counting its `=` padding. A run whose decoding is mostly printable text (at least 90 %
 //! printable ASCII, tab or newline, or valid multi-byte UTF-8) is appended to the value after
 //! a space; binary decodings (random tokens, hashes) are ignored. The original text stays, so
 //! rules still see it. Example: `q=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==` →
@@ -67,10 +67,10 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
             i += 1;
         }
         let run = &input[start..i];
-        while i < input.len() && input[i] == b'=' {
+        while i < input.len() && input[i] == b'=' && i - start < run.len() + 2 {
             i += 1;
         }
-        if run.len() < MIN_RUN || run.iter().all(|b| b.is_ascii_alphabetic()) {
+        if i - start < MIN_RUN || run.iter().all(|b| b.is_ascii_alphabetic()) {
             continue;
         }
         if !changed {

@@ -26,6 +26,7 @@ pub mod normalize_path;
 pub mod remove_comments;
 pub mod remove_nulls;
 pub mod remove_whitespace;
+pub mod replace_comments;
 pub mod url_decode;
 pub mod url_decode_repeat;
 pub mod url_decode_uni;
@@ -55,6 +56,8 @@ pub enum Transform {
     RemoveWhitespace,
     /// `remove_comments`: SQL and C comments.
     RemoveComments,
+    /// `replace_comments`: `/* */` becomes a space; line comments removed.
+    ReplaceComments,
     /// `normalize_path`: `./`, `../`, `//`, backslashes.
     NormalizePath,
     /// `remove_nulls`: delete NUL bytes.
@@ -69,7 +72,7 @@ pub enum Transform {
 
 impl Transform {
     /// Every transform, in registry order.
-    pub const ALL: [Transform; 15] = [
+    pub const ALL: [Transform; 16] = [
         Transform::UrlDecode,
         Transform::UrlDecodeUni,
         Transform::UrlDecodeRepeat,
@@ -80,6 +83,7 @@ impl Transform {
         Transform::CompressWhitespace,
         Transform::RemoveWhitespace,
         Transform::RemoveComments,
+        Transform::ReplaceComments,
         Transform::NormalizePath,
         Transform::RemoveNulls,
         Transform::CmdLine,
@@ -100,6 +104,7 @@ impl Transform {
             Transform::CompressWhitespace => "compress_whitespace",
             Transform::RemoveWhitespace => "remove_whitespace",
             Transform::RemoveComments => "remove_comments",
+            Transform::ReplaceComments => "replace_comments",
             Transform::NormalizePath => "normalize_path",
             Transform::RemoveNulls => "remove_nulls",
             Transform::CmdLine => "cmd_line",
@@ -133,6 +138,7 @@ impl Transform {
             Transform::CompressWhitespace => compress_whitespace::apply(input, out),
             Transform::RemoveWhitespace => remove_whitespace::apply(input, out),
             Transform::RemoveComments => remove_comments::apply(input, out),
+            Transform::ReplaceComments => replace_comments::apply(input, out),
             Transform::NormalizePath => normalize_path::apply(input, out),
             Transform::RemoveNulls => remove_nulls::apply(input, out),
             Transform::CmdLine => cmd_line::apply(input, out),

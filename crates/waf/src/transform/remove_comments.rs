@@ -1,12 +1,18 @@
-//! `remove_comments`: removes SQL and C comments.
+//! `remove_comments`: removes SQL and C comments (ModSecurity's removeComments).
 //!
-//! `/* … */` (also unterminated, to the end) is replaced by one space, so `UNION/**/SELECT`
-//! reads `UNION SELECT`; MySQL's executable comments `/*! … */` keep their content
-//! (`/*!50000select*/` → ` select `). `--`, `#` and `//` comment out the rest of the line
-//! (the newline is kept). Example: `1/*x*/or 1=1-- -` → `1 or 1=1`.
+//! `/* … */` (also unterminated, to the end) is deleted, so `expr/**/ession` reads
+//! `expression`; MySQL's executable comments `/*! … */` keep their content
+//! (`/*!50000select*/` → `select`). `--`, `#` and `//` comment out the rest of the line
+//! (the newline is kept). Example: `1/*x*/or 1=1-- -` → `1or 1=1`. Use `replace_comments`
+//! when a comment stands for whitespace (`UNION/**/SELECT`).
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
+    run(input, out, false)
+}
+
+/// Shared by `remove_comments` and `replace_comments` (`replace`: `/* */` becomes a space).
+pub(crate) fn run(input: &[u8], out: &mut Vec<u8>, replace: bool) -> bool {
     let interesting = input.windows(2).any(|w| {
         matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#'
     }) || input.first() == Some(&b'#');
@@ -19,7 +25,9 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
         let b = input[i];
         let next = input.get(i + 1).copied();
         if b == b'/' && next == Some(b'*') {
-            out.push(b' ');
+            if replace {
+                out.push(b' ');
+            }
             if input.get(i + 2) == Some(&b'!') {
                 // Executable comment: keep the content, drop the version digits.
                 let mut j = i + 3;
@@ -36,7 +44,9 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
             continue;
         }
         if b == b'*' && next == Some(b'/') {
-            out.push(b' ');
+            if replace {
+                out.push(b' ');
+            }
             i += 2;
             continue;
         }
