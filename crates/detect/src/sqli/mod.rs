@@ -324,7 +324,7 @@ impl Rules<'_> {
             Kind::Comment => self.truncation(i),
             Kind::Evil => true,
             Kind::Var => t.has(F_SYSVAR) && t.len > 4,
-            Kind::Bare => {
+            Kind::Bare if t.len >= 9 && t.text(self.input).contains(&b'_') => {
                 let text = t.text(self.input);
                 contains_ci(text, b"xp_cmdshell")
                     || starts_with_ci(text, b"utl_http.")

@@ -467,7 +467,7 @@ pub fn scan_tags(s: &[u8]) -> Option<&'static str> {
         }
     }
     // UTF-7 markup: `+ADw-script+AD4-`.
-    if contains_ci(s, b"+adw-") && contains_ci(s, b"+ad4-") {
+    if s.contains(&b'+') && contains_ci(s, b"+adw-") && contains_ci(s, b"+ad4-") {
         return Some("utf7");
     }
     None
