@@ -12,7 +12,7 @@ use palisade_detect::{sqli, xss, Detection};
 use std::path::PathBuf;
 
 /// Minimum share of `attacks/sqli.txt` the SQL detector alone must find.
-/// Reached: 98.67% (3947/4000).
+/// Reached: 98.45% (3938/4000).
 const SQLI_DETECTION_FLOOR: f64 = 0.98;
 /// Minimum share of `attacks/xss.txt` the XSS detector alone must find.
 /// Reached: 94.10% (3764/4000); most misses are bare `&#x3c;` entity lines and comments.

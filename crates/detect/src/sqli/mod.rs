@@ -268,11 +268,23 @@ impl Rules<'_> {
         self.at_end(i) || matches!(self.kind(i), Some(Kind::Comment) | Some(Kind::Semi))
     }
 
-    fn same_text(&self, a: usize, b: usize) -> bool {
-        match (self.t(a), self.t(b)) {
-            (Some(x), Some(y)) => x.text(self.input).eq_ignore_ascii_case(y.text(self.input)),
-            _ => false,
-        }
+    /// Same string contents, quotes aside (`'a'='a`, `""="`).
+    fn same_string(&self, a: usize, b: usize) -> bool {
+        let inner = |i: usize| -> &[u8] {
+            let Some(t) = self.t(i) else { return &[] };
+            let text = t.text(self.input);
+            let text = match text.first() {
+                Some(b'\'' | b'"') => text.get(1..).unwrap_or(&[]),
+                _ => text,
+            };
+            match text.last() {
+                Some(b'\'' | b'"') if t.has(F_CLOSED) => {
+                    text.get(..text.len().saturating_sub(1)).unwrap_or(&[])
+                }
+                _ => text,
+            }
+        };
+        inner(a).eq_ignore_ascii_case(inner(b))
     }
 
     /// Is `i` the payload position of the break-out?
@@ -323,7 +335,7 @@ impl Rules<'_> {
             Kind::Func => self.function(i),
             Kind::Comment => self.truncation(i),
             Kind::Evil => true,
-            Kind::Var => t.has(F_SYSVAR) && t.len > 4,
+            Kind::Var => t.has(F_SYSVAR) && known_sysvar(t.text(self.input)),
             Kind::Bare if t.len >= 9 && t.text(self.input).contains(&b'_') => {
                 let text = t.text(self.input);
                 contains_ci(text, b"xp_cmdshell")
@@ -384,7 +396,7 @@ impl Rules<'_> {
                         || starts_with_ci(text, b"master.")
                         || n.class == FuncClass::Danger
                 }
-                Some(n) => matches!(n.kind, Kind::LParen | Kind::Var | Kind::Str),
+                Some(n) => matches!(n.kind, Kind::LParen | Kind::Var),
                 None => false,
             },
             (Kind::Stmt, Word::Declare) => self.kind(j + 1) == Some(Kind::Var),
@@ -400,7 +412,7 @@ impl Rules<'_> {
             (Kind::Keyword, Word::Set) => {
                 self.kind(j + 1) == Some(Kind::Var) && self.kind(j + 2) == Some(Kind::Cmp)
             }
-            (Kind::Func, _) => t.class != FuncClass::Generic,
+            (Kind::Func, _) => t.class == FuncClass::Danger || t.word == Word::If,
             _ => false,
         }
     }
@@ -411,7 +423,9 @@ impl Rules<'_> {
             return false;
         };
         match n.kind {
-            Kind::Num | Kind::Str | Kind::Var | Kind::Func | Kind::LParen => true,
+            Kind::Num | Kind::Var | Kind::Func => true,
+            Kind::Str => n.has(F_CLOSED),
+            Kind::LParen => self.kind(j + 2).is_some_and(|k| k != Kind::RParen),
             Kind::Op => n.text(self.input) == b"*",
             Kind::Keyword => matches!(
                 n.word,
@@ -450,8 +464,18 @@ impl Rules<'_> {
         match strength {
             Strength::Strong => true,
             Strength::Medium => {
-                (self.at_payload(i) && self.prefix.kind != BreakOut::Word)
-                    || matches!(self.kind(after), Some(Kind::Comment) | Some(Kind::Semi))
+                let cut = self.kind(after) == Some(Kind::Comment);
+                if !self.at_payload(i) {
+                    return cut;
+                }
+                match self.prefix.kind {
+                    // `x' and id=1`: the quote must be closed by something short, not prose.
+                    BreakOut::Quote => self.plausible_quote_prefix() || cut,
+                    BreakOut::Number => true,
+                    // A value that starts with `and`/`or`/`where`: only as the whole value.
+                    BreakOut::Start => cut,
+                    BreakOut::Word => false,
+                }
             }
             Strength::Weak => {
                 self.at_payload(i)
@@ -541,7 +565,7 @@ impl Rules<'_> {
                     (Strength::None, j)
                 };
             }
-            Kind::Func if lhs.class != FuncClass::Generic => return (Strength::Strong, j + 1),
+            Kind::Func if lhs.class == FuncClass::Danger => return (Strength::Strong, j + 1),
             _ => {}
         }
         let lhs_i = j;
@@ -557,6 +581,22 @@ impl Rules<'_> {
         } else {
             after_lhs
         };
+        if lhs.kind == Kind::Func && lhs.class == FuncClass::Sql {
+            // A SQL function compared is strong (`ascii(..)>52`); alone it is medium.
+            return if self.kind(after_lhs) == Some(Kind::Cmp) {
+                let rhs_end = self.value_end(after_lhs + 1).unwrap_or(after_lhs + 2);
+                let constant =
+                    matches!(self.kind(after_lhs + 1), Some(Kind::Num) | Some(Kind::Str));
+                let strength = if constant {
+                    Strength::Strong
+                } else {
+                    Strength::Medium
+                };
+                (strength, self.skip_rparens(rhs_end))
+            } else {
+                (Strength::Medium, after_lhs)
+            };
+        }
         let Some(op) = self.t(after_lhs).copied().filter(|t| t.kind == Kind::Cmp) else {
             // A lone value: `or 1`, `or true`, and `or 'x'` only when a comment cuts after it.
             let cut = matches!(self.kind(after_lhs), Some(Kind::Comment) | Some(Kind::Semi));
@@ -575,7 +615,9 @@ impl Rules<'_> {
                 k += 1;
             }
             return match self.t(k) {
-                Some(r) if r.is_value() => (Strength::Medium, k + 1),
+                Some(r) if matches!(r.word, Word::Null | Word::True | Word::False) => {
+                    (Strength::Medium, k + 1)
+                }
                 _ => (Strength::None, k),
             };
         }
@@ -608,14 +650,17 @@ impl Rules<'_> {
                     Strength::None
                 }
             }
-            Kind::Func if rhs.class != FuncClass::Generic => Strength::Strong,
+            Kind::Func if rhs.class == FuncClass::Danger => Strength::Strong,
+            Kind::Func if rhs.class == FuncClass::Sql && self.call_is_dangerous(r) => {
+                Strength::Strong
+            }
             Kind::Func => Strength::Medium,
-            Kind::Var => Strength::Strong,
+            Kind::Var if rhs.has(F_SYSVAR) => Strength::Strong,
             _ if !rhs.is_value() => Strength::None,
             _ => match (lhs.kind, rhs.kind) {
-                (Kind::Var, _) => Strength::Strong,
-                (Kind::Num, Kind::Num) | (Kind::Str, Kind::Str) => Strength::Strong,
-                (Kind::Bare, Kind::Bare) if self.same_text(lhs_i, r) => Strength::Strong,
+                (Kind::Var, _) if lhs.has(F_SYSVAR) => Strength::Strong,
+                (Kind::Num, Kind::Num) => Strength::Strong,
+                (Kind::Str, Kind::Str) if self.same_string(lhs_i, r) => Strength::Strong,
                 (Kind::Func, _) => Strength::Medium,
                 _ => Strength::Medium,
             },
@@ -686,7 +731,7 @@ impl Rules<'_> {
             return false;
         };
         match arg.kind {
-            Kind::LParen | Kind::Stmt | Kind::Func | Kind::Var | Kind::RParen => true,
+            Kind::LParen | Kind::Stmt | Kind::Func | Kind::Var => true,
             Kind::Num | Kind::Str | Kind::Bare | Kind::Keyword => matches!(
                 self.kind(i + 3),
                 Some(Kind::RParen)
@@ -698,6 +743,17 @@ impl Rules<'_> {
             Kind::Op => true,
             _ => false,
         }
+    }
+
+    /// Does the call at `j` contain a subquery or a dangerous function (`if(benchmark(..))`)?
+    fn call_is_dangerous(&self, j: usize) -> bool {
+        let end = self.skip_parens(j + 1).unwrap_or(j + 1);
+        (j + 1..end).any(|k| {
+            self.t(k).is_some_and(|t| {
+                (t.kind == Kind::Func && t.class == FuncClass::Danger)
+                    || (t.word == Word::Select && self.select_is_sql(k))
+            })
+        })
     }
 
     /// `char(65)+char(66)`, `chr(65)||chr(66)`: strings built from codes.
@@ -752,7 +808,8 @@ impl Rules<'_> {
     /// (`'exec sp_addlogin ..`, `1) select ..`).
     fn statement_at_payload(&self, i: usize) -> bool {
         self.at_payload(i)
-            && (self.prefix.kind == BreakOut::Quote && self.quoted || self.prefix.parens > 0)
+            && (self.prefix.kind == BreakOut::Quote && self.quoted && self.plausible_quote_prefix()
+                || self.prefix.parens > 0)
             && self.statement_ok(i)
     }
 
@@ -864,6 +921,16 @@ impl Rules<'_> {
         if !self.at_payload(i) {
             return false;
         }
+        let binary = self.t(i).is_some_and(|t| {
+            t.kind == Kind::Comma
+                || matches!(
+                    t.text(self.input),
+                    b"+" | b"-" | b"*" | b"/" | b"|" | b"^" | b"&" | b"%"
+                )
+        });
+        if !binary || (self.prefix.kind == BreakOut::Quote && !self.plausible_quote_prefix()) {
+            return false;
+        }
         let mut j = i + 1;
         while self.kind(j) == Some(Kind::LParen) {
             j += 1;
@@ -871,12 +938,43 @@ impl Rules<'_> {
         match self.t(j) {
             Some(t) if t.kind == Kind::Stmt && t.word == Word::Select => self.select_is_sql(j),
             Some(t) if t.word == Word::Case => self.word(j + 1) == Word::When,
-            Some(t) if t.kind == Kind::Func && t.class != FuncClass::Generic => {
-                self.prefix.kind != BreakOut::Start || t.class == FuncClass::Danger
+            Some(t) if t.kind == Kind::Func && t.class == FuncClass::Danger => true,
+            Some(t) if t.kind == Kind::Func && t.class == FuncClass::Sql => {
+                self.prefix.kind != BreakOut::Start && self.call_is_dangerous(j)
             }
             _ => false,
         }
     }
+}
+
+/// `@@version` and friends: server variables an attacker reads to fingerprint the database.
+fn known_sysvar(text: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"@@version",
+        b"@@datadir",
+        b"@@hostname",
+        b"@@basedir",
+        b"@@servername",
+        b"@@servicename",
+        b"@@spid",
+        b"@@tmpdir",
+        b"@@language",
+        b"@@identity",
+        b"@@rowcount",
+        b"@@plugin_dir",
+        b"@@secure_file_priv",
+        b"@@global.",
+        b"@@session.",
+        b"@@port",
+        b"@@sql_mode",
+        b"@@character_set",
+        b"@@collation",
+        b"@@innodb",
+        b"@@microsoftversion",
+        b"@@log",
+        b"@@have_",
+    ];
+    NAMES.iter().any(|n| starts_with_ci(text, n))
 }
 
 fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {

@@ -187,3 +187,29 @@ fn degenerate_inputs() {
     benign("/*");
     benign(";;;;;;;;");
 }
+
+/// Changelog and manual prose that an earlier version flagged (found by running the detectors
+/// over /usr/share/doc): SQL words and comparisons in sentences are not injections.
+#[test]
+fn regression_changelog_prose_is_not_sqli() {
+    benign("and exp(a) < exp(b)");
+    benign("where exp(x) is outside the exponent range");
+    benign("where r > len (e.g. len = 1 and tz = 1);");
+    benign("remove trailing ,<version> and @<modifier> from locale names.");
+    benign("mydbm_dsize may return size_t; cast (for");
+    benign("where destination=source");
+    benign("and link is broken");
+    benign("85 |   if (info->raw_certificate_list != null) {");
+    benign("\"sendfile_max_chunk\", \"limit_req\" directives, or the $r->sleep()");
+    benign("of \"select() failed (10022: ...)\" error in nginx/windows.");
+    benign("if the \"select\" method was used on windows");
+    benign("\"select\" method");
+    benign("until packages are rebuilt against mach_print@@glibc_2.32.");
+    benign("the underflow flag is set before the call and x > 0; added testcase.");
+    benign("\"exec\".  (thanks to doron behar.)");
+    benign("in place of \"!strcmp (env, \"0\").");
+    benign("--enable-assert --disable-assembly\" and mpfr is built using the gmp");
+    benign("long double like what is done for double; on platforms where d != d is");
+    benign("in the cases where \"$pthread_cc\" != \"$cc\",");
+    benign("where 'exit 257' is equivalent to 'exit 1'.");
+}
