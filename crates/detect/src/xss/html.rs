@@ -380,9 +380,22 @@ fn check_attr(tag: &[u8], a: &Attr<'_>) -> Option<&'static str> {
     {
         return Some("svganim");
     }
-    if tag == b"meta" && eq_ci(name, b"http-equiv") {
-        // refresh (redirects, `javascript:` URLs), set-cookie, link, content-type with UTF-7...
-        return Some("meta");
+    if tag == b"meta" {
+        // refresh (redirects, `javascript:` URLs), set-cookie, link; a UTF-7 charset.
+        let mut buf = [0u8; 512];
+        let v = compact(a.value, &mut buf);
+        let equiv = eq_ci(name, b"http-equiv")
+            && (contains(v, b"refresh") || contains(v, b"set-cookie") || contains(v, b"link"));
+        if equiv || contains(v, b"utf-7") || contains(v, b"utf7") {
+            return Some("meta");
+        }
+    }
+    if tag == b"base" && eq_ci(name, b"href") {
+        return Some("base");
+    }
+    if eq_ci(name, b"implementation") {
+        // `<?import implementation=..htc>` / `<import implementation=..>` behaviours.
+        return Some("import");
     }
     if tag == b"link" && (eq_ci(name, b"href") || eq_ci(name, b"rel")) {
         return Some("link");
@@ -390,24 +403,24 @@ fn check_attr(tag: &[u8], a: &Attr<'_>) -> Option<&'static str> {
     None
 }
 
-/// Tags that are dangerous by themselves.
-fn dangerous_tag(name: &[u8]) -> Option<&'static str> {
-    const TAGS: &[(&[u8], &str)] = &[
-        (b"script", "script"),
+/// Tags that are dangerous by themselves (`script`, `style`), and tags that load active content
+/// as soon as they carry any attribute (`<iframe src=..>`, `<object data=..>`; the bare words
+/// `<object>` or `<layer>` in prose are left alone).
+fn dangerous_tag(name: &[u8], has_attr: bool) -> Option<&'static str> {
+    const ALWAYS: &[(&[u8], &str)] = &[(b"script", "script"), (b"style", "style")];
+    const WITH_ATTR: &[(&[u8], &str)] = &[
         (b"iframe", "iframe"),
         (b"frame", "frame"),
         (b"object", "object"),
         (b"embed", "embed"),
         (b"applet", "applet"),
-        (b"style", "style"),
-        (b"base", "base"),
-        (b"import", "import"),
         (b"layer", "layer"),
         (b"ilayer", "layer"),
         (b"xml", "xml"),
-        (b"xss", "xss"),
     ];
-    TAGS.iter().find(|(t, _)| eq_ci(name, t)).map(|(_, r)| *r)
+    let find =
+        |list: &[(&[u8], &'static str)]| list.iter().find(|(t, _)| eq_ci(name, t)).map(|(_, r)| *r);
+    find(ALWAYS).or_else(|| if has_attr { find(WITH_ATTR) } else { None })
 }
 
 /// Scans every `<` that opens a tag. Returns the rule that fired.
@@ -448,7 +461,8 @@ pub fn scan_tags(s: &[u8]) -> Option<&'static str> {
             Some(c) => full.get(c + 1..).unwrap_or(&[]),
             None => full,
         };
-        if let Some(rule) = dangerous_tag(local) {
+        let has_attr = Attrs::new(s, i).next().is_some();
+        if let Some(rule) = dangerous_tag(local, has_attr) {
             return Some(rule);
         }
         let mut lower = [0u8; 16];
@@ -540,57 +554,70 @@ fn looks_like_call(v: &[u8]) -> bool {
     word.iter().any(|&b| matches!(b, b'(' | b'`')) || sink_at(word).is_some()
 }
 
-/// JavaScript names that run code or reach the page.
-const SINKS: &[&[u8]] = &[
+/// JavaScript functions that run code or show the attack worked, when called.
+const CALL_SINKS: &[&[u8]] = &[
     b"alert",
     b"prompt",
     b"confirm",
     b"eval",
     b"settimeout",
     b"setinterval",
-    b"function",
     b"fetch",
     b"import",
     b"atob",
-    b"document",
-    b"window",
-    b"top",
-    b"self",
-    b"parent",
-    b"frames",
-    b"this",
-    b"globalthis",
-    b"location",
     b"constructor",
     b"string.fromcharcode",
     b"execscript",
     b"msgbox",
-    b"navigator",
     b"xmlhttprequest",
-    b"open",
-    b"print",
-    b"console",
 ];
 
-/// If a sink name starts `s` (as a whole identifier), returns its length.
-fn sink_at(s: &[u8]) -> Option<usize> {
-    SINKS.iter().find_map(|k| {
+/// Objects that reach the page (`document.cookie`, `location=..`).
+const OBJECT_SINKS: &[&[u8]] = &[b"document", b"window", b"location", b"globalthis"];
+
+/// Window aliases, dangerous when indexed (`top['al'+'ert']`) or calling a sink (`top.alert(`).
+const WINDOW_ALIASES: &[&[u8]] = &[b"top", b"self", b"parent", b"frames"];
+
+/// If one of `names` starts `s` (as a whole identifier), returns its length.
+fn name_at(s: &[u8], names: &[&[u8]]) -> Option<usize> {
+    names.iter().find_map(|k| {
         let next = at(s, k.len());
         (starts_ci(s, k) && !(next.is_ascii_alphanumeric() || next == b'_' || next == b'$'))
             .then_some(k.len())
     })
 }
 
-/// Is the identifier starting at `s` a sink used as code (`alert(`, ``alert` ``,
-/// `document.cookie`, `window['x']`, `location=`)?
-fn sink_used(s: &[u8]) -> bool {
-    let Some(n) = sink_at(s) else { return false };
-    let mut j = n;
+/// Any sink name at the start of `s`, for handler values.
+fn sink_at(s: &[u8]) -> Option<usize> {
+    name_at(s, CALL_SINKS)
+        .or_else(|| name_at(s, OBJECT_SINKS))
+        .or_else(|| name_at(s, WINDOW_ALIASES))
+}
+
+/// Index of the first non-whitespace byte of `s` from `j`.
+fn next_non_ws(s: &[u8], mut j: usize) -> usize {
     while j < s.len() && is_ws(at(s, j)) {
         j += 1;
     }
-    matches!(at(s, j), b'(' | b'`' | b'.' | b'[' | b'=')
-        && !(at(s, j) == b'=' && at(s, j + 1) == b'=')
+    j
+}
+
+/// Is the identifier starting at `s` a sink used as code (`alert(`, ``alert` ``,
+/// `document.cookie`, `location=`, `top['x']`, `self.alert(`)?
+fn sink_used(s: &[u8]) -> bool {
+    if let Some(n) = name_at(s, CALL_SINKS) {
+        return matches!(at(s, next_non_ws(s, n)), b'(' | b'`');
+    }
+    if let Some(n) = name_at(s, OBJECT_SINKS) {
+        let j = next_non_ws(s, n);
+        return matches!(at(s, j), b'.' | b'[') || (at(s, j) == b'=' && at(s, j + 1) != b'=');
+    }
+    if let Some(n) = name_at(s, WINDOW_ALIASES) {
+        let j = next_non_ws(s, n);
+        return at(s, j) == b'['
+            || (at(s, j) == b'.' && name_at(s.get(j + 1..).unwrap_or(&[]), CALL_SINKS).is_some());
+    }
+    false
 }
 
 /// JavaScript string break-outs (`';alert(1)//`), `${..}` templates with sinks, and values that
@@ -614,7 +641,8 @@ pub fn script_context(s: &[u8]) -> Option<&'static str> {
             while j < s.len() && is_ws(at(s, j)) {
                 j += 1;
             }
-            if sink_used(s.get(j..).unwrap_or(&[])) {
+            let inner = s.get(j..).unwrap_or(&[]);
+            if sink_used(inner) || name_at(inner, &[b"constructor"]).is_some() {
                 return Some("jstpl");
             }
         }
@@ -630,20 +658,7 @@ fn quote_breakout(s: &[u8], mut i: usize) -> bool {
     }
     if !matches!(
         at(s, i),
-        b';' | b'+'
-            | b'-'
-            | b'*'
-            | b'/'
-            | b','
-            | b'|'
-            | b'&'
-            | b'^'
-            | b'%'
-            | b'?'
-            | b':'
-            | b'<'
-            | b'>'
-            | b'='
+        b';' | b'+' | b'-' | b'*' | b'/' | b',' | b'|' | b'&' | b'^' | b'%' | b'?' | b':' | b'='
     ) || i >= lim
     {
         return false;

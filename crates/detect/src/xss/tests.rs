@@ -157,3 +157,25 @@ fn many_open_tags_stay_linear() {
     // Generous bound: this is a complexity guard, not a benchmark.
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Documentation and code that an earlier version flagged (found by running the detectors over
+/// /usr/share/doc): JavaScript and HTML words in prose are not attacks.
+#[test]
+fn regression_docs_and_code_are_not_xss() {
+    benign("<h2 id=\"functions\">function (uh, ahem) functions</h2>");
+    benign("add requires to the .pc.in files based on the <import>s in the extensions");
+    benign("the url.<base>.insteadof configuration option can be used.");
+    benign("<meta http-equiv=\"content-type\" content=\"text/html; charset=utf-8\">");
+    benign("<meta http-equiv=\"x-ua-compatible\" content=\"chrome=1\" />");
+    benign("onclick: function(){ alert('clicked: ' + this.label); },");
+    benign("_.omit({name: 'moe', age: 50, userid: 'moe1'}, function(value, key, object) {");
+    benign("var func = function(greeting){ return greeting + ': ' + this.name };");
+    benign("use <object> instead of <img> to embed svg");
+}
+
+#[test]
+fn window_aliases_need_indexing_or_a_sink() {
+    attack("';top['al'+'ert'](1)//");
+    attack("\";self.alert(1)//");
+    benign("it's 'top' - self.improvement");
+}
