@@ -115,14 +115,13 @@ impl AutoBan {
         if let Some(path) = &cfg.state_file {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
-                    let st: StateFile = serde_json::from_str(&text).map_err(|e| {
-                        GuardError::BanState {
+                    let st: StateFile =
+                        serde_json::from_str(&text).map_err(|e| GuardError::BanState {
                             path: path.clone(),
                             line: e.line(),
                             col: e.column(),
                             msg: e.to_string(),
-                        }
-                    })?;
+                        })?;
                     if st.version != STATE_VERSION {
                         return Err(GuardError::BanState {
                             path: path.clone(),
@@ -386,7 +385,10 @@ mod tests {
         assert_eq!(ban.until, at(62));
         assert_eq!(ban.reason, "auto: 3 violations in 10s");
         assert!(ab.is_banned(a, at(2)));
-        assert!(ab.is_banned(ip("::ffff:198.51.100.7"), at(30)), "mapped form is the same IP");
+        assert!(
+            ab.is_banned(ip("::ffff:198.51.100.7"), at(30)),
+            "mapped form is the same IP"
+        );
         assert!(!ab.is_banned(ip("198.51.100.8"), at(2)));
         // Further violations while banned do not re-ban.
         assert_eq!(ab.record_violation(a, at(3)), None);
@@ -426,7 +428,11 @@ mod tests {
         assert!(ab.unban(a));
         assert!(!ab.unban(a));
         assert!(!ab.is_banned(a, at(3)));
-        assert_eq!(ab.record_violation(a, at(4)), None, "strikes start again from zero");
+        assert_eq!(
+            ab.record_violation(a, at(4)),
+            None,
+            "strikes start again from zero"
+        );
     }
 
     #[test]
@@ -434,7 +440,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("bans.json");
         let ab = AutoBan::load(&cfg(Some(file.clone())), at(0)).unwrap_or_else(|e| panic!("{e}"));
-        ab.ban(ip("10.0.0.1"), Duration::from_secs(100), "manual: abuse report", at(0));
+        ab.ban(
+            ip("10.0.0.1"),
+            Duration::from_secs(100),
+            "manual: abuse report",
+            at(0),
+        );
         ab.ban(ip("10.0.0.2"), Duration::from_secs(10), "short", at(0));
         for s in 0..3 {
             ab.record_violation(ip("2001:db8::9"), at(s));
@@ -452,18 +463,27 @@ mod tests {
             .collect();
         assert_eq!(
             list,
-            ["2001:db8::9 auto: 3 violations in 10s", "10.0.0.1 manual: abuse report"]
+            [
+                "2001:db8::9 auto: 3 violations in 10s",
+                "10.0.0.1 manual: abuse report"
+            ]
         );
         assert!(reloaded.is_banned(ip("10.0.0.1"), at(20)));
-        assert!(!reloaded.is_banned(ip("10.0.0.2"), at(20)), "expired ban dropped");
+        assert!(
+            !reloaded.is_banned(ip("10.0.0.2"), at(20)),
+            "expired ban dropped"
+        );
     }
 
     #[test]
     fn invalid_state_file_error_names_line_and_column() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("bans.json");
-        std::fs::write(&file, "{\"version\": 1,\n \"bans\": [ {\"ip\": \"nope\"} ]}")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            &file,
+            "{\"version\": 1,\n \"bans\": [ {\"ip\": \"nope\"} ]}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let e = AutoBan::load(&cfg(Some(file.clone())), at(0))
             .err()
             .map(|e| e.to_string())

@@ -55,8 +55,12 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         return peer;
     }
     match trusted.header {
-        ClientIpHeader::XForwardedFor => walk(peer, headers, "x-forwarded-for", parse_xff_hop, trusted),
-        ClientIpHeader::Forwarded => walk(peer, headers, "forwarded", parse_forwarded_element, trusted),
+        ClientIpHeader::XForwardedFor => {
+            walk(peer, headers, "x-forwarded-for", parse_xff_hop, trusted)
+        }
+        ClientIpHeader::Forwarded => {
+            walk(peer, headers, "forwarded", parse_forwarded_element, trusted)
+        }
     }
 }
 
@@ -102,7 +106,10 @@ fn parse_node(s: &str) -> Option<IpAddr> {
         if !(after.is_empty() || after.starts_with(':')) {
             return None;
         }
-        return inside.parse::<Ipv6Addr>().ok().map(|a| canonical_ip(IpAddr::V6(a)));
+        return inside
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|a| canonical_ip(IpAddr::V6(a)));
     }
     // IPv4 with a port.
     let (host, port) = s.rsplit_once(':')?;
@@ -164,7 +171,10 @@ mod tests {
         assert_eq!(client_ip(ip("203.0.113.5"), &h, &fwd()), ip("203.0.113.5"));
         // No trusted proxies at all.
         let h = headers("x-forwarded-for", &["1.2.3.4"]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &TrustedProxies::none()), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &TrustedProxies::none()),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -179,7 +189,10 @@ mod tests {
         let h = headers("x-forwarded-for", &["198.51.100.7:5555"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff()), ip("198.51.100.7"));
         let h = headers("x-forwarded-for", &["[2001:db8::7]:443, 2001:db8:ffff::1"]);
-        assert_eq!(client_ip(ip("::ffff:10.0.0.1"), &h, &xff()), ip("2001:db8::7"));
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &h, &xff()),
+            ip("2001:db8::7")
+        );
         let h = headers("x-forwarded-for", &["::ffff:198.51.100.7"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff()), ip("198.51.100.7"));
     }
@@ -188,7 +201,10 @@ mod tests {
     fn all_hops_trusted_or_no_header_gives_the_leftmost_trusted() {
         let h = headers("x-forwarded-for", &["10.0.0.3, 10.0.0.2"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff()), ip("10.0.0.3"));
-        assert_eq!(client_ip(ip("10.0.0.1"), &HeaderMap::new(), &xff()), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &xff()),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -220,7 +236,10 @@ mod tests {
         let h = headers("forwarded", &["for=198.51.100.7", "for=10.0.0.9"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("198.51.100.7"));
         // Obfuscated and unknown nodes stop the walk.
-        let h = headers("forwarded", &["for=198.51.100.7, for=_hidden, for=10.0.0.2"]);
+        let h = headers(
+            "forwarded",
+            &["for=198.51.100.7, for=_hidden, for=10.0.0.2"],
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.2"));
         let h = headers("forwarded", &["for=unknown"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.1"));

@@ -379,10 +379,12 @@ connections: { max_per_ip: 8, min_body_rate_bps: 100 }
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("alow"), "{e}");
-        let e = serde_saphyr::from_str::<GuardConfig>("throttle: { per_ip: { per_second: 1, brust: 2 } }\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = serde_saphyr::from_str::<GuardConfig>(
+            "throttle: { per_ip: { per_second: 1, brust: 2 } }\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert!(e.contains("brust"), "{e}");
     }
 

@@ -192,8 +192,7 @@ impl BodyRate {
         if self.min_bps == 0 {
             return None;
         }
-        let allowed_ns =
-            u128::from(self.bytes) * 1_000_000_000 / u128::from(self.min_bps);
+        let allowed_ns = u128::from(self.bytes) * 1_000_000_000 / u128::from(self.min_bps);
         let allowed = u64::try_from(allowed_ns).unwrap_or(u64::MAX);
         let grace = duration_nanos(self.grace);
         Some(Timestamp::from_nanos(
@@ -228,7 +227,10 @@ impl fmt::Display for HeaderViolation {
                 write!(f, "{count} request header fields (at most {max} allowed)")
             }
             HeaderViolation::TooLarge { bytes, max } => {
-                write!(f, "{bytes} bytes of request headers (at most {max} allowed)")
+                write!(
+                    f,
+                    "{bytes} bytes of request headers (at most {max} allowed)"
+                )
             }
         }
     }
@@ -273,7 +275,10 @@ mod tests {
         let p2 = g.try_acquire(ip("::ffff:198.51.100.7"));
         assert!(p1.is_some() && p2.is_some());
         assert!(g.try_acquire(a).is_none(), "third connection refused");
-        assert!(g.try_acquire(ip("198.51.100.8")).is_some(), "other IPs unaffected");
+        assert!(
+            g.try_acquire(ip("198.51.100.8")).is_some(),
+            "other IPs unaffected"
+        );
         assert_eq!(g.count(a), 2);
         drop(p1);
         assert_eq!(g.count(a), 1);
@@ -288,7 +293,9 @@ mod tests {
     #[test]
     fn unlimited_and_reconfigured_caps() {
         let g = ConnGuard::new(0);
-        let permits: Vec<_> = (0..1000).filter_map(|_| g.try_acquire(ip("10.0.0.1"))).collect();
+        let permits: Vec<_> = (0..1000)
+            .filter_map(|_| g.try_acquire(ip("10.0.0.1")))
+            .collect();
         assert_eq!(permits.len(), 1000);
         assert_eq!(g.tracked(), 0, "unlimited: nothing tracked");
         g.set_max_per_ip(1);
@@ -348,7 +355,10 @@ mod tests {
             Err("4 request header fields (at most 3 allowed)".to_string())
         );
         let mut big = HeaderMap::new();
-        big.append("x-big", HeaderValue::from_static("0123456789012345678901234567890123456789"));
+        big.append(
+            "x-big",
+            HeaderValue::from_static("0123456789012345678901234567890123456789"),
+        );
         assert_eq!(
             check_headers(&big, &cfg),
             Err(HeaderViolation::TooLarge { bytes: 49, max: 40 })

@@ -293,9 +293,13 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let e = parse_feed("10.0.0.0/8\n  10.0.0.300/24 # bad\n", &p(), FeedFormat::Plain)
-            .err()
-            .map(|e| e.to_string());
+        let e = parse_feed(
+            "10.0.0.0/8\n  10.0.0.300/24 # bad\n",
+            &p(),
+            FeedFormat::Plain,
+        )
+        .err()
+        .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("feeds/x.txt:2:3: invalid address or CIDR \"10.0.0.300/24\" (expected e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.1)")
@@ -311,12 +315,16 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.starts_with("feeds/x.txt:1:1: invalid address or CIDR \"1.2.3.0/33\""), "{e}");
+        assert!(
+            e.starts_with("feeds/x.txt:1:1: invalid address or CIDR \"1.2.3.0/33\""),
+            "{e}"
+        );
     }
 
     fn write(path: &Path, text: &str) {
         let mut f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{e}"));
-        f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn feed(path: &Path, name: &str, format: FeedFormat, action: Action) -> FeedConfig {
@@ -349,9 +357,18 @@ mod tests {
             ..IpConfig::default()
         };
         let set = FeedSet::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(hit(&set, "1.2.3.9").as_deref(), Some("deny:spamhaus-drop 1.2.3.0/24"));
-        assert_eq!(hit(&set, "1.2.3.4").as_deref(), Some("allow:partners 1.2.3.4/32"));
-        assert_eq!(hit(&set, "198.51.100.1").as_deref(), Some("deny:config-deny 198.51.100.0/24"));
+        assert_eq!(
+            hit(&set, "1.2.3.9").as_deref(),
+            Some("deny:spamhaus-drop 1.2.3.0/24")
+        );
+        assert_eq!(
+            hit(&set, "1.2.3.4").as_deref(),
+            Some("allow:partners 1.2.3.4/32")
+        );
+        assert_eq!(
+            hit(&set, "198.51.100.1").as_deref(),
+            Some("deny:config-deny 198.51.100.0/24")
+        );
 
         // Unchanged files: nothing re-read, nothing swapped.
         let r = set.reload();
@@ -362,7 +379,10 @@ mod tests {
         let r = set.reload_all();
         assert!(r.swapped && r.errors.is_empty());
         assert_eq!(r.deny, 3);
-        assert_eq!(hit(&set, "5.6.7.8").as_deref(), Some("deny:spamhaus-drop 5.6.0.0/16"));
+        assert_eq!(
+            hit(&set, "5.6.7.8").as_deref(),
+            Some("deny:spamhaus-drop 5.6.0.0/16")
+        );
 
         // A bad file keeps the previous contents of that feed, and the error names the line.
         write(&drop, "5.6.0.0/16 ; SBL2\nnot-an-ip ; SBL3\n");
@@ -370,15 +390,24 @@ mod tests {
         assert_eq!(r.errors.len(), 1);
         let msg = r.errors[0].to_string();
         assert!(msg.ends_with("drop.txt:2:1: invalid address or CIDR \"not-an-ip\" (expected e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.1)"), "{msg}");
-        assert_eq!(hit(&set, "1.2.3.9").as_deref(), Some("deny:spamhaus-drop 1.2.3.0/24"));
-        assert_eq!(hit(&set, "5.6.7.8").as_deref(), Some("deny:spamhaus-drop 5.6.0.0/16"));
+        assert_eq!(
+            hit(&set, "1.2.3.9").as_deref(),
+            Some("deny:spamhaus-drop 1.2.3.0/24")
+        );
+        assert_eq!(
+            hit(&set, "5.6.7.8").as_deref(),
+            Some("deny:spamhaus-drop 5.6.0.0/16")
+        );
 
         // A missing file too.
         std::fs::remove_file(&drop).unwrap_or_else(|e| panic!("{e}"));
         let r = set.reload();
         assert_eq!(r.errors.len(), 1);
         assert!(r.errors[0].to_string().contains("cannot read feed"));
-        assert_eq!(hit(&set, "5.6.7.8").as_deref(), Some("deny:spamhaus-drop 5.6.0.0/16"));
+        assert_eq!(
+            hit(&set, "5.6.7.8").as_deref(),
+            Some("deny:spamhaus-drop 5.6.0.0/16")
+        );
     }
 
     #[test]
@@ -390,7 +419,10 @@ mod tests {
             feeds: vec![feed(&f, "firehol", FeedFormat::Firehol, Action::Deny)],
             ..IpConfig::default()
         };
-        let e = FeedSet::load(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = FeedSet::load(&cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.ends_with("bad.netset:3:1: invalid address or CIDR \"1.2.3.0/24/5\" (expected e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.1)"), "{e}");
     }
 }

@@ -195,7 +195,8 @@ pub struct Guard {
     trusted: TrustedProxies,
     per_ip: Option<Arc<dyn RateLimit>>,
     global: Option<Arc<dyn RateLimit>>,
-    routes: HashMap<Box<str>, RouteLimit>,
+    /// Route names come from the config (not from clients), so a fast hash is safe here.
+    routes: HashMap<Box<str>, RouteLimit, foldhash::fast::RandomState>,
     bans: Option<Arc<AutoBan>>,
     conns: ConnGuard,
     clock: SharedClock,
@@ -236,14 +237,17 @@ impl Guard {
         };
         let trusted = TrustedProxies::new(&cfg.ip.trusted_proxies, cfg.ip.client_ip_header);
         let max_keys = cfg.throttle.max_keys;
-        let keep = |old: Option<&Arc<dyn RateLimit>>, rate: Rate, keyed: bool| {
-            match old {
-                Some(l) if l.rate() == rate && (!keyed || prev.is_some_and(|p| p.cfg.throttle.max_keys == max_keys)) => {
-                    Arc::clone(l)
-                }
-                _ if keyed => Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>,
-                _ => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
+        let keep = |old: Option<&Arc<dyn RateLimit>>, rate: Rate, keyed: bool| match old {
+            Some(l)
+                if l.rate() == rate
+                    && (!keyed || prev.is_some_and(|p| p.cfg.throttle.max_keys == max_keys)) =>
+            {
+                Arc::clone(l)
             }
+            _ if keyed => {
+                Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>
+            }
+            _ => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
         };
         let per_ip = cfg
             .throttle
@@ -253,7 +257,7 @@ impl Guard {
             .throttle
             .global
             .map(|r| keep(prev.and_then(|p| p.global.as_ref()), r, false));
-        let mut route_map = HashMap::new();
+        let mut route_map = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (name, rate) in routes {
             let old = prev.and_then(|p| p.routes.get(name)).map(|r| &r.limiter);
             route_map.insert(
@@ -305,8 +309,8 @@ impl Guard {
     }
 
     /// Decides one request from `ip` on route `route_key` (a route without a configured limit
-    /// is only subject to the per-IP and global limits). `now` is used for bans and should be
-    /// [`Guard::now`]: the limiters read the same clock.
+    /// is only subject to the per-IP and global limits). The whole request is judged at `now`
+    /// (bans and every limiter); pass [`Guard::now`], read once per request.
     pub fn check(&self, ip: IpAddr, route_key: &str, now: Timestamp) -> GuardDecision {
         let ip = canonical_ip(ip);
         let lists = self.feeds.lists();
@@ -333,27 +337,30 @@ impl Guard {
                 }
             }
         }
+        let key = LimitKey::Ip(ip);
         let mut rate: Option<Decision> = None;
-        let limits = [
-            self.per_ip.as_ref().map(|l| (l, ThrottleScope::Ip)),
-            self.routes
-                .get(route_key)
-                .map(|r| (&r.limiter, ThrottleScope::Route(Arc::clone(&r.name)))),
-            self.global.as_ref().map(|l| (l, ThrottleScope::Global)),
-        ];
-        for (limiter, scope) in limits.into_iter().flatten() {
-            let d = limiter.check(LimitKey::Ip(ip));
-            rate = Some(rate.map_or(d, |r| r.tighter(d)));
+        if let Some(l) = &self.per_ip {
+            let d = l.check_at(key, now);
+            rate = Some(d);
             if !d.allowed {
-                let new_ban = match (&allow_hit, &self.bans) {
-                    (None, Some(b)) => b.record_violation(ip, now),
-                    _ => None,
-                };
-                return GuardDecision {
-                    verdict: Verdict::Throttled { scope, ip },
-                    rate_limit: rate,
-                    new_ban,
-                };
+                return self.throttled(ThrottleScope::Ip, ip, now, rate, &allow_hit);
+            }
+        }
+        if let Some(r) = self.routes.get(route_key) {
+            let d = r.limiter.check_at(key, now);
+            rate = Some(rate.map_or(d, |x| x.tighter(d)));
+            if !d.allowed {
+                let scope = ThrottleScope::Route(Arc::clone(&r.name));
+                return self.throttled(scope, ip, now, rate, &allow_hit);
+            }
+        }
+        if let Some(l) = &self.global {
+            // The global limit protects the server; its remaining capacity is not the
+            // client's business, so it shows in the headers only when it refuses.
+            let d = l.check_at(key, now);
+            if !d.allowed {
+                rate = Some(rate.map_or(d, |x| x.tighter(d)));
+                return self.throttled(ThrottleScope::Global, ip, now, rate, &allow_hit);
             }
         }
         let verdict = match allow_hit {
@@ -367,6 +374,26 @@ impl Guard {
             verdict,
             rate_limit: rate,
             new_ban: None,
+        }
+    }
+
+    #[cold]
+    fn throttled(
+        &self,
+        scope: ThrottleScope,
+        ip: IpAddr,
+        now: Timestamp,
+        rate: Option<Decision>,
+        allow_hit: &Option<ListHit>,
+    ) -> GuardDecision {
+        let new_ban = match (allow_hit, &self.bans) {
+            (None, Some(b)) => b.record_violation(ip, now),
+            _ => None,
+        };
+        GuardDecision {
+            verdict: Verdict::Throttled { scope, ip },
+            rate_limit: rate,
+            new_ban,
         }
     }
 

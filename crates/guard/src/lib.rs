@@ -32,4 +32,4 @@ pub use feeds::{parse_feed, FeedSet, ReloadReport};
 pub use guard::{Guard, GuardDecision, ThrottleScope, Verdict};
 pub use limiter::{BoundedStore, Decision, LimitKey, Limiter, RateLimit};
 pub use lists::{IpLists, IpListsBuilder, ListHit};
-pub use time::{Clock, FakeClock, SharedClock, SystemClock, Timestamp};
+pub use time::{Clock, CoarseClock, FakeClock, SharedClock, SystemClock, Timestamp};

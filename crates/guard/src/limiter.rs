@@ -104,8 +104,12 @@ pub enum LimitKey<'a> {
 /// A rate limit store. The local implementation is [`Limiter`]; a shared (Redis) one can
 /// implement the same trait.
 pub trait RateLimit: Send + Sync + fmt::Debug {
-    /// Counts one request for `key` (ignored by unkeyed limits) and says whether it conforms.
+    /// Counts one request for `key` (ignored by unkeyed limits) and says whether it conforms,
+    /// reading the limiter's clock.
     fn check(&self, key: LimitKey<'_>) -> Decision;
+    /// Like [`RateLimit::check`], judged at `now` (a reading of the same clock, taken once per
+    /// request by the caller).
+    fn check_at(&self, key: LimitKey<'_>, now: Timestamp) -> Decision;
     /// The rate applied.
     fn rate(&self) -> Rate;
     /// Keys currently held (0 for unkeyed limits).
@@ -120,11 +124,15 @@ pub trait RateLimit: Send + Sync + fmt::Debug {
 
 /// Sharded, capped map from a 128-bit key to a GCRA TAT (nanoseconds since the limiter start).
 pub struct BoundedStore {
-    shards: Box<[Mutex<HashMap<u128, u64, RandomState>>]>,
+    shards: Box<[Mutex<HashMap<u128, u64, FastHash>>]>,
     shard_cap: usize,
     mask: usize,
-    hasher: RandomState,
+    hasher: FastHash,
 }
+
+/// foldhash with a random per-instance seed: fast on 16-byte keys, and an attacker who does not
+/// know the seed cannot aim keys at one bucket or shard.
+type FastHash = foldhash::fast::RandomState;
 
 impl fmt::Debug for BoundedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -155,16 +163,16 @@ impl BoundedStore {
         let shard_cap = max_keys / n;
         BoundedStore {
             shards: (0..n)
-                .map(|_| Mutex::new(HashMap::with_hasher(RandomState::new())))
+                .map(|_| Mutex::new(HashMap::with_hasher(FastHash::default())))
                 .collect(),
             shard_cap,
             mask: n - 1,
-            hasher: RandomState::new(),
+            hasher: FastHash::default(),
         }
     }
 
     #[inline]
-    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, u64, RandomState>> {
+    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, u64, FastHash>> {
         let i = (self.hasher.hash_one(key) as usize) & self.mask;
         // `i <= mask < len`; fall back to shard 0 rather than panic.
         self.shards.get(i).unwrap_or(&self.shards[0])
@@ -184,7 +192,6 @@ impl BoundedStore {
     pub fn capacity(&self) -> usize {
         self.shard_cap * self.shards.len()
     }
-
 }
 
 impl ShrinkableKeyedStateStore<u128> for BoundedStore {
@@ -258,6 +265,8 @@ enum Inner {
 pub struct Limiter {
     inner: Inner,
     rate: Rate,
+    /// `rate.replenish_interval()`, precomputed.
+    interval: Duration,
     clock: SharedClock,
     hashers: (RandomState, RandomState),
 }
@@ -269,6 +278,7 @@ impl Limiter {
         Limiter {
             inner: Inner::Keyed(Box::new(rl)),
             rate,
+            interval: rate.replenish_interval(),
             clock,
             hashers: (RandomState::new(), RandomState::new()),
         }
@@ -281,6 +291,7 @@ impl Limiter {
         Limiter {
             inner: Inner::Direct(Box::new(rl)),
             rate,
+            interval: rate.replenish_interval(),
             clock,
             hashers: (RandomState::new(), RandomState::new()),
         }
@@ -302,9 +313,9 @@ impl Limiter {
         }
     }
 
-    fn decide(&self, r: Result<StateSnapshot, NotUntil<Timestamp>>) -> Decision {
+    fn decide(&self, r: Result<StateSnapshot, NotUntil<Timestamp>>, now: Timestamp) -> Decision {
         let burst = self.rate.burst.get();
-        let t = self.rate.replenish_interval();
+        let t = self.interval;
         match r {
             Ok(snap) => {
                 let remaining = snap.remaining_burst_capacity().min(burst);
@@ -317,7 +328,7 @@ impl Limiter {
                 }
             }
             Err(nu) => {
-                let wait = nu.wait_time_from(self.clock.now());
+                let wait = nu.wait_time_from(now);
                 Decision {
                     allowed: false,
                     limit: burst,
@@ -333,11 +344,16 @@ impl Limiter {
 impl RateLimit for Limiter {
     #[inline]
     fn check(&self, key: LimitKey<'_>) -> Decision {
-        let r = match &self.inner {
+        self.check_at(key, self.clock.now())
+    }
+
+    #[inline]
+    fn check_at(&self, key: LimitKey<'_>, now: Timestamp) -> Decision {
+        let r = crate::time::with_pinned_now(now, || match &self.inner {
             Inner::Keyed(rl) => rl.check_key(&self.store_key(key)),
             Inner::Direct(rl) => rl.check(),
-        };
-        self.decide(r)
+        });
+        self.decide(r, now)
     }
 
     fn rate(&self) -> Rate {
@@ -358,7 +374,6 @@ impl RateLimit for Limiter {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -518,7 +533,11 @@ mod tests {
         assert_eq!(c.tighter(a), c);
         assert_eq!(
             c.rate_limit_headers(),
-            [("ratelimit-limit", 10), ("ratelimit-remaining", 0), ("ratelimit-reset", 0)]
+            [
+                ("ratelimit-limit", 10),
+                ("ratelimit-remaining", 0),
+                ("ratelimit-reset", 0)
+            ]
         );
     }
 }

@@ -58,7 +58,12 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -126,6 +131,40 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that is read with one atomic load: a background thread stores the time of a
+/// [`SystemClock`] every `resolution`. Use it in the gateway when reading the system clock is
+/// expensive (it costs ~90 ns on some virtual machines); limits and bans are then judged at
+/// that resolution. The thread ends when the last clone of the clock is dropped.
+#[derive(Debug, Clone)]
+pub struct CoarseClock(Arc<AtomicU64>);
+
+impl CoarseClock {
+    /// Starts the updating thread.
+    pub fn start(resolution: Duration) -> std::io::Result<Self> {
+        let src = SystemClock::new();
+        let now = Arc::new(AtomicU64::new(src.now().0));
+        let weak = Arc::downgrade(&now);
+        let resolution = resolution.max(Duration::from_micros(100));
+        std::thread::Builder::new()
+            .name("palisade-clock".into())
+            .spawn(move || {
+                while let Some(cell) = weak.upgrade() {
+                    cell.fetch_max(src.now().0, Ordering::Relaxed);
+                    drop(cell);
+                    std::thread::sleep(resolution);
+                }
+            })?;
+        Ok(CoarseClock(now))
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// A clock for tests: starts where it is told and moves only when advanced. Clones share time.
 #[derive(Debug, Clone, Default)]
 pub struct FakeClock(Arc<AtomicU64>);
@@ -176,11 +215,35 @@ impl Default for SharedClock {
     }
 }
 
+thread_local! {
+    /// The time pinned by [`with_pinned_now`] on this thread; 0 when none.
+    static PINNED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` with `now` as the time the limiters of this crate read on this thread, so one
+/// request is judged at one instant (and the clock is read once per request, not per limiter).
+pub(crate) fn with_pinned_now<R>(now: Timestamp, f: impl FnOnce() -> R) -> R {
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PINNED.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PINNED.with(|p| p.replace(now.0.max(1))));
+    f()
+}
+
 impl governor::clock::Clock for SharedClock {
     type Instant = Timestamp;
+    /// The pinned request time if there is one (see `with_pinned_now`), else the clock.
     #[inline]
     fn now(&self) -> Timestamp {
-        self.0.now()
+        let pinned = PINNED.with(|p| p.get());
+        if pinned != 0 {
+            Timestamp(pinned)
+        } else {
+            self.0.now()
+        }
     }
 }
 
@@ -208,6 +271,29 @@ mod tests {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         assert!(a.as_secs().abs_diff(wall) <= 2);
+    }
+
+    #[test]
+    fn coarse_clock_follows_the_system_clock() {
+        let c = CoarseClock::start(Duration::from_millis(1)).unwrap_or_else(|e| panic!("{e}"));
+        let sys = SystemClock::new();
+        let a = c.now();
+        assert!(sys.now().saturating_duration_since(a) < Duration::from_secs(1));
+        assert!(c.now() >= a);
+    }
+
+    #[test]
+    fn pinned_now_is_seen_by_governor_clock_and_restored() {
+        let fake = FakeClock::new(Timestamp::from_secs(5));
+        let shared = SharedClock::new(fake);
+        let inside = with_pinned_now(Timestamp::from_secs(9), || {
+            governor::clock::Clock::now(&shared)
+        });
+        assert_eq!(inside, Timestamp::from_secs(9));
+        assert_eq!(
+            governor::clock::Clock::now(&shared),
+            Timestamp::from_secs(5)
+        );
     }
 
     #[test]
