@@ -345,6 +345,7 @@ impl Rules<'_> {
                     || starts_with_ci(text, b"dbms_lock.")
             }
             Kind::Op | Kind::Comma => self.operator_payload(i),
+            Kind::Cmp => self.compare_and_cut(i),
             _ => false,
         }
     }
@@ -819,6 +820,17 @@ impl Rules<'_> {
             let end = self.skip_parens(2).unwrap_or(2);
             self.terminator(end) || self.word(end) == Word::From
         }
+    }
+
+    /// Right after a quote break-out, a comparison cut by a comment: `'=0--`, `x' > 1#`.
+    fn compare_and_cut(&self, i: usize) -> bool {
+        if !self.at_payload(i) || !self.quoted || !self.plausible_quote_prefix() {
+            return false;
+        }
+        let Some(end) = self.value_end(i + 1) else {
+            return false;
+        };
+        self.kind(end) == Some(Kind::Comment) && self.comment_cuts(end)
     }
 
     /// `(select ...)` used as an expression.

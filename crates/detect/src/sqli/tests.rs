@@ -80,6 +80,8 @@ fn comment_truncation() {
     attack("admin' #");
     attack("root')-- -");
     attack("1)) /*");
+    attack("'=0--+");
+    attack("q' > 1#");
 }
 
 #[test]
