@@ -219,7 +219,9 @@ impl AnalyticsConfig {
         match &self.sink {
             SinkConfig::Ndjson(n) => {
                 if n.max_files == 0 || n.batch_size == 0 || n.max_file_bytes == 0 {
-                    return bad("ndjson: max_files, batch_size and max_file_bytes must be > 0".into());
+                    return bad(
+                        "ndjson: max_files, batch_size and max_file_bytes must be > 0".into(),
+                    );
                 }
             }
             SinkConfig::Clickhouse(ch) => {
@@ -238,7 +240,8 @@ impl AnalyticsConfig {
                 if ch.batch_size == 0 || ch.retention_days == 0 {
                     return bad("clickhouse: batch_size and retention_days must be > 0".into());
                 }
-                if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes {
+                if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes
+                {
                     return bad("spool: max_bytes must be at least segment_bytes (> 0)".into());
                 }
             }
@@ -254,7 +257,10 @@ mod tests {
 
     #[test]
     fn password_is_redacted_in_debug_and_serialize() {
-        let cfg = ClickHouseConfig { password: Secret("hunter2".into()), ..Default::default() };
+        let cfg = ClickHouseConfig {
+            password: Secret("hunter2".into()),
+            ..Default::default()
+        };
         assert!(!format!("{cfg:?}").contains("hunter2"));
         let json = serde_json::to_string(&cfg).unwrap_or_default();
         assert!(!json.contains("hunter2"), "{json}");

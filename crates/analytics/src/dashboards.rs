@@ -51,8 +51,15 @@ pub struct Expansion {
 impl Expansion {
     /// The last 24 hours up to one hour from now, one-minute interval, all routes.
     pub fn last_day() -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Self { from_secs: now.saturating_sub(86_400), to_secs: now + 3_600, interval_s: 60, route: ALL_ROUTES.into() }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            from_secs: now.saturating_sub(86_400),
+            to_secs: now + 3_600,
+            interval_s: 60,
+            route: ALL_ROUTES.into(),
+        }
     }
 }
 
@@ -68,20 +75,31 @@ pub fn panel_queries(dir: &Path) -> Result<Vec<PanelQuery>, AnalyticsError> {
     let mut out = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| AnalyticsError::io(&path, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| AnalyticsError::Dashboard {
-            path: format!("{}:{}:{}", path.display(), e.line(), e.column()),
-            what: e.to_string(),
-        })?;
-        let dashboard = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| AnalyticsError::Dashboard {
+                path: format!("{}:{}:{}", path.display(), e.line(), e.column()),
+                what: e.to_string(),
+            })?;
+        let dashboard = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(vars) = json.pointer("/templating/list").and_then(|v| v.as_array()) {
             for v in vars {
                 if v.get("type").and_then(|t| t.as_str()) != Some("query") {
                     continue;
                 }
-                let sql = v.get("query").and_then(|q| q.as_str().or_else(|| q.get("rawSql").and_then(|s| s.as_str())));
+                let sql = v.get("query").and_then(|q| {
+                    q.as_str()
+                        .or_else(|| q.get("rawSql").and_then(|s| s.as_str()))
+                });
                 if let Some(sql) = sql {
                     let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("?");
-                    out.push(PanelQuery { dashboard: dashboard.clone(), title: format!("variable {name}"), sql: sql.to_string() });
+                    out.push(PanelQuery {
+                        dashboard: dashboard.clone(),
+                        title: format!("variable {name}"),
+                        sql: sql.to_string(),
+                    });
                 }
             }
         }
@@ -91,14 +109,27 @@ pub fn panel_queries(dir: &Path) -> Result<Vec<PanelQuery>, AnalyticsError> {
 }
 
 fn collect_panels(dashboard: &str, panels: Option<&serde_json::Value>, out: &mut Vec<PanelQuery>) {
-    let Some(panels) = panels.and_then(|p| p.as_array()) else { return };
+    let Some(panels) = panels.and_then(|p| p.as_array()) else {
+        return;
+    };
     for p in panels {
-        let title = p.get("title").and_then(|t| t.as_str()).unwrap_or("(untitled)");
+        let title = p
+            .get("title")
+            .and_then(|t| t.as_str())
+            .unwrap_or("(untitled)");
         if let Some(targets) = p.get("targets").and_then(|t| t.as_array()) {
             for (i, t) in targets.iter().enumerate() {
                 if let Some(sql) = t.get("rawSql").and_then(|s| s.as_str()) {
-                    let title = if targets.len() > 1 { format!("{title} [{i}]") } else { title.to_string() };
-                    out.push(PanelQuery { dashboard: dashboard.to_string(), title, sql: sql.to_string() });
+                    let title = if targets.len() > 1 {
+                        format!("{title} [{i}]")
+                    } else {
+                        title.to_string()
+                    };
+                    out.push(PanelQuery {
+                        dashboard: dashboard.to_string(),
+                        title,
+                        sql: sql.to_string(),
+                    });
                 }
             }
         }
@@ -117,7 +148,9 @@ pub fn expand(sql: &str, x: &Expansion) -> String {
         let after = &rest[at + "$__timeFilter(".len()..];
         match after.find(')') {
             Some(close) => {
-                let col = after[..close].trim().trim_matches(|c| c == '"' || c == '\'');
+                let col = after[..close]
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'');
                 out.push_str(&format!("{col} >= {from} AND {col} <= {to}"));
                 rest = &after[close + 1..];
             }
@@ -144,14 +177,21 @@ pub fn dashboard_queries(dir: &Path) -> Result<Vec<(String, String)>, AnalyticsE
 }
 
 /// Like [`dashboard_queries`], with explicit values for the macros and variables.
-pub fn dashboard_queries_with(dir: &Path, x: &Expansion) -> Result<Vec<(String, String)>, AnalyticsError> {
-    Ok(panel_queries(dir)?.into_iter().map(|p| (p.name(), expand(&p.sql, x))).collect())
+pub fn dashboard_queries_with(
+    dir: &Path,
+    x: &Expansion,
+) -> Result<Vec<(String, String)>, AnalyticsError> {
+    Ok(panel_queries(dir)?
+        .into_iter()
+        .map(|p| (p.name(), expand(&p.sql, x)))
+        .collect())
 }
 
 const KEYWORDS: &[&str] = &[
-    "select", "from", "where", "and", "or", "not", "in", "group", "by", "order", "desc", "asc", "limit", "as",
-    "is", "null", "interval", "second", "minute", "hour", "day", "having", "array", "join", "left", "inner",
-    "on", "with", "distinct", "case", "when", "then", "else", "end", "between", "like", "union", "all",
+    "select", "from", "where", "and", "or", "not", "in", "group", "by", "order", "desc", "asc",
+    "limit", "as", "is", "null", "interval", "second", "minute", "hour", "day", "having", "array",
+    "join", "left", "inner", "on", "with", "distinct", "case", "when", "then", "else", "end",
+    "between", "like", "union", "all",
 ];
 
 /// Identifiers in `sql` (expanded) that are neither declared columns or tables of
@@ -195,7 +235,8 @@ pub fn shadowing_aliases(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     for w in tokens.windows(2) {
         if let [Tok::Ident(k), Tok::Ident(name)] = w {
-            let is_column = column::EVENTS.iter().any(|(c, _)| c == name) || column::OTHER.contains(name);
+            let is_column =
+                column::EVENTS.iter().any(|(c, _)| c == name) || column::OTHER.contains(name);
             if k.eq_ignore_ascii_case("as") && is_column {
                 out.push((*name).to_string());
             }
@@ -260,12 +301,18 @@ mod tests {
     use super::*;
 
     fn x() -> Expansion {
-        Expansion { from_secs: 100, to_secs: 200, interval_s: 0, route: "a'b".into() }
+        Expansion {
+            from_secs: 100,
+            to_secs: 200,
+            interval_s: 0,
+            route: "a'b".into(),
+        }
     }
 
     #[test]
     fn macros_expand_like_the_plugin() {
-        let sql = "SELECT 1 FROM events WHERE $__timeFilter(ts) AND ts > $__fromTime AND ts < $__toTime \
+        let sql =
+            "SELECT 1 FROM events WHERE $__timeFilter(ts) AND ts > $__fromTime AND ts < $__toTime \
                    AND n = $__interval_s AND route = '${route}' AND r2 = '$route'";
         assert_eq!(
             expand(sql, &x()),
@@ -276,17 +323,26 @@ mod tests {
 
     #[test]
     fn unknown_columns_are_reported() {
-        let sql = "SELECT rout, count() AS n, arrayMap(x -> toString(x), rule_ids) AS ids FROM events \
+        let sql =
+            "SELECT rout, count() AS n, arrayMap(x -> toString(x), rule_ids) AS ids FROM events \
                    WHERE verdict = 'blok' GROUP BY rout ORDER BY n";
         assert_eq!(unknown_identifiers(sql), vec!["rout".to_string()]);
         assert!(unknown_identifiers("SELECT route FROM evnts").contains(&"evnts".to_string()));
-        assert!(unknown_identifiers("SELECT quantilesMerge(0.5)(latency_q) AS q FROM events_1m").is_empty());
+        assert!(
+            unknown_identifiers("SELECT quantilesMerge(0.5)(latency_q) AS q FROM events_1m")
+                .is_empty()
+        );
     }
 
     #[test]
     fn aliases_shadowing_columns_are_reported() {
-        assert_eq!(shadowing_aliases("SELECT countMerge(hits) AS hits FROM rules_1m"), vec!["hits".to_string()]);
-        assert!(shadowing_aliases("SELECT countMerge(hits) AS total_hits FROM rules_1m").is_empty());
+        assert_eq!(
+            shadowing_aliases("SELECT countMerge(hits) AS hits FROM rules_1m"),
+            vec!["hits".to_string()]
+        );
+        assert!(
+            shadowing_aliases("SELECT countMerge(hits) AS total_hits FROM rules_1m").is_empty()
+        );
     }
 
     #[test]
@@ -294,7 +350,12 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| e.to_string());
         let Ok(dir) = dir else { return };
         let _ = std::fs::write(dir.path().join("bad.json"), "{\n  \"panels\": [,]\n}\n");
-        let err = panel_queries(dir.path()).map(|_| ()).map_err(|e| e.to_string());
-        assert!(err.as_ref().is_err_and(|e| e.contains("bad.json:2:")), "{err:?}");
+        let err = panel_queries(dir.path())
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            err.as_ref().is_err_and(|e| e.contains("bad.json:2:")),
+            "{err:?}"
+        );
     }
 }

@@ -55,9 +55,26 @@ pub enum AnalyticsError {
 }
 
 impl AnalyticsError {
+    /// True when ClickHouse answered that the table or database does not exist
+    /// (codes 60 UNKNOWN_TABLE, 81 UNKNOWN_DATABASE): the migrations must run again.
+    pub fn is_missing_schema(&self) -> bool {
+        match self {
+            Self::ClickHouse {
+                source: clickhouse::error::Error::BadResponse(msg),
+                ..
+            } => ["Code: 60", "Code: 81", "UNKNOWN_TABLE", "UNKNOWN_DATABASE"]
+                .iter()
+                .any(|m| msg.contains(m)),
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Wraps a ClickHouse client error with a short context (long SQL is truncated).

@@ -78,8 +78,31 @@ pub struct Event {
     pub upstream_addr: String,
     /// Upstream attempts.
     pub upstream_attempts: u8,
-    /// True when the body went past the inspection limit uninspected.
+    /// True when the body went past the inspection limit uninspected (0/1 in JSON, as the
+    /// `UInt8` column: ClickHouse 18.16 does not read `true` into a `UInt8`).
+    #[serde(with = "bool_as_u8")]
     pub body_uninspected: bool,
+}
+
+mod bool_as_u8 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(u8::from(*v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum B {
+            Bool(bool),
+            Int(u64),
+        }
+        Ok(match B::deserialize(d)? {
+            B::Bool(b) => b,
+            B::Int(n) => n != 0,
+        })
+    }
 }
 
 impl Event {
@@ -133,7 +156,9 @@ impl Event {
 
     /// Decodes one row written by [`Event::encode_row_binary`], returning the event and its
     /// batch id. Used by the spool to filter rows on a partial replay, and by tests.
-    pub fn decode_row_binary(r: &mut rowbinary::Reader<'_>) -> Result<(Event, u64), rowbinary::DecodeError> {
+    pub fn decode_row_binary(
+        r: &mut rowbinary::Reader<'_>,
+    ) -> Result<(Event, u64), rowbinary::DecodeError> {
         let _secs = r.u32()?;
         let mut ev = Event {
             ts_ms: r.u64()?,
@@ -251,7 +276,10 @@ mod tests {
         let mut b = [0u8; 19];
         assert_eq!(format_datetime(0, &mut b), "1970-01-01 00:00:00");
         assert_eq!(format_datetime(951_782_400, &mut b), "2000-02-29 00:00:00");
-        assert_eq!(format_datetime(1_795_992_001, &mut b), "2026-11-29 22:40:01");
+        assert_eq!(
+            format_datetime(1_795_992_001, &mut b),
+            "2026-11-29 22:40:01"
+        );
     }
 
     #[test]
@@ -273,14 +301,20 @@ mod tests {
         ev.encode_row_binary(42, &mut buf);
         ev.encode_row_binary(43, &mut buf);
         let mut r = rowbinary::Reader::new(&buf);
-        assert_eq!(Event::decode_row_binary(&mut r).ok(), Some((ev.clone(), 42)));
+        assert_eq!(
+            Event::decode_row_binary(&mut r).ok(),
+            Some((ev.clone(), 42))
+        );
         assert_eq!(Event::decode_row_binary(&mut r).ok(), Some((ev, 43)));
         assert!(r.is_empty());
     }
 
     #[test]
     fn truncated_row_is_an_error_not_a_panic() {
-        let ev = Event { request_id: "abc".into(), ..Event::default() };
+        let ev = Event {
+            request_id: "abc".into(),
+            ..Event::default()
+        };
         let mut buf = Vec::new();
         ev.encode_row_binary(1, &mut buf);
         for cut in 0..buf.len() {
@@ -291,7 +325,11 @@ mod tests {
 
     #[test]
     fn json_line_has_every_column() {
-        let ev = Event { ts_ms: 1_000, request_id: "x".into(), ..Event::default() };
+        let ev = Event {
+            ts_ms: 1_000,
+            request_id: "x".into(),
+            ..Event::default()
+        };
         let mut out = Vec::new();
         ev.write_json_line(&mut out).ok();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
@@ -302,5 +340,8 @@ mod tests {
             assert!(v.get(col).is_some(), "missing {col} in {v}");
         }
         assert_eq!(v["ts"], "1970-01-01 00:00:01");
+        assert_eq!(v["body_uninspected"], 0);
+        let back: Result<Event, _> = serde_json::from_slice(&out);
+        assert_eq!(back.ok(), Some(ev));
     }
 }

@@ -4,20 +4,31 @@
 
 /// Stages of the request pipeline (DESIGN.md §1), as recorded in the event's `decided_by` column.
 pub mod stage {
+    /// Route matching (no route, method not allowed).
     pub const ROUTER: &str = "router";
+    /// Protocol enforcement (smuggling shapes, invalid headers).
     pub const PROTOCOL: &str = "protocol";
+    /// Connection guards (per-IP cap, timeouts, size limits).
     pub const CONNECTION: &str = "connection";
+    /// IP allow/deny lists, feeds and bans.
     pub const IP_REPUTATION: &str = "ip_reputation";
+    /// DoS throttling (GCRA per IP, route, global).
     pub const THROTTLE: &str = "throttle";
+    /// API key and usage plan.
     pub const API_KEY: &str = "api_key";
+    /// The WAF.
     pub const WAF: &str = "waf";
+    /// The upstream pool (502/504).
     pub const UPSTREAM: &str = "upstream";
+    /// The gateway itself.
     pub const GATEWAY: &str = "gateway";
 }
 
 /// Verdicts recorded in the event's `verdict` column.
 pub mod verdict {
+    /// Passed every stage.
     pub const ALLOW: &str = "allow";
+    /// Refused by a stage.
     pub const BLOCK: &str = "block";
     /// The WAF (or a limiter in detect mode) would have blocked, but the route is in detect mode.
     pub const DETECT: &str = "detect";
@@ -27,27 +38,49 @@ pub mod verdict {
 
 /// Reason codes in JSON error bodies and in the event's `reason` column. Clients can act on them.
 pub mod reason {
+    /// Reason code `no_route`.
     pub const NO_ROUTE: &str = "no_route";
+    /// Reason code `method_not_allowed`.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// Reason code `body_too_large`.
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// Reason code `bad_request`.
     pub const BAD_REQUEST: &str = "bad_request";
+    /// Reason code `protocol_violation`.
     pub const PROTOCOL_VIOLATION: &str = "protocol_violation";
+    /// Reason code `upstream_unavailable`.
     pub const UPSTREAM_UNAVAILABLE: &str = "upstream_unavailable";
+    /// Reason code `upstream_timeout`.
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
+    /// Reason code `upstream_error`.
     pub const UPSTREAM_ERROR: &str = "upstream_error";
+    /// Reason code `ip_denied`.
     pub const IP_DENIED: &str = "ip_denied";
+    /// Reason code `ip_banned`.
     pub const IP_BANNED: &str = "ip_banned";
+    /// Reason code `rate_limited_ip`.
     pub const RATE_LIMITED_IP: &str = "rate_limited_ip";
+    /// Reason code `rate_limited_route`.
     pub const RATE_LIMITED_ROUTE: &str = "rate_limited_route";
+    /// Reason code `rate_limited_global`.
     pub const RATE_LIMITED_GLOBAL: &str = "rate_limited_global";
+    /// Reason code `too_many_connections`.
     pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    /// Reason code `api_key_missing`.
     pub const API_KEY_MISSING: &str = "api_key_missing";
+    /// Reason code `api_key_invalid`.
     pub const API_KEY_INVALID: &str = "api_key_invalid";
+    /// Reason code `api_key_revoked`.
     pub const API_KEY_REVOKED: &str = "api_key_revoked";
+    /// Reason code `api_key_expired`.
     pub const API_KEY_EXPIRED: &str = "api_key_expired";
+    /// Reason code `rate_limited_key`.
     pub const RATE_LIMITED_KEY: &str = "rate_limited_key";
+    /// Reason code `quota_exceeded`.
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// Reason code `waf_blocked`.
     pub const WAF_BLOCKED: &str = "waf_blocked";
+    /// Reason code `body_uninspected`.
     pub const BODY_UNINSPECTED: &str = "body_uninspected";
 }
 

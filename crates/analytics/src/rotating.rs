@@ -58,7 +58,10 @@ impl RotatingFile {
             .append(true)
             .open(&self.live)
             .map_err(|e| AnalyticsError::io(&self.live, e))?;
-        self.len = f.metadata().map_err(|e| AnalyticsError::io(&self.live, e))?.len();
+        self.len = f
+            .metadata()
+            .map_err(|e| AnalyticsError::io(&self.live, e))?
+            .len();
         self.file = Some(f);
         Ok(())
     }
@@ -89,20 +92,53 @@ impl RotatingFile {
         &self.live
     }
 
-    /// Appends `data` (whole lines), rotating first when it would exceed the size cap.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), AnalyticsError> {
-        if self.len > 0 && self.len + data.len() as u64 > self.max_file_bytes {
-            self.rotate()?;
+    /// Appends `data` (whole lines). Lines are split across files so that no file exceeds the
+    /// size cap, except a single line longer than the cap, which gets a file of its own.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), AnalyticsError> {
+        while !data.is_empty() {
+            let room = self.max_file_bytes.saturating_sub(self.len) as usize;
+            let take = if data.len() <= room {
+                data.len()
+            } else {
+                // The longest prefix of whole lines that fits; none fits → rotate first.
+                match data
+                    .get(..room)
+                    .and_then(|d| d.iter().rposition(|&b| b == b'\n'))
+                {
+                    Some(nl) => nl + 1,
+                    None if self.len > 0 => {
+                        self.rotate()?;
+                        continue;
+                    }
+                    // An empty file and a line longer than the cap: write that line alone.
+                    None => data
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(data.len(), |nl| nl + 1),
+                }
+            };
+            let (chunk, rest) = data.split_at(take);
+            self.append(chunk)?;
+            data = rest;
+            if !data.is_empty() {
+                self.rotate()?;
+            }
         }
+        Ok(())
+    }
+
+    fn append(&mut self, chunk: &[u8]) -> Result<(), AnalyticsError> {
         if self.file.is_none() {
             self.open_live()?;
         }
-        let Some(f) = self.file.as_mut() else { return Ok(()) };
-        if let Err(e) = f.write_all(data) {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = f.write_all(chunk) {
             self.file = None;
             return Err(AnalyticsError::io(&self.live, e));
         }
-        self.len += data.len() as u64;
+        self.len += chunk.len() as u64;
         Ok(())
     }
 
@@ -116,7 +152,10 @@ impl RotatingFile {
 
     fn rotate(&mut self) -> Result<(), AnalyticsError> {
         self.file = None;
-        let target = self.dir.join(format!("{}{:010}{}", self.prefix, self.next_seq, self.suffix));
+        let target = self.dir.join(format!(
+            "{}{:010}{}",
+            self.prefix, self.next_seq, self.suffix
+        ));
         fs::rename(&self.live, &target).map_err(|e| AnalyticsError::io(&self.live, e))?;
         self.next_seq += 1;
         let rotated = self.rotated()?;
@@ -156,6 +195,29 @@ mod tests {
             f.write(&[b'x'; 60])?;
         }
         assert_eq!(f.rotated()?.last().map(|(s, _)| *s), Some(12));
+        Ok(())
+    }
+
+    #[test]
+    fn a_large_write_is_split_at_line_boundaries() -> Result<(), AnalyticsError> {
+        let dir = tempfile::tempdir().map_err(|e| AnalyticsError::io("tmp", e))?;
+        let mut f = RotatingFile::open(dir.path(), "x.log", "x.log.", "", 25, 100)?;
+        let line = b"0123456789\n"; // 11 bytes: two lines per file
+        let mut data = Vec::new();
+        for _ in 0..7 {
+            data.extend_from_slice(line);
+        }
+        data.extend_from_slice(&[b'L'; 40]);
+        data.push(b'\n');
+        f.write(&data)?;
+        f.flush()?;
+        let mut sizes: Vec<u64> = f
+            .rotated()?
+            .iter()
+            .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .collect();
+        sizes.push(fs::metadata(f.live_path()).map(|m| m.len()).unwrap_or(0));
+        assert_eq!(sizes, vec![22, 22, 22, 11, 41]);
         Ok(())
     }
 }

@@ -75,8 +75,14 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::BadLength(self.pos))?;
-        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated(self.buf.len()))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::BadLength(self.pos))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated(self.buf.len()))?;
         self.pos = end;
         Ok(s)
     }

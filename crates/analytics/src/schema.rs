@@ -224,7 +224,10 @@ impl ServerVersion {
 
     /// Table TTL appeared in ClickHouse 19.6.
     pub fn supports_ttl(self) -> bool {
-        self >= Self { major: 19, minor: 6 }
+        self >= Self {
+            major: 19,
+            minor: 6,
+        }
     }
 }
 
@@ -245,7 +248,11 @@ pub struct MigrationReport {
 }
 
 async fn exec(client: &clickhouse::Client, sql: &str) -> Result<(), AnalyticsError> {
-    client.query(sql).execute().await.map_err(|e| AnalyticsError::clickhouse(sql, e))
+    client
+        .query(sql)
+        .execute()
+        .await
+        .map_err(|e| AnalyticsError::clickhouse(sql, e))
 }
 
 /// Runs a query and returns its answer as TSV text.
@@ -276,19 +283,27 @@ pub async fn migrate(
         )));
     }
     let version_text = query_tsv(client, "SELECT version()").await?;
-    let version = ServerVersion::parse(&version_text).ok_or_else(|| AnalyticsError::Unexpected {
-        context: "SELECT version()".into(),
-        answer: version_text.trim().into(),
-    })?;
+    let version =
+        ServerVersion::parse(&version_text).ok_or_else(|| AnalyticsError::Unexpected {
+            context: "SELECT version()".into(),
+            answer: version_text.trim().into(),
+        })?;
     for sql in bootstrap_statements(db) {
         exec(client, &sql).await?;
     }
     let applied_text = query_tsv(
         client,
-        &format!("SELECT DISTINCT {} FROM {db}.{}", c::VERSION, t::SCHEMA_MIGRATIONS),
+        &format!(
+            "SELECT DISTINCT {} FROM {db}.{}",
+            c::VERSION,
+            t::SCHEMA_MIGRATIONS
+        ),
     )
     .await?;
-    let applied: Vec<u32> = applied_text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let applied: Vec<u32> = applied_text
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     let mut report = MigrationReport {
         server_version: version_text.trim().to_string(),
         applied: Vec::new(),
@@ -362,7 +377,11 @@ pub async fn drop_expired_partitions(
             let p = p.trim().trim_matches('\'');
             let Ok(day) = p.parse::<u64>() else { continue };
             if day < cutoff {
-                exec(client, &format!("ALTER TABLE {db}.{table} DROP PARTITION {day}")).await?;
+                exec(
+                    client,
+                    &format!("ALTER TABLE {db}.{table} DROP PARTITION {day}"),
+                )
+                .await?;
                 dropped.push(format!("{table}/{day}"));
             }
         }
@@ -377,7 +396,13 @@ mod tests {
     #[test]
     fn versions_parse_and_ttl_support_is_decided() {
         let old = ServerVersion::parse("18.16.1");
-        assert_eq!(old, Some(ServerVersion { major: 18, minor: 16 }));
+        assert_eq!(
+            old,
+            Some(ServerVersion {
+                major: 18,
+                minor: 16
+            })
+        );
         assert!(!old.is_some_and(|v| v.supports_ttl()));
         assert!(ServerVersion::parse("26.9.2.1").is_some_and(|v| v.supports_ttl()));
         assert!(ServerVersion::parse("19.6.1").is_some_and(|v| v.supports_ttl()));

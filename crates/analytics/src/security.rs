@@ -107,14 +107,30 @@ impl SecurityLog {
         cfg: &SecurityLogConfig,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), AnalyticsError> {
-        let dir = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let dir = cfg
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         let name = cfg
             .path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| AnalyticsError::Config(format!("security_log.path `{}` has no file name", cfg.path.display())))?
+            .ok_or_else(|| {
+                AnalyticsError::Config(format!(
+                    "security_log.path `{}` has no file name",
+                    cfg.path.display()
+                ))
+            })?
             .to_string();
-        let mut file = RotatingFile::open(dir, &name, &format!("{name}."), "", cfg.max_file_bytes, cfg.max_files)?;
+        let mut file = RotatingFile::open(
+            dir,
+            &name,
+            &format!("{name}."),
+            "",
+            cfg.max_file_bytes,
+            cfg.max_files,
+        )?;
         let (tx, mut rx) = mpsc::channel::<SecurityRecord>(cfg.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let c = Arc::clone(&counters);

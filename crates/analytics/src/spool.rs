@@ -102,10 +102,15 @@ impl Spool {
         let mut total = 0;
         for (seq, path) in found {
             let len = valid_prefix_len(&path)?;
-            let on_disk = fs::metadata(&path).map_err(|e| AnalyticsError::io(&path, e))?.len();
+            let on_disk = fs::metadata(&path)
+                .map_err(|e| AnalyticsError::io(&path, e))?
+                .len();
             if len < on_disk {
                 tracing::warn!(path = %path.display(), len, on_disk, "spool: cutting off a torn or corrupt tail");
-                let f = OpenOptions::new().write(true).open(&path).map_err(|e| AnalyticsError::io(&path, e))?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| AnalyticsError::io(&path, e))?;
                 f.set_len(len).map_err(|e| AnalyticsError::io(&path, e))?;
             }
             if len == 0 {
@@ -132,7 +137,10 @@ impl Spool {
     pub fn is_empty(&self) -> bool {
         match self.segments.len() {
             0 => true,
-            1 => self.segments.front().is_some_and(|s| self.read_pos >= s.len),
+            1 => self
+                .segments
+                .front()
+                .is_some_and(|s| self.read_pos >= s.len),
             _ => false,
         }
     }
@@ -195,7 +203,8 @@ impl Spool {
             return Err(AnalyticsError::io(&seg.path, e));
         }
         if self.fsync == FsyncPolicy::Batch {
-            f.sync_data().map_err(|e| AnalyticsError::io(&seg.path, e))?;
+            f.sync_data()
+                .map_err(|e| AnalyticsError::io(&seg.path, e))?;
         }
         seg.len += size;
         self.total += size;
@@ -206,7 +215,9 @@ impl Spool {
     /// their segment (the rest of it is skipped and reported as an error once).
     pub fn peek(&mut self) -> Result<Option<SpoolRecord>, AnalyticsError> {
         loop {
-            let Some(head) = self.segments.front() else { return Ok(None) };
+            let Some(head) = self.segments.front() else {
+                return Ok(None);
+            };
             if self.read_pos >= head.len {
                 // Everything in it was replayed: remove the file (appends start a new one).
                 self.drop_head();
@@ -229,7 +240,9 @@ impl Spool {
     /// Consumes the record returned by the last [`Spool::peek`]; deletes its segment when that
     /// was the segment's last record.
     pub fn advance(&mut self) {
-        let Some(size) = self.peeked.take() else { return };
+        let Some(size) = self.peeked.take() else {
+            return;
+        };
         self.read_pos += size;
         if let Some(head) = self.segments.front() {
             if self.read_pos >= head.len {
@@ -266,15 +279,18 @@ fn valid_prefix_len(path: &Path) -> Result<u64, AnalyticsError> {
     let mut payload = Vec::new();
     while pos + HEADER <= len {
         let mut h = [0u8; 8];
-        f.seek(SeekFrom::Start(pos)).map_err(|e| AnalyticsError::io(path, e))?;
-        f.read_exact(&mut h).map_err(|e| AnalyticsError::io(path, e))?;
+        f.seek(SeekFrom::Start(pos))
+            .map_err(|e| AnalyticsError::io(path, e))?;
+        f.read_exact(&mut h)
+            .map_err(|e| AnalyticsError::io(path, e))?;
         let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
         if n > MAX_RECORD || (n as usize) < META || pos + HEADER + u64::from(n) > len {
             break;
         }
         payload.resize(n as usize, 0);
-        f.read_exact(&mut payload).map_err(|e| AnalyticsError::io(path, e))?;
+        f.read_exact(&mut payload)
+            .map_err(|e| AnalyticsError::io(path, e))?;
         if crc32fast::hash(&payload) != crc {
             break;
         }
@@ -290,31 +306,49 @@ fn read_record(path: &Path, offset: u64) -> Result<(SpoolRecord, u64), Analytics
         what: what.to_string(),
     };
     let mut f = File::open(path).map_err(|e| AnalyticsError::io(path, e))?;
-    f.seek(SeekFrom::Start(offset)).map_err(|e| AnalyticsError::io(path, e))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| AnalyticsError::io(path, e))?;
     let mut h = [0u8; 8];
-    f.read_exact(&mut h).map_err(|_| corrupt("truncated record header"))?;
+    f.read_exact(&mut h)
+        .map_err(|_| corrupt("truncated record header"))?;
     let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     if n > MAX_RECORD || (n as usize) < META {
         return Err(corrupt("record length out of range"));
     }
     let mut payload = vec![0u8; n as usize];
-    f.read_exact(&mut payload).map_err(|_| corrupt("truncated record"))?;
+    f.read_exact(&mut payload)
+        .map_err(|_| corrupt("truncated record"))?;
     if crc32fast::hash(&payload) != crc {
         return Err(corrupt("checksum mismatch"));
     }
     if payload.first() != Some(&FORMAT) {
         return Err(corrupt("unknown record format"));
     }
-    let u32_at = |i: usize| payload.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |i: usize| {
+        payload
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let batch_id = payload
         .get(1..9)
         .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
-    let (Some(batch_id), Some(rows), Some(min_ts), Some(max_ts)) = (batch_id, u32_at(9), u32_at(13), u32_at(17)) else {
+    let (Some(batch_id), Some(rows), Some(min_ts), Some(max_ts)) =
+        (batch_id, u32_at(9), u32_at(13), u32_at(17))
+    else {
         return Err(corrupt("short record"));
     };
     let data = payload.split_off(META);
-    Ok((SpoolRecord { batch_id, rows, min_ts, max_ts, data }, HEADER + u64::from(n)))
+    Ok((
+        SpoolRecord {
+            batch_id,
+            rows,
+            min_ts,
+            max_ts,
+            data,
+        },
+        HEADER + u64::from(n),
+    ))
 }
 
 #[cfg(test)]
@@ -322,11 +356,22 @@ mod tests {
     use super::*;
 
     fn cfg(dir: &Path, max_bytes: u64, segment_bytes: u64) -> SpoolConfig {
-        SpoolConfig { dir: dir.to_path_buf(), max_bytes, segment_bytes, fsync: FsyncPolicy::Never }
+        SpoolConfig {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes,
+            fsync: FsyncPolicy::Never,
+        }
     }
 
     fn rec(id: u64, len: usize) -> SpoolRecord {
-        SpoolRecord { batch_id: id, rows: 1, min_ts: 10, max_ts: 20, data: vec![id as u8; len] }
+        SpoolRecord {
+            batch_id: id,
+            rows: 1,
+            min_ts: 10,
+            max_ts: 20,
+            data: vec![id as u8; len],
+        }
     }
 
     fn drain(s: &mut Spool) -> Vec<u64> {
@@ -381,9 +426,15 @@ mod tests {
         s.append(&rec(2, 50))?;
         drop(s);
         let seg = dir.path().join(seg_name(1));
-        let len = fs::metadata(&seg).map_err(|e| AnalyticsError::io(&seg, e))?.len();
-        let f = OpenOptions::new().write(true).open(&seg).map_err(|e| AnalyticsError::io(&seg, e))?;
-        f.set_len(len - 7).map_err(|e| AnalyticsError::io(&seg, e))?;
+        let len = fs::metadata(&seg)
+            .map_err(|e| AnalyticsError::io(&seg, e))?
+            .len();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .map_err(|e| AnalyticsError::io(&seg, e))?;
+        f.set_len(len - 7)
+            .map_err(|e| AnalyticsError::io(&seg, e))?;
         let mut s = Spool::open(&cfg(dir.path(), 1 << 20, 1 << 20))?;
         assert_eq!(drain(&mut s), vec![1]);
         Ok(())

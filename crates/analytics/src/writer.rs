@@ -93,15 +93,30 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
                     counters.error(&e);
                 }
                 Err(_) => {
-                    tracing::warn!("analytics: clickhouse did not answer at start; spooling until it does");
+                    tracing::warn!(
+                        "analytics: clickhouse did not answer at start; spooling until it does"
+                    );
                     counters.error(&"migrations timed out at start");
                 }
             }
             tokio::spawn(w.run(rx, shutdown_rx))
         }
         SinkConfig::Ndjson(n) => {
-            let file = RotatingFile::open(&n.dir, "events.ndjson", "events-", ".ndjson", n.max_file_bytes, n.max_files)?;
-            tokio::spawn(run_ndjson(file, n.clone(), rx, shutdown_rx, Arc::clone(&counters)))
+            let file = RotatingFile::open(
+                &n.dir,
+                "events.ndjson",
+                "events-",
+                ".ndjson",
+                n.max_file_bytes,
+                n.max_files,
+            )?;
+            tokio::spawn(run_ndjson(
+                file,
+                n.clone(),
+                rx,
+                shutdown_rx,
+                Arc::clone(&counters),
+            ))
         }
         SinkConfig::Off => tokio::spawn(run_off(rx, shutdown_rx)),
     };
@@ -182,8 +197,17 @@ struct Builder {
 
 impl Builder {
     fn new() -> Self {
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        Self { data: Vec::new(), rows: 0, min_ts: u32::MAX, max_ts: 0, started: Instant::now(), next_id: seed }
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self {
+            data: Vec::new(),
+            rows: 0,
+            min_ts: u32::MAX,
+            max_ts: 0,
+            started: Instant::now(),
+            next_id: seed,
+        }
     }
 
     fn note(&mut self, ev: &Event) {
@@ -267,7 +291,11 @@ struct ChWriter {
 /// `INSERT INTO db.events (all columns) FORMAT RowBinary`.
 pub fn insert_statement(db: &str) -> String {
     let cols: Vec<&str> = c::EVENTS.iter().map(|(n, _)| *n).collect();
-    format!("INSERT INTO {db}.{} ({}) FORMAT RowBinary", t::EVENTS, cols.join(", "))
+    format!(
+        "INSERT INTO {db}.{} ({}) FORMAT RowBinary",
+        t::EVENTS,
+        cols.join(", ")
+    )
 }
 
 /// Builds the HTTP client for a ClickHouse config (validation off: 18.16 does not speak
@@ -290,7 +318,11 @@ async fn join_inflight(
 }
 
 impl ChWriter {
-    fn new(ch: &ClickHouseConfig, cfg: &AnalyticsConfig, counters: Arc<Counters>) -> Result<Self, AnalyticsError> {
+    fn new(
+        ch: &ClickHouseConfig,
+        cfg: &AnalyticsConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Self, AnalyticsError> {
         let spool = Spool::open(&cfg.spool)?;
         let me = Self {
             client: client_for(ch),
@@ -300,7 +332,10 @@ impl ChWriter {
             retry_min: Duration::from_millis(ch.retry_min_ms.max(1)),
             batch_size: ch.batch_size,
             flush_interval: Duration::from_millis(ch.flush_interval_ms.max(1)),
-            retention: Some(Retention { raw_days: ch.retention_days, rollup_days: ch.rollup_retention_days }),
+            retention: Some(Retention {
+                raw_days: ch.retention_days,
+                rollup_days: ch.rollup_retention_days,
+            }),
             spool,
             pending: VecDeque::new(),
             inflight: None,
@@ -322,8 +357,12 @@ impl ChWriter {
     }
 
     fn gauges(&self) {
-        self.counters.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
-        self.counters.spool_segments.store(self.spool.segments() as u64, Ordering::Relaxed);
+        self.counters
+            .spool_bytes
+            .store(self.spool.bytes(), Ordering::Relaxed);
+        self.counters
+            .spool_segments
+            .store(self.spool.segments() as u64, Ordering::Relaxed);
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
@@ -376,11 +415,11 @@ impl ChWriter {
         if self.spool.is_empty() && self.pending.len() < MAX_PENDING {
             self.pending.push_back(b);
         } else {
-            self.to_spool(&b);
+            self.spool_batch(&b);
         }
     }
 
-    fn to_spool(&mut self, b: &Batch) {
+    fn spool_batch(&mut self, b: &Batch) {
         let rec = SpoolRecord {
             batch_id: b.batch_id,
             rows: b.rows,
@@ -388,7 +427,7 @@ impl ChWriter {
             max_ts: b.max_ts,
             data: b.data.to_vec(),
         };
-        match self.spool.append(&rec) {
+        match blocking(|| self.spool.append(&rec)) {
             Ok(true) => Counters::add(&self.counters.events_spooled, u64::from(b.rows)),
             Ok(false) => Counters::add(&self.counters.dropped_spool_full, u64::from(b.rows)),
             Err(e) => {
@@ -399,14 +438,19 @@ impl ChWriter {
         self.gauges();
     }
 
-    fn spawn_insert(&self, data: Bytes, dedupe: Option<(u64, u32, u32, u32)>) -> JoinHandle<Result<InsertOk, AnalyticsError>> {
+    fn spawn_insert(
+        &self,
+        data: Bytes,
+        rows: u32,
+        dedupe: Option<(u64, u32, u32, u32)>,
+    ) -> JoinHandle<Result<InsertOk, AnalyticsError>> {
         let client = self.client.clone();
         let sql = Arc::clone(&self.insert_sql);
         let db = self.db.clone();
         let timeout = self.insert_timeout;
         let migrate = (!self.migrated).then_some(self.retention);
         tokio::spawn(async move {
-            let work = insert(&client, &db, &sql, data, dedupe, migrate);
+            let work = insert(&client, &db, &sql, data, rows, dedupe, migrate);
             match tokio::time::timeout(timeout, work).await {
                 Ok(r) => r,
                 Err(_) => Err(AnalyticsError::Unexpected {
@@ -422,16 +466,17 @@ impl ChWriter {
             return;
         }
         if let Some(b) = self.pending.pop_front() {
-            let h = self.spawn_insert(b.data.clone(), None);
+            let h = self.spawn_insert(b.data.clone(), b.rows, None);
             self.inflight = Some((h, Source::Memory(b)));
             return;
         }
         if self.spool.is_empty() {
             return;
         }
-        match self.spool.peek() {
+        match blocking(|| self.spool.peek()) {
             Ok(Some(rec)) => {
-                let h = self.spawn_insert(Bytes::from(rec.data), Some((rec.batch_id, rec.rows, rec.min_ts, rec.max_ts)));
+                let dedupe = Some((rec.batch_id, rec.rows, rec.min_ts, rec.max_ts));
+                let h = self.spawn_insert(Bytes::from(rec.data), rec.rows, dedupe);
                 self.inflight = Some((h, Source::Spool { rows: rec.rows }));
             }
             Ok(None) => {}
@@ -441,10 +486,15 @@ impl ChWriter {
     }
 
     fn on_done(&mut self, res: Result<Result<InsertOk, AnalyticsError>, tokio::task::JoinError>) {
-        let Some((_, source)) = self.inflight.take() else { return };
+        let Some((_, source)) = self.inflight.take() else {
+            return;
+        };
         let res = match res {
             Ok(r) => r,
-            Err(e) => Err(AnalyticsError::Unexpected { context: "insert task".into(), answer: e.to_string() }),
+            Err(e) => Err(AnalyticsError::Unexpected {
+                context: "insert task".into(),
+                answer: e.to_string(),
+            }),
         };
         match res {
             Ok(ok) => {
@@ -457,20 +507,24 @@ impl ChWriter {
                 if let Source::Spool { .. } = source {
                     Counters::add(&self.counters.events_replayed, ok.inserted);
                     Counters::add(&self.counters.events_deduplicated, ok.deduplicated);
-                    self.spool.advance();
+                    blocking(|| self.spool.advance());
                     self.gauges();
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "analytics: insert failed; spooling");
+                if e.is_missing_schema() {
+                    // Someone dropped the table or database: recreate it before the next try.
+                    self.migrated = false;
+                }
                 self.counters.error(&e);
                 self.next_try = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 match source {
                     Source::Memory(b) => {
-                        self.to_spool(&b);
+                        self.spool_batch(&b);
                         while let Some(p) = self.pending.pop_front() {
-                            self.to_spool(&p);
+                            self.spool_batch(&p);
                         }
                     }
                     Source::Spool { rows } => {
@@ -482,7 +536,9 @@ impl ChWriter {
     }
 
     fn janitor(&mut self) {
-        let (Some(false), Some(retention)) = (self.ttl, self.retention) else { return };
+        let (Some(false), Some(retention)) = (self.ttl, self.retention) else {
+            return;
+        };
         if Instant::now() < self.next_janitor {
             return;
         }
@@ -490,9 +546,13 @@ impl ChWriter {
         let client = self.client.clone();
         let db = self.db.clone();
         tokio::spawn(async move {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             match schema::drop_expired_partitions(&client, &db, retention, now).await {
-                Ok(dropped) if !dropped.is_empty() => tracing::info!(?dropped, "analytics: retention dropped partitions"),
+                Ok(dropped) if !dropped.is_empty() => {
+                    tracing::info!(?dropped, "analytics: retention dropped partitions")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "analytics: retention janitor failed"),
             }
@@ -522,16 +582,28 @@ impl ChWriter {
             }
         }
         while let Some(b) = self.pending.pop_front() {
-            self.to_spool(&b);
+            self.spool_batch(&b);
         }
     }
 }
 
+/// Runs blocking file I/O (the spool) from the writer task: on a multi-threaded runtime the
+/// worker hands its other tasks to another thread first; on a current-thread runtime it runs
+/// inline (spool appends are one `write` and, with `fsync: batch`, one `fdatasync`).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn insert(
     client: &clickhouse::Client,
     db: &str,
     sql: &str,
     mut data: Bytes,
+    rows_in_batch: u32,
     dedupe: Option<(u64, u32, u32, u32)>,
     migrate: Option<Option<Retention>>,
 ) -> Result<InsertOk, AnalyticsError> {
@@ -547,23 +619,29 @@ async fn insert(
             ts = c::TS,
             b = c::BATCH_ID
         );
-        let have: u64 = schema::query_tsv(client, &format!("SELECT count() {filter}")).await?.trim().parse().unwrap_or(0);
+        let have: u64 = schema::query_tsv(client, &format!("SELECT count() {filter}"))
+            .await?
+            .trim()
+            .parse()
+            .unwrap_or(0);
         if have >= u64::from(n) {
             ok.deduplicated = u64::from(n);
             return Ok(ok);
         }
         if have > 0 {
-            let present = schema::query_tsv(client, &format!("SELECT {} {filter}", c::REQUEST_ID)).await?;
+            let present =
+                schema::query_tsv(client, &format!("SELECT {} {filter}", c::REQUEST_ID)).await?;
             let present: std::collections::HashSet<&str> = present.lines().collect();
             let mut kept = Vec::with_capacity(data.len());
             let mut r = Reader::new(&data);
             let mut kept_rows = 0u64;
             while !r.is_empty() {
                 let start = r.position();
-                let (ev, _) = Event::decode_row_binary(&mut r).map_err(|e| AnalyticsError::Unexpected {
-                    context: "spooled batch".into(),
-                    answer: e.to_string(),
-                })?;
+                let (ev, _) =
+                    Event::decode_row_binary(&mut r).map_err(|e| AnalyticsError::Unexpected {
+                        context: "spooled batch".into(),
+                        answer: e.to_string(),
+                    })?;
                 // TSV escapes backslashes and tabs; request ids are plain tokens in practice.
                 if !present.contains(ev.request_id.as_str()) {
                     kept.extend_from_slice(data.get(start..r.position()).unwrap_or_default());
@@ -575,27 +653,18 @@ async fn insert(
             data = Bytes::from(kept);
         }
     }
-    let n_rows = match (rows, dedupe) {
-        (Some(k), _) => k,
-        (None, Some((_, n, _, _))) => u64::from(n),
-        (None, None) => count_rows(&data),
-    };
+    let n_rows = rows.unwrap_or(u64::from(rows_in_batch));
     if n_rows > 0 {
         let mut ins = client.insert_formatted_with(sql.to_string());
-        ins.send(data).await.map_err(|e| AnalyticsError::clickhouse("insert events", e))?;
-        ins.end().await.map_err(|e| AnalyticsError::clickhouse("insert events", e))?;
+        ins.send(data)
+            .await
+            .map_err(|e| AnalyticsError::clickhouse("insert events", e))?;
+        ins.end()
+            .await
+            .map_err(|e| AnalyticsError::clickhouse("insert events", e))?;
     }
     ok.inserted = n_rows;
     Ok(ok)
-}
-
-fn count_rows(data: &[u8]) -> u64 {
-    let mut r = Reader::new(data);
-    let mut n = 0;
-    while !r.is_empty() && Event::decode_row_binary(&mut r).is_ok() {
-        n += 1;
-    }
-    n
 }
 
 async fn run_ndjson(
@@ -610,8 +679,8 @@ async fn run_ndjson(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cur = Builder::new();
     let mut buf = Vec::with_capacity(cfg.batch_size.min(4096));
-    let write = |file: &mut RotatingFile, b: Batch| {
-        match file.write(&b.data).and_then(|()| file.flush()) {
+    let write =
+        |file: &mut RotatingFile, b: Batch| match file.write(&b.data).and_then(|()| file.flush()) {
             Ok(()) => {
                 Counters::add(&counters.events_written, u64::from(b.rows));
                 Counters::add(&counters.batches_written, 1);
@@ -620,8 +689,7 @@ async fn run_ndjson(
                 counters.error(&e);
                 Counters::add(&counters.dropped_spool_full, u64::from(b.rows));
             }
-        }
-    };
+        };
     let mut closing = false;
     loop {
         tokio::select! {
@@ -650,6 +718,9 @@ async fn run_ndjson(
             while let Some(ev) = rx.recv().await {
                 if let Err(e) = cur.push_json(&ev) {
                     counters.error(&e);
+                }
+                if cur.rows as usize >= cfg.batch_size {
+                    write(&mut file, cur.take());
                 }
             }
             if cur.rows > 0 {

@@ -41,7 +41,8 @@ fn ddl_and_dashboards_run_on_chdb() {
         "INSERT INTO {db}.events FORMAT JSONEachRow\n{}",
         String::from_utf8_lossy(&lines)
     );
-    let queries = dashboards::dashboard_queries(&dashboards_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let queries =
+        dashboards::dashboard_queries(&dashboards_dir()).unwrap_or_else(|e| panic!("{e}"));
     let mut checks: Vec<(String, String)> = queries;
     checks.push((
         "rollup equals raw".into(),
@@ -61,10 +62,18 @@ fn ddl_and_dashboards_run_on_chdb() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("check.json");
     std::fs::write(&file, spec.to_string()).unwrap_or_else(|e| panic!("{e}"));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chdb_check.py");
-    let out = Command::new("python3").arg(&script).arg(&file).output().unwrap_or_else(|e| panic!("python3: {e}"));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chdb_check.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chdb check failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "chdb check failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

@@ -11,7 +11,11 @@ use palisade_analytics::{start, AnalyticsConfig, SinkConfig};
 #[test]
 fn dashboards_use_only_declared_names() {
     let queries = dashboard_queries(&dashboards_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(queries.len() >= 20, "expected every dashboard's panels, got {}", queries.len());
+    assert!(
+        queries.len() >= 20,
+        "expected every dashboard's panels, got {}",
+        queries.len()
+    );
     let mut bad = Vec::new();
     for (name, sql) in &queries {
         let unknown = dashboards::unknown_identifiers(sql);
@@ -22,21 +26,46 @@ fn dashboards_use_only_declared_names() {
         if !shadowing.is_empty() {
             bad.push(format!("{name}: aliases reuse column names {shadowing:?}"));
         }
-        assert!(!sql.contains("$__") && !sql.contains("${"), "{name}: unexpanded macro in {sql}");
+        assert!(
+            !sql.contains("$__") && !sql.contains("${"),
+            "{name}: unexpanded macro in {sql}"
+        );
     }
-    assert!(bad.is_empty(), "undeclared names (add them to names.rs and the migrations):\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "undeclared names (add them to names.rs and the migrations):\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn every_dashboard_has_the_route_variable_and_the_datasource_uid() {
     let panels = dashboards::panel_queries(&dashboards_dir()).unwrap_or_else(|e| panic!("{e}"));
-    for d in ["traffic.json", "security.json", "api-keys.json", "latency.json"] {
-        assert!(panels.iter().any(|p| p.dashboard == d && p.title == "variable route"), "{d} lacks the route variable");
+    for d in [
+        "traffic.json",
+        "security.json",
+        "api-keys.json",
+        "latency.json",
+    ] {
+        assert!(
+            panels
+                .iter()
+                .any(|p| p.dashboard == d && p.title == "variable route"),
+            "{d} lacks the route variable"
+        );
         let text = std::fs::read_to_string(dashboards_dir().join(d)).unwrap_or_default();
-        assert!(text.contains("\"uid\": \"palisade-clickhouse\""), "{d} must use the provisioned data source");
+        assert!(
+            text.contains("\"uid\": \"palisade-clickhouse\""),
+            "{d} must use the provisioned data source"
+        );
     }
-    let ds = std::fs::read_to_string(dashboards_dir().join("provisioning/datasources/clickhouse.yaml")).unwrap_or_default();
-    assert!(ds.contains("uid: palisade-clickhouse") && ds.contains("type: grafana-clickhouse-datasource"));
+    let ds =
+        std::fs::read_to_string(dashboards_dir().join("provisioning/datasources/clickhouse.yaml"))
+            .unwrap_or_default();
+    assert!(
+        ds.contains("uid: palisade-clickhouse")
+            && ds.contains("type: grafana-clickhouse-datasource")
+    );
 }
 
 #[tokio::test]
@@ -52,7 +81,10 @@ async fn every_panel_returns_rows_after_synthetic_traffic() {
             flush_interval_ms: 50,
             ..ClickHouseConfig::default()
         }),
-        spool: SpoolConfig { dir: spool.path().to_path_buf(), ..SpoolConfig::default() },
+        spool: SpoolConfig {
+            dir: spool.path().to_path_buf(),
+            ..SpoolConfig::default()
+        },
         security_log: None,
         ..AnalyticsConfig::default()
     };
@@ -67,12 +99,19 @@ async fn every_panel_returns_rows_after_synthetic_traffic() {
     let mut failures = Vec::new();
     let mut expansions = vec![Expansion::last_day()];
     // A single route selected, and a wider interval.
-    expansions.push(Expansion { route: "login".into(), interval_s: 300, ..Expansion::last_day() });
+    expansions.push(Expansion {
+        route: "login".into(),
+        interval_s: 300,
+        ..Expansion::last_day()
+    });
     for x in &expansions {
-        let queries = dashboards::dashboard_queries_with(&dashboards_dir(), x).unwrap_or_else(|e| panic!("{e}"));
+        let queries = dashboards::dashboard_queries_with(&dashboards_dir(), x)
+            .unwrap_or_else(|e| panic!("{e}"));
         for (name, sql) in queries {
             match palisade_analytics::schema::query_tsv(&client, &sql).await {
-                Ok(out) if out.trim().is_empty() => failures.push(format!("{name} (route {}): no rows", x.route)),
+                Ok(out) if out.trim().is_empty() => {
+                    failures.push(format!("{name} (route {}): no rows", x.route))
+                }
                 Ok(_) => {}
                 Err(e) => failures.push(format!("{name}: {e}\n{sql}")),
             }

@@ -18,7 +18,9 @@ pub fn clickhouse_url() -> String {
 
 /// A client with no default database.
 pub fn client() -> clickhouse::Client {
-    clickhouse::Client::default().with_url(clickhouse_url()).with_validation(false)
+    clickhouse::Client::default()
+        .with_url(clickhouse_url())
+        .with_validation(false)
 }
 
 /// True when ClickHouse answers; tests that need it fail loudly otherwise (CI starts it).
@@ -40,9 +42,13 @@ pub struct FreshDb {
 
 impl FreshDb {
     pub fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        Self { name: format!("palisade_test_{tag}_{}_{nanos}_{n}", std::process::id()) }
+        Self {
+            name: format!("palisade_test_{tag}_{}_{nanos}_{n}", std::process::id()),
+        }
     }
 }
 
@@ -51,7 +57,11 @@ impl Drop for FreshDb {
         if std::env::var_os("PALISADE_KEEP_TEST_DB").is_some() {
             return;
         }
-        let url = format!("{}/?query=DROP%20DATABASE%20IF%20EXISTS%20{}", clickhouse_url(), self.name);
+        let url = format!(
+            "{}/?query=DROP%20DATABASE%20IF%20EXISTS%20{}",
+            clickhouse_url(),
+            self.name
+        );
         // Best effort, synchronous (Drop cannot await): a plain HTTP POST over std.
         let _ = std::thread::spawn(move || http_post(&url)).join();
     }
@@ -63,7 +73,10 @@ fn http_post(url: &str) -> std::io::Result<()> {
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "POST /{path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        s,
+        "POST /{path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     Ok(())
@@ -105,11 +118,15 @@ impl Proxy {
                 let gen_at_start = g.load(Ordering::SeqCst);
                 let (u2, g2, target) = (Arc::clone(&u), Arc::clone(&g), target.clone());
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
                     let watch = async {
                         loop {
-                            if !u2.load(Ordering::SeqCst) || g2.load(Ordering::SeqCst) != gen_at_start {
+                            if !u2.load(Ordering::SeqCst)
+                                || g2.load(Ordering::SeqCst) != gen_at_start
+                            {
                                 return;
                             }
                             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -122,7 +139,11 @@ impl Proxy {
                 });
             }
         });
-        Self { port, up, generation }
+        Self {
+            port,
+            up,
+            generation,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -147,7 +168,7 @@ pub fn event(i: u64, now_ms: u64) -> Event {
         request_id: format!("req-{i:08}"),
         route: routes[(i % 3) as usize].to_string(),
         route_template: format!("/{}/{{id}}", routes[(i % 3) as usize]),
-        method: if i % 5 == 0 { "POST" } else { "GET" }.into(),
+        method: if i.is_multiple_of(5) { "POST" } else { "GET" }.into(),
         host: "example.test".into(),
         path: format!("/{}/{}", routes[(i % 3) as usize], i % 17),
         http_version: "HTTP/1.1".into(),
@@ -202,7 +223,7 @@ pub fn event(i: u64, now_ms: u64) -> Event {
             ev.rule_ids = vec![941_100];
             ev.attack_classes = vec!["xss".into()];
         }
-        6 if i % 2 == 0 => {
+        6 if i.is_multiple_of(2) => {
             ev.status = 429;
             ev.verdict = verdict::BLOCK.into();
             ev.decided_by = stage::API_KEY.into();
@@ -227,7 +248,9 @@ pub fn event(i: u64, now_ms: u64) -> Event {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes (waiting for a condition, not for
