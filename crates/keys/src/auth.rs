@@ -16,19 +16,22 @@
 //! plans change.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use palisade_analytics::names::reason;
 use parking_lot::Mutex;
+use siphasher::sip128::SipHasher24;
+use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
 use crate::plan::{CompiledPlan, PlanSet};
 use crate::quota::{QuotaBackend, QuotaCounter, QuotaDecision};
 use crate::rate::{Gcra, RateDecision};
 use crate::store::{KeyRecord, KeyStore, StoreError};
-use crate::token::{self, IdChars, KeyHash};
+use crate::token::{self, IdBuildHasher, IdChars, KeyHash};
 
 /// A request the key check let through, with what the gateway puts in response headers
 /// (`X-RateLimit-Limit/-Remaining`, `X-Quota-Limit/-Remaining/-Reset`) and in the analytics event.
@@ -146,6 +149,9 @@ impl Rejection {
 struct Entry {
     id: Arc<str>,
     hash: KeyHash,
+    /// SipHash-2-4-128 (process-random key) of the last key that passed the SHA-256 check, so
+    /// that later requests with the same key skip SHA-256. Zero until then.
+    verified: [AtomicU64; 2],
     revoked: bool,
     expires_ns: Option<i64>,
     plan: Option<Arc<CompiledPlan>>,
@@ -157,7 +163,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Index {
-    by_id: HashMap<IdChars, Entry>,
+    by_id: HashMap<IdChars, Entry, IdBuildHasher>,
     without_plan: Vec<(String, String)>,
 }
 
@@ -173,6 +179,19 @@ pub struct KeyAuth {
     index: ArcSwap<Index>,
     /// Rate buckets by (key id, scope), kept across rebuilds; held while rebuilding.
     rates: Mutex<RateRegistry>,
+    /// Keyed hash for the verified-key cache; `None` if the OS gave no randomness (then every
+    /// request pays SHA-256).
+    mac: Option<SipHasher24>,
+}
+
+fn new_mac() -> Option<SipHasher24> {
+    let mut k = [0u8; 16];
+    getrandom::fill(&mut k).ok()?;
+    let (a, b) = k.split_at(8);
+    Some(SipHasher24::new_with_keys(
+        u64::from_le_bytes(a.try_into().ok()?),
+        u64::from_le_bytes(b.try_into().ok()?),
+    ))
 }
 
 impl std::fmt::Debug for KeyAuth {
@@ -201,6 +220,7 @@ impl KeyAuth {
             clock,
             index: ArcSwap::from_pointee(Index::default()),
             rates: Mutex::new(HashMap::new()),
+            mac: new_mac(),
         };
         auth.rebuild();
         auth
@@ -221,7 +241,7 @@ impl KeyAuth {
         let id = token::parse_key(presented).ok_or(Rejection::Unknown)?;
         let index = self.index.load();
         let e = index.by_id.get(&id).ok_or(Rejection::Unknown)?;
-        if !e.hash.matches(presented) {
+        if !self.verify(e, presented) {
             return Err(Rejection::Unknown);
         }
         if e.revoked {
@@ -285,6 +305,29 @@ impl KeyAuth {
             }
         }
         Ok(admission)
+    }
+
+    /// Whether `presented` is the key of `e`: the cached keyed hash of the last verified key, or
+    /// else a constant-time SHA-256 comparison (whose success fills the cache).
+    fn verify(&self, e: &Entry, presented: &str) -> bool {
+        let Some(mac) = &self.mac else {
+            return e.hash.matches(presented);
+        };
+        let h = mac.hash(presented.as_bytes());
+        let cached = [
+            e.verified[0].load(Ordering::Relaxed),
+            e.verified[1].load(Ordering::Relaxed),
+        ];
+        let fresh = [h.h1, h.h2];
+        if cached != [0, 0] && bool::from(cached.ct_eq(&fresh)) {
+            return true;
+        }
+        if !e.hash.matches(presented) {
+            return false;
+        }
+        e.verified[0].store(h.h1, Ordering::Relaxed);
+        e.verified[1].store(h.h2, Ordering::Relaxed);
+        true
     }
 
     /// [`Self::check`] at the injected clock's current time.
@@ -370,7 +413,7 @@ impl KeyAuth {
         let mut registry = self.rates.lock();
         let keys = self.store.snapshot();
         let plans = self.plans.load_full();
-        let mut by_id = HashMap::with_capacity(keys.len());
+        let mut by_id = HashMap::with_capacity_and_hasher(keys.len(), IdBuildHasher::default());
         let mut without_plan = Vec::new();
         let mut live: RateRegistry = HashMap::with_capacity(registry.len());
         for k in keys.iter() {
@@ -412,6 +455,7 @@ impl KeyAuth {
                 Entry {
                     id,
                     hash: k.hash,
+                    verified: [AtomicU64::new(0), AtomicU64::new(0)],
                     revoked: k.record.revoked,
                     expires_ns,
                     plan,

@@ -71,6 +71,9 @@ fn missing_malformed_unknown_and_wrong_secret_keys_are_401_with_their_reason() {
     let other = format!("pk_ZZZZZZZZZZZZ_{}", &key[16..]);
     assert_eq!(check(Some(&other)).unwrap_err(), Rejection::Unknown);
     let ok = check(Some(&key)).unwrap();
+    // Once the right key has been verified (and cached), wrong secrets are still refused.
+    assert_eq!(check(Some(&forged)).unwrap_err(), Rejection::Unknown);
+    assert!(check(Some(&key)).is_ok());
     assert_eq!(&*ok.key_id, rec.id);
     assert_eq!(&*ok.plan, "free");
     assert_eq!((ok.rate_limit, ok.quota_limit), (None, None));
