@@ -202,34 +202,45 @@ impl<'a> Tokenizer<'a> {
 
     /// Scans a string body starting at `i` (after the opening quote) for `q`.
     fn string(&mut self, i: usize, q: u8, open: usize) -> Token {
-        let mut j = i;
-        let mut flags = 0;
         let len = self.input.len();
-        while j < len {
-            let b = self.at(j);
-            if b == b'\\' {
-                j += 2;
+        let mut j = i;
+        while let Some(off) = self
+            .input
+            .get(j..)
+            .and_then(|rest| rest.iter().position(|&b| b == q || b == b'\\'))
+        {
+            let k = j + off;
+            if self.at(k) == b'\\' {
+                j = k + 2;
                 continue;
             }
-            if b == q {
-                if self.at(j + 1) == q {
-                    j += 2;
-                    continue;
-                }
-                let mut t = self.tok(Kind::Str, open, j + 1);
-                t.flags = flags | F_CLOSED;
-                self.pos = j + 1;
-                return t;
+            if self.at(k + 1) == q {
+                j = k + 2;
+                continue;
             }
-            if is_space(b) {
-                flags |= F_SPACE;
-            }
-            j += 1;
+            let mut t = self.tok(Kind::Str, open, k + 1);
+            t.flags = F_CLOSED | self.space_flag(i, k);
+            self.pos = k + 1;
+            return t;
         }
         let mut t = self.tok(Kind::Str, open, len);
-        t.flags = flags;
+        t.flags = self.space_flag(i, len);
         self.pos = len;
         t
+    }
+
+    /// `F_SPACE` if `input[from..to]` has whitespace (only short strings are checked: the flag
+    /// only matters for short break-out strings).
+    fn space_flag(&self, from: usize, to: usize) -> u8 {
+        if to.saturating_sub(from) > 64 {
+            return F_SPACE;
+        }
+        let body = self.input.get(from..to).unwrap_or(&[]);
+        if body.iter().any(|&b| is_space(b)) {
+            F_SPACE
+        } else {
+            0
+        }
     }
 
     /// Returns the next token, or `None` at the end of the input.
