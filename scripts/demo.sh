@@ -137,7 +137,7 @@ An attack (403 with a JSON body giving the request id and reason; the upstream n
   curl -i $GATEWAY/echo/x -H 'content-type: application/json' -d '{"q":"<script>alert(1)</script>"}'
 
 What the demo API actually received (its own record):
-  curl -s http://$UPSTREAM_ADDR/__requests | python3 -m json.tool | head -40
+  curl -s 'http://$UPSTREAM_ADDR/__requests?path=/api&limit=5' | python3 -m json.tool
 
 Metrics and effective config:
   curl -s $ADMIN/metrics | grep '^palisade_' | head -20

@@ -18,7 +18,7 @@
 //! | `GET /bytes/{n}` | n bytes (max 64 MiB) of `a..z` repeated |
 //! | `GET /ws` | WebSocket echo (text and binary) |
 //! | `POST /grpc.Echo/Echo` | gRPC unary echo: the same length-prefixed messages, `grpc-status: 0` trailer |
-//! | `GET /__requests`, `DELETE /__requests` | the record as JSON; clear it (not recorded) |
+//! | `GET /__requests[?path=PREFIX][&limit=N]`, `DELETE /__requests` | the record as JSON (oldest first); clear it. Not recorded |
 //!
 //! Every response carries `x-upstream-name` so tests can tell several upstreams apart.
 
@@ -286,7 +286,22 @@ impl Recorder {
 
     /// The record as served by `GET /__requests`.
     pub fn to_json(&self) -> Value {
-        let requests: Vec<Value> = self.ring.lock().iter().map(|r| r.to_json()).collect();
+        self.to_json_filtered(None, None)
+    }
+
+    /// The record as served by `GET /__requests?path=P&limit=N`: only requests whose path
+    /// starts with `path_prefix`, and of those only the newest `limit`.
+    pub fn to_json_filtered(&self, path_prefix: Option<&str>, limit: Option<usize>) -> Value {
+        let ring = self.ring.lock();
+        let mut requests: Vec<Value> = ring
+            .iter()
+            .rev()
+            .filter(|r| path_prefix.is_none_or(|p| r.path().starts_with(p)))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(RecordedRequest::to_json)
+            .collect();
+        drop(ring);
+        requests.reverse();
         json!({
             "name": self.name,
             "started": self.started(),
@@ -491,7 +506,13 @@ impl DemoUpstream {
             (&Method::GET | &Method::HEAD, ["health"]) => text_response(StatusCode::OK, "ok"),
             (_, ["echo", ..]) => self.echo(req),
             (&Method::GET, ["__requests"]) => {
-                json_response(StatusCode::OK, &self.recorder.to_json())
+                let query = req.uri.query();
+                let prefix = query_arg(query, "path");
+                let limit = query_arg(query, "limit").and_then(|v| v.parse().ok());
+                json_response(
+                    StatusCode::OK,
+                    &self.recorder.to_json_filtered(prefix, limit),
+                )
             }
             (&Method::DELETE, ["__requests"]) => {
                 self.recorder.clear();
@@ -832,7 +853,7 @@ fn parse_object(body: &Bytes) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-/// The value of query argument `name` (no percent-decoding: the demo only reads numbers).
+/// The value of query argument `name` (no percent-decoding: the demo reads numbers and paths).
 fn query_arg<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

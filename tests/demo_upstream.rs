@@ -321,6 +321,38 @@ async fn record_is_served_over_http_and_cleared() {
     assert_eq!(reqs[0]["seq"], 1);
     assert_eq!(reqs[1]["seq"], 2);
 
+    // Filtered by path prefix, and limited to the newest N.
+    c.get(format!("http://{addr}/echo/two"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = c
+        .get(format!("http://{addr}/__requests?path=/echo&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reqs = v["requests"].as_array().unwrap();
+    assert_eq!(reqs.len(), 1, "{v}");
+    assert_eq!(reqs[0]["path"], "/echo/two");
+    let v: Value = c
+        .get(format!("http://{addr}/__requests?path=/echo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/echo/one", "/echo/two"]);
+
     let resp = c
         .delete(format!("http://{addr}/__requests"))
         .send()
@@ -328,7 +360,7 @@ async fn record_is_served_over_http_and_cleared() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     assert!(rec.is_empty());
-    assert_eq!(rec.total(), 2);
+    assert_eq!(rec.total(), 3);
     let v: Value = c
         .get(format!("http://{addr}/__requests"))
         .send()
