@@ -9,7 +9,8 @@ use std::num::NonZeroU32;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use palisade_guard::{
-    Action, Guard, GuardConfig, IpListsBuilder, LimitKey, Limiter, Rate, RateLimit, SharedClock,
+    Action, CoarseClock, Guard, GuardConfig, IpListsBuilder, LimitKey, Limiter, Rate, RateLimit,
+    SharedClock,
 };
 
 /// Deterministic xorshift so runs are comparable.
@@ -51,6 +52,10 @@ fn addrs(n: usize) -> Vec<IpAddr> {
         .collect()
 }
 
+fn limiter_now() -> palisade_guard::Timestamp {
+    SharedClock::default().now()
+}
+
 fn bench(c: &mut Criterion) {
     let nz = |n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
     let nets = cidrs(100_000);
@@ -80,10 +85,11 @@ fn bench(c: &mut Criterion) {
         100_000,
         SharedClock::default(),
     );
+    let now = limiter_now();
     c.bench_function("per_ip_limiter_check", |bch| {
         bch.iter(|| {
             i = (i + 1) & 4095;
-            black_box(limiter.check(LimitKey::Ip(black_box(ips[i]))))
+            black_box(limiter.check_at(LimitKey::Ip(black_box(ips[i])), now))
         })
     });
 
@@ -93,7 +99,10 @@ fn bench(c: &mut Criterion) {
     cfg.throttle.per_ip = Some(Rate::per_second(nz(1_000_000), nz(1_000_000)));
     cfg.throttle.global = Some(Rate::per_second(nz(1_000_000_000), nz(1_000_000_000)));
     cfg.autoban = Some(Default::default());
-    let g = Guard::new(&cfg, [], SharedClock::default()).unwrap_or_else(|e| panic!("{e}"));
+    // The gateway's request-path clock: one atomic load (see `CoarseClock`).
+    let coarse =
+        CoarseClock::start(std::time::Duration::from_millis(1)).unwrap_or_else(|e| panic!("{e}"));
+    let g = Guard::new(&cfg, [], SharedClock::new(coarse)).unwrap_or_else(|e| panic!("{e}"));
     let clean: Vec<IpAddr> = ips
         .iter()
         .copied()
@@ -114,10 +123,11 @@ fn bench(c: &mut Criterion) {
         SharedClock::default(),
     );
     let mut k: u32 = 0;
+    let now = limiter_now();
     c.bench_function("per_ip_limiter_spray_new_key_each_time", |bch| {
         bch.iter(|| {
             k = k.wrapping_add(1);
-            black_box(spray.check(LimitKey::Ip(IpAddr::V4(k.into()))))
+            black_box(spray.check_at(LimitKey::Ip(IpAddr::V4(k.into())), now))
         })
     });
 }

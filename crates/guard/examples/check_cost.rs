@@ -90,6 +90,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let built = std::time::Instant::now();
     let g = match Guard::new(&cfg, [], clock) {
         Ok(g) => g,
         Err(e) => {
@@ -97,6 +98,12 @@ fn main() {
             std::process::exit(1);
         }
     };
+    eprintln!(
+        "built lists of {} prefixes ({} runs) in {:?}",
+        g.feeds().lists().deny_len(),
+        g.feeds().lists().runs(),
+        built.elapsed()
+    );
     let ips: Vec<IpAddr> = (0..4096)
         .map(|_| IpAddr::V4(Ipv4Addr::from(rnd() as u32)))
         .filter(|ip| g.feeds().lookup(*ip).is_none())

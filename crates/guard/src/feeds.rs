@@ -426,3 +426,37 @@ mod tests {
         assert!(e.ends_with("bad.netset:3:1: invalid address or CIDR \"1.2.3.0/24/5\" (expected e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.1)"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Feed files are not trusted: random bytes and mutations of valid lines must give a value
+    /// or an error, never a panic (deterministic xorshift, so failures reproduce).
+    #[test]
+    fn hostile_feed_text_never_panics() {
+        let mut x: u64 = 0xDEAD_BEEF_CAFE_F00D;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet: Vec<char> = "0123456789abcdef:./;#{}\"[] \t\r\n\u{feff}é𝕏cidr,-_"
+            .chars()
+            .collect();
+        let path = PathBuf::from("fuzz.txt");
+        for _ in 0..3000 {
+            let len = (rnd() % 80) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(rnd() as usize) % alphabet.len()])
+                .collect();
+            for f in [FeedFormat::Plain, FeedFormat::Spamhaus, FeedFormat::Firehol] {
+                if let Err(e) = parse_feed(&text, &path, f) {
+                    assert!(e.to_string().starts_with("fuzz.txt:"), "{e}");
+                }
+            }
+        }
+    }
+}

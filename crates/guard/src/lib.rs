@@ -8,6 +8,8 @@
 //! [`client_ip`] (trusted proxies), [`limiter`] (GCRA over bounded state), [`autoban`] (bans and
 //! their persistence), [`conn`] (connection cap, body rate, header caps), [`guard`] (the facade).
 
+#![warn(missing_docs)]
+
 pub mod autoban;
 pub mod client_ip;
 pub mod config;

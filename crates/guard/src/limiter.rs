@@ -4,13 +4,14 @@
 //! or to one bucket per key (per IP, per API key). Keyed state lives in a [`BoundedStore`]:
 //! sharded maps with a hard cap on entries, so an address-spraying attack cannot grow memory.
 //!
-//! Eviction: when a shard is full and a new key arrives, eight entries are sampled and the one
-//! with the earliest theoretical arrival time (TAT) is evicted: the one closest to a full
-//! bucket, i.e. carrying the least throttling information. An entry whose TAT is in the past is
-//! exactly equivalent to no entry, so evicting it is lossless; [`Limiter::sweep`] removes all
-//! such entries and should be called periodically (e.g. every 10 s) from a background task.
-//! Under a spray that fills the cap with *throttled* keys, an evicted key restarts with a full
-//! burst: the documented error bound is one burst per eviction of that key.
+//! Eviction: when a shard is full and a new key arrives, the shard first drops every entry whose
+//! theoretical arrival time (TAT) is past: such an entry is exactly equivalent to no entry, so
+//! this loses nothing. If that frees nothing, the eighth of the shard with the earliest TATs is
+//! dropped: the entries closest to a full bucket, carrying the least throttling information.
+//! Either way the work is `O(shard)` once per at least `shard / 8` insertions, so amortised `O(1)`.
+//! [`RateLimit::sweep`] drops all past entries and should run every few seconds. Under a spray
+//! that fills the cap with *throttled* keys, an evicted key restarts with a full burst: the
+//! documented error bound is one burst per eviction of that key.
 //!
 //! Storage sits behind the [`RateLimit`] trait, so a shared backend (Redis, issue 7) can be
 //! added without touching the callers.
@@ -128,6 +129,10 @@ pub struct BoundedStore {
     shard_cap: usize,
     mask: usize,
     hasher: FastHash,
+    /// The clock reading just before the limiter read its own start: TATs are relative to
+    /// that start, so `now - start` here overestimates "now" by the few nanoseconds between
+    /// the two readings.
+    start: Timestamp,
 }
 
 /// foldhash with a random per-instance seed: fast on 16-byte keys, and an attacker who does not
@@ -143,17 +148,17 @@ impl fmt::Debug for BoundedStore {
     }
 }
 
-/// Entries sampled when choosing one to evict.
-const EVICTION_SAMPLE: usize = 8;
+/// When no entry is past, `1 / EVICT_FRACTION` of a full shard is evicted at once.
+const EVICT_FRACTION: usize = 8;
 
 impl BoundedStore {
     /// A store holding at most `max_keys` keys (at least 1).
-    pub fn new(max_keys: usize) -> Self {
-        Self::with_shards(max_keys, 16)
+    pub fn new(max_keys: usize, start: Timestamp) -> Self {
+        Self::with_shards(max_keys, 16, start)
     }
 
     /// A store with at most `max_shards` shards (a power of two).
-    fn with_shards(max_keys: usize, max_shards: usize) -> Self {
+    fn with_shards(max_keys: usize, max_shards: usize, start: Timestamp) -> Self {
         let max_keys = max_keys.max(1);
         // Never more shards than keys, so the total cap is ≤ max_keys.
         let mut n = max_shards.max(1).next_power_of_two();
@@ -168,6 +173,7 @@ impl BoundedStore {
             shard_cap,
             mask: n - 1,
             hasher: FastHash::default(),
+            start,
         }
     }
 
@@ -191,6 +197,26 @@ impl BoundedStore {
     /// The cap on keys.
     pub fn capacity(&self) -> usize {
         self.shard_cap * self.shards.len()
+    }
+}
+
+impl BoundedStore {
+    /// Frees at least one slot in a full shard (see the module docs).
+    #[cold]
+    fn make_room(&self, m: &mut HashMap<u128, u64, FastHash>) {
+        if let Some(now) = crate::time::pinned_now() {
+            let now_rel = now.as_nanos().saturating_sub(self.start.as_nanos());
+            m.retain(|_, tat| *tat > now_rel);
+        }
+        if m.len() >= self.shard_cap {
+            let mut tats: Vec<u64> = m.values().copied().collect();
+            if !tats.is_empty() {
+                let k = (tats.len() / EVICT_FRACTION).saturating_sub(1);
+                let (_, cut, _) = tats.select_nth_unstable(k);
+                let cut = *cut;
+                m.retain(|_, tat| *tat > cut);
+            }
+        }
     }
 }
 
@@ -237,14 +263,7 @@ impl StateStore for BoundedStore {
         }
         let (t, new) = f(None)?;
         if m.len() >= self.shard_cap {
-            let victim = m
-                .iter()
-                .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, tat)| **tat)
-                .map(|(k, _)| *k);
-            if let Some(v) = victim {
-                m.remove(&v);
-            }
+            self.make_room(&mut m);
         }
         m.insert(*key, new.as_u64());
         Ok(t)
@@ -274,7 +293,12 @@ pub struct Limiter {
 impl Limiter {
     /// One bucket per key, at most `max_keys` keys.
     pub fn keyed(rate: Rate, max_keys: usize, clock: SharedClock) -> Self {
-        let rl = Keyed::new(rate.quota(), BoundedStore::new(max_keys), clock.clone());
+        let start = clock.now();
+        Self::keyed_with_store(rate, BoundedStore::new(max_keys, start), clock)
+    }
+
+    fn keyed_with_store(rate: Rate, store: BoundedStore, clock: SharedClock) -> Self {
+        let rl = Keyed::new(rate.quota(), store, clock.clone());
         Limiter {
             inner: Inner::Keyed(Box::new(rl)),
             rate,
@@ -485,7 +509,7 @@ mod tests {
 
     #[test]
     fn store_evicts_the_entry_with_the_earliest_tat() {
-        let store = BoundedStore::with_shards(8, 1);
+        let store = BoundedStore::with_shards(8, 1, Timestamp::EPOCH);
         assert_eq!(store.capacity(), 8);
         // Eight keys, TAT = 100 × key; key 3 gets the smallest by being set to 1.
         for k in 0..8u128 {
@@ -499,15 +523,57 @@ mod tests {
         assert!(store.len() <= 8);
         let seen3: Result<(), Option<Nanos>> = store.measure_and_replace(&3, Err);
         assert_eq!(seen3, Err(None), "key 3 (earliest TAT) was evicted");
-        let seen7: Result<(), Option<Nanos>> = store.measure_and_replace(&7, Err);
-        assert_eq!(seen7, Err(Some(Nanos::new(800))), "key 7 kept");
+        for k in [0u128, 1, 2, 4, 5, 6, 7, 99] {
+            let seen: Result<(), Option<Nanos>> = store.measure_and_replace(&k, Err);
+            assert!(matches!(seen, Err(Some(_))), "key {k} kept");
+        }
+    }
+
+    #[test]
+    fn full_store_first_drops_entries_whose_tat_is_past() {
+        let (fake, clock) = clock();
+        let store = BoundedStore::with_shards(16, 1, clock.now());
+        let l = Limiter::keyed_with_store(Rate::per_second(nz(1), nz(3)), store, clock);
+        // Throttle one key (TAT +3 s), then fill the shard with keys used once (TAT +1.5 s).
+        for _ in 0..5 {
+            l.check(LimitKey::Str("hot"));
+        }
+        fake.advance(Duration::from_millis(500));
+        for i in 0..15u32 {
+            l.check(LimitKey::Ip(IpAddr::V4(i.into())));
+        }
+        assert_eq!(l.len(), 16);
+        // At +2 s the once-used keys are past, "hot" is not: a new key evicts exactly them.
+        fake.advance(Duration::from_millis(1500));
+        assert!(l.check(LimitKey::Ip(ip("192.0.2.1"))).allowed);
+        assert_eq!(l.len(), 2);
+        // "hot" kept its state: 1 left after this request (a fresh key would have 2).
+        assert_eq!(l.check(LimitKey::Str("hot")).remaining, 1);
+    }
+
+    #[test]
+    fn full_store_without_past_entries_drops_the_earliest_eighth() {
+        let store = BoundedStore::with_shards(16, 1, Timestamp::EPOCH);
+        for k in 0..16u128 {
+            let r: Result<(), ()> =
+                store.measure_and_replace(&k, |_| Ok(((), Nanos::new(100 * (k as u64 + 1)))));
+            assert!(r.is_ok());
+        }
+        let r: Result<(), ()> = store.measure_and_replace(&99, |_| Ok(((), Nanos::new(5))));
+        assert!(r.is_ok());
+        assert_eq!(store.len(), 15, "two earliest of 16 dropped, one added");
+        for k in [0u128, 1] {
+            let seen: Result<(), Option<Nanos>> = store.measure_and_replace(&k, Err);
+            assert_eq!(seen, Err(None), "key {k} evicted");
+        }
     }
 
     #[test]
     fn store_cap_is_never_above_max_keys() {
         for max in [1usize, 2, 3, 15, 16, 17, 1000] {
-            assert!(BoundedStore::new(max).capacity() <= max, "{max}");
-            assert!(BoundedStore::new(max).capacity() >= max / 2, "{max}");
+            let s = BoundedStore::new(max, Timestamp::EPOCH);
+            assert!(s.capacity() <= max, "{max}");
+            assert!(s.capacity() >= max / 2, "{max}");
         }
     }
 

@@ -233,6 +233,13 @@ pub(crate) fn with_pinned_now<R>(now: Timestamp, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The time pinned on this thread by `with_pinned_now`, if any.
+#[inline]
+pub(crate) fn pinned_now() -> Option<Timestamp> {
+    let p = PINNED.with(|p| p.get());
+    (p != 0).then_some(Timestamp(p))
+}
+
 impl governor::clock::Clock for SharedClock {
     type Instant = Timestamp;
     /// The pinned request time if there is one (see `with_pinned_now`), else the clock.
