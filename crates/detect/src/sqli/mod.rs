@@ -485,7 +485,9 @@ impl Rules<'_> {
                             self.quoted && self.terminator(after) && self.plausible_quote_prefix()
                         }
                         BreakOut::Start | BreakOut::Number => {
-                            self.kind(after) == Some(Kind::Comment) && self.comment_cuts(after)
+                            self.kind(after) == Some(Kind::Comment)
+                                && self.comment_cuts(after)
+                                && self.comment_is_short(after)
                         }
                         BreakOut::Word => false,
                     }
@@ -831,6 +833,15 @@ impl Rules<'_> {
             return false;
         };
         self.kind(end) == Some(Kind::Comment) && self.comment_cuts(end)
+    }
+
+    /// A comment with at most a few characters after its marker (`--`, `-- -`, `#`, `-- xyzq`),
+    /// as injections end, unlike prose (`1 or 2 -- pick one`).
+    fn comment_is_short(&self, i: usize) -> bool {
+        self.t(i).is_some_and(|t| {
+            let text = t.text(self.input);
+            text.iter().filter(|&&b| !b.is_ascii_whitespace()).count() <= 6
+        })
     }
 
     /// `(select ...)` used as an expression.

@@ -142,6 +142,11 @@ fn prose_with_quotes_and_sql_words() {
     benign("5' 11\" tall");
     benign("don't--stop");
     benign("1=1 is true in math");
+    benign("1 or 2 -- pick one");
+    benign("Let's meet at 5 o'clock -- or maybe 6");
+    benign("harry potter and the order of the phoenix");
+    benign("5' 11\" (180 cm) or taller");
+    benign("the user's id=5 and role=admin");
 }
 
 #[test]

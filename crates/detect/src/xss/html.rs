@@ -334,6 +334,7 @@ fn dangerous_css(v: &[u8]) -> bool {
         b"behavior:",
         b"behaviour:",
         b"-moz-binding",
+        b"binding:url(",
         b"@import",
         b"url(data:text/html",
         b"url(\"javascript",
@@ -376,7 +377,10 @@ fn check_attr(tag: &[u8], a: &Attr<'_>) -> Option<&'static str> {
         // IE data binding pulls markup from a data island.
         return Some("databind");
     }
-    if (eq_ci(name, b"attributename") || eq_ci(name, b"attributeName")) && is_event_handler(a.value)
+    if eq_ci(name, b"attributename")
+        && (is_event_handler(a.value)
+            || eq_ci(a.value, b"innerhtml")
+            || eq_ci(a.value, b"outerhtml"))
     {
         return Some("svganim");
     }

@@ -54,6 +54,7 @@ fn event_handlers_on_any_tag() {
     attack("<video><source onerror=\"alert(1)\">");
     attack("<input autofocus onfocus=alert`1`>");
     attack("<svg><animate attributeName=onbegin values=alert(1)>");
+    attack("<t:set attributename=\"innerhtml\" to=\"&lt;script&gt;alert(1)&lt;/script&gt;\">");
 }
 
 #[test]
