@@ -319,12 +319,33 @@ fn compact<'b>(v: &[u8], buf: &'b mut [u8; 512]) -> &'b [u8] {
     buf.get(..n).unwrap_or(&[])
 }
 
+/// Copies `v` into `buf` with character references decoded (at most `buf.len()` bytes).
+fn decode_refs<'b>(v: &[u8], buf: &'b mut [u8; 512]) -> &'b [u8] {
+    let mut n = 0;
+    let mut i = 0;
+    while i < v.len() && n < buf.len() {
+        let (c, len) = match char_ref(v.get(i..).unwrap_or(&[])) {
+            Some(decoded) => decoded,
+            None => (at(v, i), 1),
+        };
+        i += len.max(1);
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = c;
+        }
+        n += 1;
+    }
+    buf.get(..n).unwrap_or(&[])
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// CSS that runs script or loads code.
 fn dangerous_css(v: &[u8]) -> bool {
+    // Attribute values are entity-decoded by the browser before CSS sees them.
+    let mut decoded = [0u8; 512];
+    let v = decode_refs(v, &mut decoded);
     let mut buf = [0u8; 512];
     let c = compact(v, &mut buf);
     const BAD: &[&[u8]] = &[

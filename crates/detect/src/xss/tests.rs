@@ -75,6 +75,8 @@ fn script_urls_in_attributes() {
     attack("<div style=\"width: expression(alert(1))\">");
     attack("<div style=\"background:url(javascript:alert(1))\">");
     attack("<div style=\"-moz-binding:url(//evil.example/x.xml#x)\">");
+    attack("<div style=x:expressio&#x5c;6e(alert(1))>");
+    attack("<p style=\"x:&#101;xpression(alert(1))\">");
 }
 
 #[test]
