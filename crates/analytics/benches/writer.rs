@@ -83,12 +83,15 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
+    // PALISADE_BENCH_LZ4=1 compresses the INSERT bodies (off by default, as in the config).
+    let compression = std::env::var("PALISADE_BENCH_LZ4").is_ok_and(|v| v == "1");
     let cfg = AnalyticsConfig {
         sink: SinkConfig::Clickhouse(ClickHouseConfig {
             url: url(),
             database: db.clone(),
             batch_size,
             flush_interval_ms: 200,
+            compression,
             ..ClickHouseConfig::default()
         }),
         queue_capacity: 262_144,
@@ -118,7 +121,7 @@ fn bench(c: &mut Criterion) {
                     let base = analytics.stats().events_written;
                     let t = Instant::now();
                     for _ in 0..PER_SAMPLE {
-                        while analytics.stats().queue_depth > 131_072 {
+                        while analytics.queue_depth() > 131_072 {
                             tokio::task::yield_now().await;
                         }
                         analytics.record(event(next, now_ms));
@@ -130,6 +133,37 @@ fn bench(c: &mut Criterion) {
                     total += t.elapsed();
                 }
                 total
+            })
+        });
+    });
+    // The server's share: the same events pre-encoded, inserted directly in 50,000-row INSERTs.
+    let client = palisade_analytics::writer::client_for(&ClickHouseConfig {
+        url: url(),
+        compression,
+        ..ClickHouseConfig::default()
+    });
+    let sql = palisade_analytics::writer::insert_statement(&db);
+    let batches: Vec<bytes::Bytes> = (0..PER_SAMPLE / 50_000)
+        .map(|b| {
+            let mut data = Vec::new();
+            for i in 0..50_000 {
+                event(b * 50_000 + i, now_ms).encode_row_binary(7, &mut data);
+            }
+            bytes::Bytes::from(data)
+        })
+        .collect();
+    g.bench_function("server_only_preencoded_inserts", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    for data in &batches {
+                        let mut ins = client.insert_formatted_with(sql.clone());
+                        let sent = ins.send(data.clone()).await;
+                        assert!(sent.is_ok() && ins.end().await.is_ok());
+                    }
+                }
+                t.elapsed()
             })
         });
     });

@@ -126,6 +126,9 @@ pub struct ClickHouseConfig {
     pub retry_min_ms: u64,
     /// Run the migrations at start.
     pub migrate: bool,
+    /// LZ4-compress INSERT bodies: saves bandwidth to a remote server, costs CPU on both sides
+    /// (off by default: on loopback it cut the writer's throughput by about a third).
+    pub compression: bool,
 }
 
 impl Default for ClickHouseConfig {
@@ -142,6 +145,7 @@ impl Default for ClickHouseConfig {
             insert_timeout_ms: 10_000,
             retry_min_ms: 500,
             migrate: true,
+            compression: false,
         }
     }
 }

@@ -42,6 +42,132 @@ pub struct Stats {
     pub security_dropped: u64,
 }
 
+impl Stats {
+    /// Appends these figures in the Prometheus text format (names from
+    /// [`crate::names::metric`]), for a gateway that renders `/metrics` as text.
+    pub fn render_prometheus(&self, out: &mut String) {
+        use crate::names::metric as m;
+        use std::fmt::Write as _;
+        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        one(
+            m::QUEUE_DEPTH,
+            "gauge",
+            "Events waiting in the analytics queue.",
+            self.queue_depth,
+        );
+        one(
+            m::QUEUE_CAPACITY,
+            "gauge",
+            "Capacity of the analytics queue.",
+            self.queue_capacity,
+        );
+        one(
+            m::EVENTS_RECEIVED,
+            "counter",
+            "Events accepted by the analytics queue.",
+            self.events_received,
+        );
+        one(
+            m::EVENTS_WRITTEN,
+            "counter",
+            "Events written to the analytics sink.",
+            self.events_written,
+        );
+        one(
+            m::BATCHES_WRITTEN,
+            "counter",
+            "Batches written to the analytics sink.",
+            self.batches_written,
+        );
+        one(
+            m::SPOOL_BYTES,
+            "gauge",
+            "Bytes in the analytics disk spool.",
+            self.spool_bytes,
+        );
+        one(
+            m::SPOOL_SEGMENTS,
+            "gauge",
+            "Segment files in the analytics disk spool.",
+            self.spool_segments,
+        );
+        one(
+            m::EVENTS_SPOOLED,
+            "counter",
+            "Events written to the disk spool.",
+            self.events_spooled,
+        );
+        one(
+            m::EVENTS_REPLAYED,
+            "counter",
+            "Events replayed from the spool.",
+            self.events_replayed,
+        );
+        one(
+            m::EVENTS_DEDUPED,
+            "counter",
+            "Spooled events ClickHouse already had.",
+            self.events_deduplicated,
+        );
+        one(
+            m::WRITE_ERRORS,
+            "counter",
+            "Failed analytics writes.",
+            self.write_errors,
+        );
+        one(
+            m::SECURITY_WRITTEN,
+            "counter",
+            "Security log records written.",
+            self.security_written,
+        );
+        one(
+            m::SECURITY_DROPPED,
+            "counter",
+            "Security log records dropped.",
+            self.security_dropped,
+        );
+        let d = m::EVENTS_DROPPED;
+        let _ = writeln!(
+            out,
+            "# HELP {d} Analytics events dropped.\n# TYPE {d} counter\n{d}{{cause=\"{}\"}} {}\n{d}{{cause=\"{}\"}} {}",
+            m::CAUSE_QUEUE_FULL,
+            self.dropped_queue_full,
+            m::CAUSE_SPOOL_FULL,
+            self.dropped_spool_full
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_every_metric() {
+        let s = Stats {
+            dropped_queue_full: 3,
+            dropped_spool_full: 4,
+            events_written: 9,
+            ..Stats::default()
+        };
+        let mut out = String::new();
+        s.render_prometheus(&mut out);
+        assert!(
+            out.contains("palisade_analytics_events_written_total 9\n"),
+            "{out}"
+        );
+        assert!(out.contains("palisade_analytics_events_dropped_total{cause=\"queue_full\"} 3\n"));
+        assert!(out.contains("palisade_analytics_events_dropped_total{cause=\"spool_full\"} 4\n"));
+        assert_eq!(out.matches("# TYPE ").count(), 14);
+    }
+}
+
 /// Live counters shared by the handle and the writer task.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -150,6 +150,11 @@ impl Analytics {
         self.inner.security.as_ref().is_some_and(|s| s.record(rec))
     }
 
+    /// Events waiting in the queue (cheaper than [`Analytics::stats`]).
+    pub fn queue_depth(&self) -> usize {
+        self.inner.capacity - self.inner.tx.capacity()
+    }
+
     /// A snapshot of the counters, for `/metrics`.
     pub fn stats(&self) -> Stats {
         let mut s = self.inner.counters.snapshot();
@@ -305,6 +310,11 @@ pub fn client_for(ch: &ClickHouseConfig) -> clickhouse::Client {
         .with_url(ch.url.clone())
         .with_user(ch.user.clone())
         .with_password(ch.password.0.clone())
+        .with_compression(if ch.compression {
+            clickhouse::Compression::Lz4
+        } else {
+            clickhouse::Compression::None
+        })
         .with_validation(false)
 }
 
