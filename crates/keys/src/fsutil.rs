@@ -35,6 +35,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A serde_json error's message without its trailing " at line L column C" (the caller prints
+/// the position as `file:line:col:` in front).
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    msg.strip_suffix(&suffix).map(str::to_owned).unwrap_or(msg)
+}
+
 /// Holds an exclusive advisory lock on `<path>.lock` until dropped, so that the gateway and the
 /// `palisade keys` command never interleave read-modify-write cycles on the same file.
 pub(crate) struct FileLock {

@@ -275,7 +275,7 @@ fn read_file(path: &Path) -> Result<(CounterMap, Vec<u8>), QuotaError> {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: crate::fsutil::json_message(&e),
     })?;
     let invalid = |message: String| QuotaError::Invalid {
         path: path.to_path_buf(),

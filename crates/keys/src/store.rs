@@ -352,7 +352,7 @@ fn read_file(path: &Path) -> Result<Vec<StoredKey>, StoreError> {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: crate::fsutil::json_message(&e),
     })?;
     let invalid = |message: String| StoreError::Invalid {
         path: path.to_path_buf(),
