@@ -5,6 +5,7 @@
 //! The gateway calls [`start`] once, then [`Analytics::record`] for every request (never
 //! blocks), [`Analytics::security`] for blocked ones, [`Analytics::stats`] for `/metrics`, and
 //! [`Analytics::shutdown`] on exit.
+#![warn(missing_docs)]
 pub mod config;
 pub mod dashboards;
 pub mod error;

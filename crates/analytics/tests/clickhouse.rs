@@ -427,3 +427,81 @@ async fn dropped_database_is_recreated_and_nothing_is_lost() {
     .await;
     assert_eq!(applied.trim(), "2");
 }
+
+#[tokio::test]
+async fn full_spool_drops_whole_batches_and_counts_them() {
+    let proxy = Proxy::start(&clickhouse_url()).await;
+    proxy.cut(); // ClickHouse unreachable for the whole test
+    let spool = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = ch_config(&proxy.url(), "palisade_never_created", spool.path(), 100);
+    // Room for a few 100-event batches only.
+    cfg.spool.max_bytes = 100_000;
+    cfg.spool.segment_bytes = 30_000;
+    let a = start(cfg).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let now = now_ms();
+    for i in 0..2_000 {
+        a.record(event(i, now));
+    }
+    a.shutdown().await;
+    let s = a.stats();
+    assert_eq!(s.events_written, 0, "{s:?}");
+    assert!(s.events_spooled > 0 && s.dropped_spool_full > 0, "{s:?}");
+    assert_eq!(
+        s.events_spooled + s.dropped_spool_full,
+        2_000,
+        "every event is spooled or counted as dropped: {s:?}"
+    );
+    assert_eq!(s.events_spooled % 100, 0, "whole batches: {s:?}");
+    assert!(s.spool_bytes <= 100_000, "{s:?}");
+    let on_disk: u64 = std::fs::read_dir(spool.path())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(on_disk, s.spool_bytes);
+}
+
+#[tokio::test]
+async fn hung_clickhouse_times_out_to_the_spool_and_late_commits_are_not_duplicated() {
+    require_clickhouse().await;
+    let db = FreshDb::new("stall");
+    let m = schema::migrate(&client(), &db.name, None).await;
+    assert!(m.is_ok(), "{m:?}");
+    let proxy = Proxy::start(&clickhouse_url()).await;
+    let spool = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = ch_config(&proxy.url(), &db.name, spool.path(), 100);
+    if let SinkConfig::Clickhouse(ch) = &mut cfg.sink {
+        ch.insert_timeout_ms = 300;
+    }
+    let a = start(cfg).await.unwrap_or_else(|e| panic!("start: {e}"));
+    proxy.stall();
+    let now = now_ms();
+    for i in 0..1_000 {
+        a.record(event(i, now));
+    }
+    let a2 = a.clone();
+    let spooled = wait_until(Duration::from_secs(30), || async {
+        a2.stats().events_spooled >= 1_000
+    })
+    .await;
+    assert!(spooled, "{:?}", a.stats());
+    assert!(a.stats().write_errors > 0);
+    proxy.release();
+    let a2 = a.clone();
+    let done = wait_until(Duration::from_secs(60), || async {
+        let s = a2.stats();
+        s.spool_segments == 0 && s.events_written + s.events_deduplicated >= 1_000
+    })
+    .await;
+    assert!(done, "{:?}", a.stats());
+    a.shutdown().await;
+    let counts = q(&format!(
+        "SELECT count(), uniqExact(request_id) FROM {}.events",
+        db.name
+    ))
+    .await;
+    assert_eq!(counts.trim(), "1000\t1000", "stats {:?}", a.stats());
+    eprintln!("after the stall: {:?}", a.stats());
+}

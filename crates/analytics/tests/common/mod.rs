@@ -95,6 +95,7 @@ pub async fn q(sql: &str) -> String {
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
 }
 
@@ -106,18 +107,32 @@ impl Proxy {
         };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let generation = Arc::new(AtomicU64::new(0));
         let target = target.trim_start_matches("http://").to_string();
-        let (u, g) = (Arc::clone(&up), Arc::clone(&generation));
+        let (u, g, st) = (
+            Arc::clone(&up),
+            Arc::clone(&generation),
+            Arc::clone(&stalled),
+        );
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
-                let gen_at_start = g.load(Ordering::SeqCst);
-                let (u2, g2, target) = (Arc::clone(&u), Arc::clone(&g), target.clone());
+                let (u2, g2, st2, target) = (
+                    Arc::clone(&u),
+                    Arc::clone(&g),
+                    Arc::clone(&st),
+                    target.clone(),
+                );
                 tokio::spawn(async move {
+                    // Stalled: hold the connection (bytes stay buffered) until released.
+                    while st2.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let gen_at_start = g2.load(Ordering::SeqCst);
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
@@ -142,8 +157,22 @@ impl Proxy {
         Self {
             port,
             up,
+            stalled,
             generation,
         }
+    }
+
+    /// ClickHouse "hangs": open connections are closed, new ones are accepted but nothing is
+    /// forwarded until [`Proxy::release`]; then what clients sent meanwhile reaches the server,
+    /// even from clients that gave up (an INSERT that timed out may still be committed).
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a [`Proxy::stall`].
+    pub fn release(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {
