@@ -53,6 +53,21 @@ pub struct Admission {
     pub quota_reset_at: Option<SystemTime>,
 }
 
+/// One quota counter of a key, for the admin API and `palisade keys list` ("usage vs quota").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaUsage {
+    /// `*` for the plan-wide quota, else the route whose override it is.
+    pub scope: String,
+    /// The quota's limit.
+    pub limit: u64,
+    /// The quota's period.
+    pub period: crate::calendar::Period,
+    /// Requests counted in the current window.
+    pub used: u64,
+    /// When the current window ends (Unix seconds).
+    pub reset_at_unix: i64,
+}
+
 /// Why a request's key was refused. [`Rejection::status`] and [`Rejection::reason`] give the
 /// HTTP status and the reason code for the JSON body and the analytics event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -403,6 +418,32 @@ impl KeyAuth {
         self.rebuild();
     }
 
+    /// Quota usage of key `id` in the windows containing `now`, one entry per quota scope of its
+    /// plan; `None` when the key or its plan does not exist.
+    pub fn usage(&self, id: &str, now: SystemTime) -> Option<Vec<QuotaUsage>> {
+        let chars = token::parse_id(id)?;
+        let index = self.index.load();
+        let e = index.by_id.get(&chars)?;
+        let plan = e.plan.as_ref()?;
+        let secs = unix_nanos(now).div_euclid(1_000_000_000);
+        Some(
+            plan.quota_scopes
+                .iter()
+                .zip(e.quotas.iter())
+                .map(|((scope, q), counter)| {
+                    let window = q.period.window_at(secs);
+                    QuotaUsage {
+                        scope: scope.to_string(),
+                        limit: q.limit,
+                        period: q.period,
+                        used: counter.used(&window),
+                        reset_at_unix: window.end,
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// `(key id, plan)` of keys whose plan does not exist; their requests get 401. For
     /// `palisade check` and a warning at reload.
     pub fn keys_without_plan(&self) -> Vec<(String, String)> {
@@ -437,7 +478,7 @@ impl KeyAuth {
                     let quotas: Box<[Arc<dyn QuotaCounter>]> = p
                         .quota_scopes
                         .iter()
-                        .map(|(scope, period)| self.quotas.counter(&id, scope, *period))
+                        .map(|(scope, q)| self.quotas.counter(&id, scope, q.period))
                         .collect();
                     (rates, quotas)
                 }

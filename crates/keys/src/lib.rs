@@ -19,7 +19,7 @@ mod rate;
 mod store;
 mod token;
 
-pub use auth::{Admission, KeyAuth, Rejection};
+pub use auth::{Admission, KeyAuth, QuotaUsage, Rejection};
 pub use calendar::{Period, Window};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use plan::{

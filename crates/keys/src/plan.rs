@@ -133,8 +133,8 @@ pub struct CompiledPlan {
     pub(crate) routes: HashMap<Box<str>, Limits>,
     /// Scope names of the rate buckets a key of this plan owns: `*` (plan-wide) or a route name.
     pub(crate) rate_scopes: Vec<Arc<str>>,
-    /// Scope names and periods of the quota counters a key of this plan owns.
-    pub(crate) quota_scopes: Vec<(Arc<str>, Period)>,
+    /// Scope names and quotas of the counters a key of this plan owns.
+    pub(crate) quota_scopes: Vec<(Arc<str>, QuotaConfig)>,
 }
 
 /// The scope name of plan-wide rate buckets and quota counters.
@@ -275,7 +275,7 @@ fn compile_plan(p: &UsagePlan) -> Result<CompiledPlan, PlanError> {
         missing,
     };
     let mut rate_scopes: Vec<Arc<str>> = Vec::new();
-    let mut quota_scopes: Vec<(Arc<str>, Period)> = Vec::new();
+    let mut quota_scopes: Vec<(Arc<str>, QuotaConfig)> = Vec::new();
     let base_rate = match (p.rate, p.burst) {
         (Some(r), Some(b)) => {
             check_rate(name, None, r)?;
@@ -290,7 +290,7 @@ fn compile_plan(p: &UsagePlan) -> Result<CompiledPlan, PlanError> {
     let base_quota = match &p.quota {
         Some(q) => {
             check_quota(name, None, q)?;
-            quota_scopes.push((Arc::from(PLAN_SCOPE), q.period));
+            quota_scopes.push((Arc::from(PLAN_SCOPE), *q));
             Some((*q, 0))
         }
         None => None,
@@ -321,7 +321,7 @@ fn compile_plan(p: &UsagePlan) -> Result<CompiledPlan, PlanError> {
         let quota = match &o.quota {
             Some(q) => {
                 check_quota(name, r, q)?;
-                quota_scopes.push((Arc::from(route.as_str()), q.period));
+                quota_scopes.push((Arc::from(route.as_str()), *q));
                 Some((*q, quota_scopes.len() - 1))
             }
             None => base.quota,

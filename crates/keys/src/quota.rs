@@ -344,6 +344,34 @@ mod tests {
     }
 
     #[test]
+    fn racing_threads_never_lose_a_count_nor_pass_the_limit() {
+        // Tight loops on one counter from several threads: a non-atomic read-then-write would
+        // lose increments (used < admitted) and so admit more than the limit.
+        let s = QuotaStore::in_memory();
+        let c = s.counter("key_a", "*", Period::Day);
+        let w = Period::Day.window_at(0);
+        let limit = 300_000;
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    start.wait();
+                    let mut mine = 0;
+                    for _ in 0..100_000 {
+                        if let QuotaDecision::Granted { .. } = c.try_acquire(&w, limit) {
+                            mine += 1;
+                        }
+                    }
+                    admitted.fetch_add(mine, Ordering::Relaxed);
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), limit);
+        assert_eq!(c.used(&w), limit);
+    }
+
+    #[test]
     fn the_same_key_and_scope_share_one_counter_until_the_period_changes() {
         let s = QuotaStore::in_memory();
         let w = Period::Day.window_at(0);

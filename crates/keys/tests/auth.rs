@@ -225,11 +225,23 @@ fn route_overrides_use_their_own_bucket_and_counter_and_others_share_the_plans()
     assert_eq!((a.rate_limit, a.quota_remaining), (Some(1000), Some(8)));
     let a = f.auth.check_now(k, "orders").unwrap();
     assert_eq!(a.quota_remaining, Some(7));
+    // The admin view of the same counters.
+    let usage = f.auth.usage(&a.key_id, f.clock.now()).unwrap();
+    let view: Vec<_> = usage
+        .iter()
+        .map(|u| (u.scope.as_str(), u.limit, u.used))
+        .collect();
+    assert_eq!(view, vec![("*", 10, 3), ("export", 2, 2)]);
+    let midnight = time::macros::datetime!(2026-11-25 00:00 UTC).unix_timestamp();
+    assert!(usage.iter().all(|u| u.reset_at_unix == midnight));
+    assert!(f.auth.usage("key_000000000000", f.clock.now()).is_none());
 }
 
 #[test]
 fn concurrent_checks_against_a_quota_of_n_admit_exactly_n() {
-    const N: u64 = 1000;
+    const N: u64 = 10_000;
+    const THREADS: u64 = 8;
+    const EACH: u64 = 2_500;
     let f = fixture(
         &format!(r#"[{{"name":"p","quota":{{"limit":{N},"period":"month"}}}}]"#),
         (2026, 11, 24, 12, 0, 0),
@@ -237,10 +249,12 @@ fn concurrent_checks_against_a_quota_of_n_admit_exactly_n() {
     let (_, key) = f.auth.create("ci", "alice", "p", None).unwrap();
     let admitted = AtomicU64::new(0);
     let refused = AtomicU64::new(0);
+    let start = std::sync::Barrier::new(THREADS as usize);
     std::thread::scope(|s| {
-        for _ in 0..8 {
+        for _ in 0..THREADS {
             s.spawn(|| {
-                for _ in 0..500 {
+                start.wait();
+                for _ in 0..EACH {
                     match f.auth.check_now(Some(&key), "api") {
                         Ok(_) => admitted.fetch_add(1, Ordering::Relaxed),
                         Err(Rejection::QuotaExceeded { .. }) => {
@@ -253,7 +267,45 @@ fn concurrent_checks_against_a_quota_of_n_admit_exactly_n() {
         }
     });
     assert_eq!(admitted.into_inner(), N);
-    assert_eq!(refused.into_inner(), 8 * 500 - N);
+    assert_eq!(refused.into_inner(), THREADS * EACH - N);
+}
+
+#[test]
+fn quota_stays_exact_while_keys_and_plans_are_reloaded_under_load() {
+    const N: u64 = 3000;
+    let plan = format!(r#"[{{"name":"p","quota":{{"limit":{N},"period":"day"}}}}]"#);
+    let f = fixture(&plan, (2026, 11, 24, 12, 0, 0));
+    let (_, key) = f.auth.create("ci", "alice", "p", None).unwrap();
+    let admitted = AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..1500 {
+                        if f.auth.check_now(Some(&key), "api").is_ok() {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                f.auth.set_plans(plans(&plan));
+                f.auth
+                    .create(&format!("other{i}"), "bob", "p", None)
+                    .unwrap();
+                i += 1;
+            }
+        });
+        for w in workers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(admitted.into_inner(), N);
 }
 
 /// Uses the quota up, then checks the refusal's reset time and that the next window admits.
