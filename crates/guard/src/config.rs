@@ -23,6 +23,50 @@ pub struct GuardConfig {
     pub connections: ConnectionConfig,
 }
 
+impl GuardConfig {
+    /// Checks what serde cannot: ranges and unique feed names. `Guard::new` calls it;
+    /// `palisade check` should too.
+    pub fn validate(&self) -> Result<(), crate::GuardError> {
+        let err = |m: String| Err(crate::GuardError::Config(m));
+        let mut names = std::collections::HashSet::new();
+        for f in &self.ip.feeds {
+            if f.name.trim().is_empty() {
+                return err(format!("feed {} has an empty name", f.path.display()));
+            }
+            if f.name == crate::feeds::CONFIG_ALLOW || f.name == crate::feeds::CONFIG_DENY {
+                return err(format!(
+                    "feed name {:?} is reserved for ip.allow/ip.deny",
+                    f.name
+                ));
+            }
+            if !names.insert(f.name.as_str()) {
+                return err(format!(
+                    "feed name {:?} is used twice (names must be unique)",
+                    f.name
+                ));
+            }
+        }
+        if self.throttle.max_keys == 0 {
+            return err("throttle.max_keys must be at least 1".into());
+        }
+        if let Some(a) = &self.autoban {
+            if !(1..=10_000).contains(&a.threshold) {
+                return err(format!(
+                    "autoban.threshold is {} (allowed 1 to 10000)",
+                    a.threshold
+                ));
+            }
+            if a.window_secs == 0 || a.ban_secs == 0 {
+                return err("autoban.window_secs and autoban.ban_secs must be at least 1".into());
+            }
+            if a.max_tracked == 0 {
+                return err("autoban.max_tracked must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// IP reputation settings.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -361,6 +405,33 @@ connections: { max_per_ip: 8, min_body_rate_bps: 100 }
         assert_eq!(c.autoban.as_ref().map(|a| a.max_tracked), Some(100_000));
         assert_eq!(c.connections.max_per_ip, 8);
         assert_eq!(c.connections.max_header_count, 100, "default kept");
+    }
+
+    #[test]
+    fn validate_rejects_out_of_range_values() {
+        let msg = |yaml: &str| {
+            let c: GuardConfig = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+            c.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(msg("{}"), None);
+        assert_eq!(
+            msg("autoban: { threshold: 0 }").as_deref(),
+            Some("invalid guard config: autoban.threshold is 0 (allowed 1 to 10000)")
+        );
+        assert_eq!(
+            msg("ip: { feeds: [ { name: a, path: x, format: plain }, { name: a, path: y, format: plain } ] }").as_deref(),
+            Some("invalid guard config: feed name \"a\" is used twice (names must be unique)")
+        );
+        assert_eq!(
+            msg("ip: { feeds: [ { name: config-deny, path: x, format: plain } ] }").as_deref(),
+            Some(
+                "invalid guard config: feed name \"config-deny\" is reserved for ip.allow/ip.deny"
+            )
+        );
+        assert_eq!(
+            msg("throttle: { max_keys: 0 }").as_deref(),
+            Some("invalid guard config: throttle.max_keys must be at least 1")
+        );
     }
 
     #[test]

@@ -203,7 +203,8 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Builds the guard: loads every feed (a bad feed is an error) and the ban state file.
+    /// Builds the guard: validates the config, loads every feed (a bad feed is an error) and
+    /// the ban state file.
     /// `routes` are the per-route limits as `(route name, rate)`.
     pub fn new<'a>(
         cfg: &GuardConfig,
@@ -230,6 +231,7 @@ impl Guard {
         clock: SharedClock,
         prev: Option<&Guard>,
     ) -> Result<Guard, GuardError> {
+        cfg.validate()?;
         let now = clock.now();
         let feeds = match prev {
             Some(p) if p.cfg.ip == cfg.ip => Arc::clone(&p.feeds),
