@@ -187,6 +187,35 @@ pub fn dashboard_queries_with(
         .collect())
 }
 
+/// The outcome of one panel query run by [`run_all`].
+#[derive(Debug)]
+pub struct PanelRun {
+    /// `dashboard: panel title`.
+    pub name: String,
+    /// The expanded SQL.
+    pub sql: String,
+    /// Rows returned, or the error.
+    pub rows: Result<usize, AnalyticsError>,
+}
+
+/// Runs every panel query of `dir` (expanded with `x`) on `client`, whose default database
+/// must be the analytics database (`client.with_database(db)`). For the end-to-end test:
+/// assert that every `rows` is `Ok(n)` with `n > 0`.
+pub async fn run_all(
+    client: &clickhouse::Client,
+    dir: &Path,
+    x: &Expansion,
+) -> Result<Vec<PanelRun>, AnalyticsError> {
+    let mut out = Vec::new();
+    for (name, sql) in dashboard_queries_with(dir, x)? {
+        let rows = crate::schema::query_tsv(client, &sql)
+            .await
+            .map(|tsv| tsv.lines().filter(|l| !l.is_empty()).count());
+        out.push(PanelRun { name, sql, rows });
+    }
+    Ok(out)
+}
+
 const KEYWORDS: &[&str] = &[
     "select", "from", "where", "and", "or", "not", "in", "group", "by", "order", "desc", "asc",
     "limit", "as", "is", "null", "interval", "second", "minute", "hour", "day", "having", "array",

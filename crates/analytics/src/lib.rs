@@ -11,6 +11,7 @@ pub mod dashboards;
 pub mod error;
 pub mod event;
 pub mod names;
+pub mod queue;
 pub mod rotating;
 pub mod rowbinary;
 pub mod schema;

@@ -23,13 +23,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{AnalyticsConfig, ClickHouseConfig, NdjsonConfig, SinkConfig};
 use crate::event::Event;
 use crate::names::{column as c, table as t};
+use crate::queue::{EventQueue, DRAIN_PERIOD};
 use crate::rotating::RotatingFile;
 use crate::rowbinary::Reader;
 use crate::schema::{self, MigrationReport, Retention};
@@ -51,8 +52,7 @@ pub struct Analytics {
 
 #[derive(Debug)]
 struct Inner {
-    tx: mpsc::Sender<Event>,
-    capacity: usize,
+    queue: Arc<EventQueue>,
     counters: Arc<Counters>,
     security: Option<SecurityLog>,
     shutdown: watch::Sender<bool>,
@@ -66,7 +66,14 @@ struct Inner {
 /// migrations are retried before the first INSERT.
 pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
     cfg.validate()?;
-    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+    let wake_at = match &cfg.sink {
+        SinkConfig::Clickhouse(ch) => ch.batch_size,
+        SinkConfig::Ndjson(n) => n.batch_size,
+        SinkConfig::Off => cfg.queue_capacity / 2,
+    }
+    .min(cfg.queue_capacity / 2);
+    let queue = Arc::new(EventQueue::new(cfg.queue_capacity, wake_at));
+    let rx = Arc::clone(&queue);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
@@ -123,8 +130,7 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
     tasks.push(handle);
     Ok(Analytics {
         inner: Arc::new(Inner {
-            tx,
-            capacity: cfg.queue_capacity,
+            queue,
             counters,
             security,
             shutdown,
@@ -139,7 +145,7 @@ impl Analytics {
     #[inline]
     pub fn record(&self, ev: Event) {
         Counters::add(&self.inner.counters.events_received, 1);
-        if self.inner.tx.try_send(ev).is_err() {
+        if !self.inner.queue.push(ev) {
             Counters::add(&self.inner.counters.dropped_queue_full, 1);
         }
     }
@@ -152,14 +158,14 @@ impl Analytics {
 
     /// Events waiting in the queue (cheaper than [`Analytics::stats`]).
     pub fn queue_depth(&self) -> usize {
-        self.inner.capacity - self.inner.tx.capacity()
+        self.inner.queue.len()
     }
 
     /// A snapshot of the counters, for `/metrics`.
     pub fn stats(&self) -> Stats {
         let mut s = self.inner.counters.snapshot();
-        s.queue_capacity = self.inner.capacity as u64;
-        s.queue_depth = (self.inner.capacity - self.inner.tx.capacity()) as u64;
+        s.queue_capacity = self.inner.queue.capacity() as u64;
+        s.queue_depth = self.inner.queue.len() as u64;
         if let Some(sec) = &self.inner.security {
             s.security_written = sec.written();
             s.security_dropped = sec.dropped();
@@ -254,10 +260,6 @@ impl Builder {
         self.max_ts = 0;
         b
     }
-}
-
-fn tick_period(flush: Duration) -> Duration {
-    (flush / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
 }
 
 /// What one INSERT task achieved.
@@ -375,26 +377,16 @@ impl ChWriter {
             .store(self.spool.segments() as u64, Ordering::Relaxed);
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(mut self, rx: Arc<EventQueue>, mut shutdown: watch::Receiver<bool>) {
         let mut cur = Builder::new();
-        let mut buf: Vec<Event> = Vec::with_capacity(self.batch_size.min(4096));
-        let mut tick = tokio::time::interval(tick_period(self.flush_interval));
+        let mut buf: Vec<Event> = Vec::with_capacity(4096);
+        let mut tick = tokio::time::interval(DRAIN_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = false;
         loop {
             tokio::select! {
                 res = join_inflight(&mut self.inflight) => self.on_done(res),
-                n = rx.recv_many(&mut buf, self.batch_size.min(4096)), if !closing => {
-                    if n == 0 {
-                        closing = true;
-                    }
-                    for ev in buf.drain(..) {
-                        cur.push_row_binary(&ev);
-                        if cur.rows as usize >= self.batch_size {
-                            self.seal(cur.take());
-                        }
-                    }
-                }
+                _ = rx.woken() => {}
                 _ = tick.tick() => {
                     if cur.rows > 0 && cur.started.elapsed() >= self.flush_interval {
                         self.seal(cur.take());
@@ -405,12 +397,20 @@ impl ChWriter {
             }
             if closing {
                 rx.close();
-                while let Some(ev) = rx.recv().await {
+            }
+            // Drain what is waiting (bounded, so an INSERT result is never kept waiting long).
+            while rx.drain_into(&mut buf, 4096) > 0 {
+                for ev in buf.drain(..) {
                     cur.push_row_binary(&ev);
                     if cur.rows as usize >= self.batch_size {
                         self.seal(cur.take());
                     }
                 }
+                if !closing {
+                    break;
+                }
+            }
+            if closing {
                 if cur.rows > 0 {
                     self.seal(cur.take());
                 }
@@ -680,42 +680,31 @@ async fn insert(
 async fn run_ndjson(
     mut file: RotatingFile,
     cfg: NdjsonConfig,
-    mut rx: mpsc::Receiver<Event>,
+    rx: Arc<EventQueue>,
     mut shutdown: watch::Receiver<bool>,
     counters: Arc<Counters>,
 ) {
     let flush = Duration::from_millis(cfg.flush_interval_ms.max(1));
-    let mut tick = tokio::time::interval(tick_period(flush));
+    let mut tick = tokio::time::interval(DRAIN_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cur = Builder::new();
-    let mut buf = Vec::with_capacity(cfg.batch_size.min(4096));
-    let write =
-        |file: &mut RotatingFile, b: Batch| match file.write(&b.data).and_then(|()| file.flush()) {
-            Ok(()) => {
-                Counters::add(&counters.events_written, u64::from(b.rows));
-                Counters::add(&counters.batches_written, 1);
-            }
-            Err(e) => {
-                counters.error(&e);
-                Counters::add(&counters.dropped_spool_full, u64::from(b.rows));
-            }
-        };
+    let mut buf = Vec::with_capacity(4096);
+    let write = |file: &mut RotatingFile, b: Batch| match blocking(|| {
+        file.write(&b.data).and_then(|()| file.flush())
+    }) {
+        Ok(()) => {
+            Counters::add(&counters.events_written, u64::from(b.rows));
+            Counters::add(&counters.batches_written, 1);
+        }
+        Err(e) => {
+            counters.error(&e);
+            Counters::add(&counters.dropped_spool_full, u64::from(b.rows));
+        }
+    };
     let mut closing = false;
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut buf, cfg.batch_size.min(4096)), if !closing => {
-                if n == 0 {
-                    closing = true;
-                }
-                for ev in buf.drain(..) {
-                    if let Err(e) = cur.push_json(&ev) {
-                        counters.error(&e);
-                    }
-                    if cur.rows as usize >= cfg.batch_size {
-                        write(&mut file, cur.take());
-                    }
-                }
-            }
+            _ = rx.woken() => {}
             _ = tick.tick() => {
                 if cur.rows > 0 && cur.started.elapsed() >= flush {
                     write(&mut file, cur.take());
@@ -725,7 +714,9 @@ async fn run_ndjson(
         }
         if closing {
             rx.close();
-            while let Some(ev) = rx.recv().await {
+        }
+        while rx.drain_into(&mut buf, 4096) > 0 {
+            for ev in buf.drain(..) {
                 if let Err(e) = cur.push_json(&ev) {
                     counters.error(&e);
                 }
@@ -733,6 +724,11 @@ async fn run_ndjson(
                     write(&mut file, cur.take());
                 }
             }
+            if !closing {
+                break;
+            }
+        }
+        if closing {
             if cur.rows > 0 {
                 write(&mut file, cur.take());
             }
@@ -741,21 +737,25 @@ async fn run_ndjson(
     }
 }
 
-async fn run_off(mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
-    let mut buf = Vec::with_capacity(1024);
+async fn run_off(rx: Arc<EventQueue>, mut shutdown: watch::Receiver<bool>) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut tick = tokio::time::interval(DRAIN_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut closing = false;
         tokio::select! {
-            n = rx.recv_many(&mut buf, 1024) => {
-                if n == 0 {
-                    return;
-                }
-                buf.clear();
-            }
-            r = shutdown.changed() => {
-                if r.is_err() || *shutdown.borrow() {
-                    return;
-                }
-            }
+            _ = rx.woken() => {}
+            _ = tick.tick() => {}
+            r = shutdown.changed() => closing = r.is_err() || *shutdown.borrow(),
+        }
+        if closing {
+            rx.close();
+        }
+        while rx.drain_into(&mut buf, 4096) > 0 {
+            buf.clear();
+        }
+        if closing {
+            return;
         }
     }
 }

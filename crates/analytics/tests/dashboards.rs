@@ -105,15 +105,15 @@ async fn every_panel_returns_rows_after_synthetic_traffic() {
         ..Expansion::last_day()
     });
     for x in &expansions {
-        let queries = dashboards::dashboard_queries_with(&dashboards_dir(), x)
+        let runs = dashboards::run_all(&client, &dashboards_dir(), x)
+            .await
             .unwrap_or_else(|e| panic!("{e}"));
-        for (name, sql) in queries {
-            match palisade_analytics::schema::query_tsv(&client, &sql).await {
-                Ok(out) if out.trim().is_empty() => {
-                    failures.push(format!("{name} (route {}): no rows", x.route))
-                }
+        assert!(runs.len() >= 20);
+        for run in runs {
+            match run.rows {
+                Ok(0) => failures.push(format!("{} (route {}): no rows", run.name, x.route)),
                 Ok(_) => {}
-                Err(e) => failures.push(format!("{name}: {e}\n{sql}")),
+                Err(e) => failures.push(format!("{}: {e}\n{}", run.name, run.sql)),
             }
         }
     }
