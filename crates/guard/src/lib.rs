@@ -20,6 +20,8 @@ pub mod guard;
 pub mod limiter;
 pub mod lists;
 mod prefix;
+#[cfg(feature = "redis")]
+pub mod redis_state;
 pub mod time;
 
 pub use autoban::{AutoBan, Ban, BanStore};
