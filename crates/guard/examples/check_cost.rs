@@ -110,7 +110,7 @@ fn main() {
         .collect();
     // Warm the limiter with every address once.
     run_checks(&g, &ips, ips.len());
-    let mode = std::env::args().nth(2).unwrap_or_default();
+    let mode = std::env::args().nth(2).unwrap_or_else(|| "guard".into());
     let limiter = Limiter::keyed(
         Rate::per_second(nz(1_000_000), nz(1_000_000)),
         100_000,
@@ -119,7 +119,7 @@ fn main() {
     run_limiter(&limiter, &ips, ips.len());
     let t = std::time::Instant::now();
     let cpu0 = cpu_ns();
-    let blocked = match mode.as_str() {
+    let counted = match mode.as_str() {
         "lookup" => run_lookups(&g, &ips, n),
         "limiter" => run_limiter(&limiter, &ips, n),
         _ => run_checks(&g, &ips, n),
@@ -127,7 +127,7 @@ fn main() {
     let cpu = cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     let el = t.elapsed();
     println!(
-        "{n} checks, {blocked} blocked: {:.1} ns/check on CPU, {:.1} ns/check wall clock",
+        "{mode:>7}: {n} checks ({counted} listed/allowed/blocked): {:.1} ns/check on CPU, {:.1} ns/check wall clock",
         cpu.map_or(f64::NAN, |c| c as f64 / n as f64),
         el.as_nanos() as f64 / n as f64
     );
