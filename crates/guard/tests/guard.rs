@@ -308,3 +308,13 @@ fn no_autoban_configured() {
     assert!(g.record_violation(ip("192.0.2.1"), g.now()).is_none());
     assert_eq!(g.persist_bans().ok(), Some(false));
 }
+
+#[test]
+fn guard_types_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Guard>();
+    assert_send_sync::<palisade_guard::FeedSet>();
+    assert_send_sync::<palisade_guard::ConnGuard>();
+    assert_send_sync::<palisade_guard::ConnPermit>();
+    assert_send_sync::<palisade_guard::GuardDecision>();
+}
