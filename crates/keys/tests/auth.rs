@@ -552,3 +552,39 @@ fn rejections_map_to_the_shared_reason_codes() {
     assert_eq!(cases[5].0.retry_after_secs(now), Some(3));
     assert_eq!(cases[0].0.retry_after_secs(now), None);
 }
+
+#[test]
+fn arbitrary_presented_strings_are_refused_without_panicking() {
+    let f = fixture(UNLIMITED, (2026, 11, 24, 12, 0, 0));
+    let (_, key) = f.auth.create("ci", "alice", "free", None).unwrap();
+    // xorshift: deterministic, no extra dependency.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet: Vec<char> = "pk_key0aZ9é€\u{0}\u{10FFFF} _-".chars().collect();
+    for i in 0..20_000 {
+        let candidate: String = if i % 2 == 0 {
+            // Mutations of the real key: one character replaced by anything.
+            let pos = (next() % key.len() as u64) as usize;
+            let c = alphabet[(next() % alphabet.len() as u64) as usize];
+            key.char_indices()
+                .map(|(j, k)| if j == pos { c } else { k })
+                .collect()
+        } else {
+            let len = (next() % 64) as usize;
+            (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        };
+        match f.auth.check_now(Some(&candidate), "api") {
+            Ok(_) => assert_eq!(candidate, key, "only the real key passes"),
+            Err(Rejection::Unknown) => {}
+            Err(Rejection::Missing) => assert!(candidate.is_empty()),
+            Err(other) => panic!("{candidate:?}: {other:?}"),
+        }
+    }
+}
