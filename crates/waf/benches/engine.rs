@@ -31,10 +31,16 @@ fn rule_sources() -> (String, Vec<(String, String)>) {
         match RuleSet::from_sources(&src) {
             Ok(rs) if !rs.is_empty() => return ("shipped rules/".into(), src),
             Ok(_) => eprintln!("shipped rules/ has no rules; using fixtures"),
-            Err(e) => eprintln!("shipped rules/ do not load ({} errors); using fixtures", e.len()),
+            Err(e) => eprintln!(
+                "shipped rules/ do not load ({} errors); using fixtures",
+                e.len()
+            ),
         }
     }
-    ("tests/fixtures/rules".into(), sources(&manifest.join("tests/fixtures/rules")))
+    (
+        "tests/fixtures/rules".into(),
+        sources(&manifest.join("tests/fixtures/rules")),
+    )
 }
 
 fn headers() -> HeaderMap {
@@ -120,7 +126,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("json_body_{}k", size / 1024), |b| {
             b.iter(|| {
                 rs.inspect_head(&policy, &post_head, &mut out);
-                rs.inspect_body(&policy, Some(b"application/json"), black_box(&body), &mut out);
+                rs.inspect_body(
+                    &policy,
+                    Some(b"application/json"),
+                    black_box(&body),
+                    &mut out,
+                );
                 black_box(out.score())
             })
         });

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
-    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("rules"), PathBuf::from);
+    let dir = std::env::args()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("rules"), PathBuf::from);
     let t = Instant::now();
     match palisade_waf::RuleSet::load_dir(&dir) {
         Ok(rs) => {

@@ -24,7 +24,11 @@ impl fmt::Display for LoadError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)?;
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, " ({h})")?;

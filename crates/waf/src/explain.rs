@@ -97,20 +97,32 @@ pub fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 
 /// Parses `raw_http_request` and inspects it under `p`, recording every matching rule and
 /// target.
-pub fn explain(rules: &RuleSet, p: &Policy, raw_http_request: &[u8]) -> Result<Explanation, ExplainError> {
+pub fn explain(
+    rules: &RuleSet,
+    p: &Policy,
+    raw_http_request: &[u8],
+) -> Result<Explanation, ExplainError> {
     let (head, rest) = lines(raw_http_request);
     let first = head.first().copied().unwrap_or(b"");
-    let parts: Vec<&[u8]> = first.split(|&c| c == b' ').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&[u8]> = first
+        .split(|&c| c == b' ')
+        .filter(|s| !s.is_empty())
+        .collect();
     let bad_line = || ExplainError::RequestLine(String::from_utf8_lossy(first).into_owned());
     if parts.len() < 2 || parts.len() > 3 {
         return Err(bad_line());
     }
-    let method = std::str::from_utf8(parts[0]).map_err(|_| bad_line())?.to_string();
+    let method = std::str::from_utf8(parts[0])
+        .map_err(|_| bad_line())?
+        .to_string();
     let mut target = parts[1];
     // absolute-form: http://host/path
     if let Some(pos) = target.windows(3).position(|w| w == b"://") {
         let after = &target[pos + 3..];
-        target = after.iter().position(|&c| c == b'/').map_or(&b"/"[..], |k| &after[k..]);
+        target = after
+            .iter()
+            .position(|&c| c == b'/')
+            .map_or(&b"/"[..], |k| &after[k..]);
     }
     let (path, query) = match memchr::memchr(b'?', target) {
         Some(q) => (&target[..q], Some(&target[q + 1..])),
@@ -123,8 +135,10 @@ pub fn explain(rules: &RuleSet, p: &Policy, raw_http_request: &[u8]) -> Result<E
             text: String::from_utf8_lossy(line).into_owned(),
         };
         let colon = memchr::memchr(b':', line).ok_or_else(err)?;
-        let name = HeaderName::from_bytes(crate::request::trim(&line[..colon])).map_err(|_| err())?;
-        let value = HeaderValue::from_bytes(crate::request::trim(&line[colon + 1..])).map_err(|_| err())?;
+        let name =
+            HeaderName::from_bytes(crate::request::trim(&line[..colon])).map_err(|_| err())?;
+        let value =
+            HeaderValue::from_bytes(crate::request::trim(&line[colon + 1..])).map_err(|_| err())?;
         headers.append(name, value);
     }
     let chunked = headers
@@ -152,12 +166,17 @@ pub fn explain(rules: &RuleSet, p: &Policy, raw_http_request: &[u8]) -> Result<E
         headers: &headers,
     };
     rules.inspect_head(p, &req, &mut ins);
-    let ct = headers.get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(HeaderValue::as_bytes);
     rules.inspect_body(p, ct, &body, &mut ins);
     let mut names: Vec<(u32, String)> = Vec::new();
     for m in ins.matches() {
         if !names.iter().any(|(id, _)| *id == m.rule_id) {
-            let name = rules.rule(m.rule_id).map(|r| r.name.clone()).unwrap_or_default();
+            let name = rules
+                .rule(m.rule_id)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
             names.push((m.rule_id, name));
         }
     }

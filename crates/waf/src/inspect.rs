@@ -99,6 +99,8 @@ pub struct RuleMatch {
     pub fingerprint: Option<String>,
 }
 
+const MEMO_T: usize = Transform::ALL.len();
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub score: u32,
@@ -110,15 +112,21 @@ pub(crate) struct State {
     cand: Bitset,
     chains: Bitset,
     tmp: Bitset,
+    hit_tmp: Bitset,
     hit: Bitset,
     regex_cand: Bitset,
     bufs: Vec<Vec<u8>>,
     n_var: usize,
-    memo: Vec<(u16, u8, u16)>,
+    /// Per variant, per transform: the resulting variant (`u16::MAX`: not computed yet).
+    memo: Vec<[u16; MEMO_T]>,
     chain_var: Vec<u16>,
+    node_var: Vec<u16>,
+    node_stamp: Vec<u32>,
+    stamp: u32,
     seen_var: Vec<u16>,
     spans: Vec<(u32, u32, u32)>,
     detections: Vec<(u16, Detector, Option<palisade_detect::Detection>)>,
+    patset: Option<regex_automata::PatternSet>,
 }
 
 /// Per-request accumulator, reusable across requests (its buffers are kept).
@@ -253,7 +261,7 @@ fn word_ok(hay: &[u8], start: usize, end: usize, pat: &[u8]) -> bool {
         .and_then(|i| hay.get(i))
         .is_some_and(|&b| is_word(b));
     let after = hay.get(end).is_some_and(|&b| is_word(b));
-    !(first_word && before) && !(last_word && after)
+    !((first_word && before) || (last_word && after))
 }
 
 #[inline]
@@ -274,14 +282,24 @@ impl State {
         for b in [
             &mut self.cand,
             &mut self.tmp,
+            &mut self.hit_tmp,
             &mut self.hit,
             &mut self.regex_cand,
         ] {
             b.reset(n);
         }
         self.chains.reset(rs.chains.len());
+        if rs.max_set_len > 0 && self.patset.as_ref().map(|p| p.capacity()) != Some(rs.max_set_len)
+        {
+            self.patset = Some(regex_automata::PatternSet::new(rs.max_set_len));
+        }
         self.chain_var.clear();
         self.chain_var.resize(rs.chains.len(), 0);
+        if self.node_var.len() != rs.trie_len {
+            self.node_var = vec![0; rs.trie_len];
+            self.node_stamp = vec![0; rs.trie_len];
+            self.stamp = 0;
+        }
     }
 
     #[inline]
@@ -290,9 +308,15 @@ impl State {
     }
 
     fn apply_memo(&mut self, value: &[u8], from: u16, t: Transform) -> u16 {
-        let tid = t as u8;
-        if let Some(&(_, _, to)) = self.memo.iter().find(|&&(f, tt, _)| f == from && tt == tid) {
-            return to;
+        let tid = t as usize;
+        if let Some(&to) = self
+            .memo
+            .get(usize::from(from))
+            .and_then(|row| row.get(tid))
+        {
+            if to != u16::MAX {
+                return to;
+            }
         }
         let idx = self.n_var; // variant `idx + 1` would live in bufs[idx]
         if self.bufs.len() <= idx {
@@ -302,15 +326,23 @@ impl State {
         let changed = t.apply(self.var(value, from), &mut out);
         let to = if !changed {
             from
-        } else if let Some(k) = (0..=self.n_var as u16).find(|&k| self.var(value, k) == out.as_slice())
+        } else if let Some(k) =
+            (0..=self.n_var as u16).find(|&k| self.var(value, k) == out.as_slice())
         {
             k
         } else {
             self.n_var += 1;
+            self.memo.push([u16::MAX; MEMO_T]);
             idx as u16 + 1
         };
         self.bufs[idx] = out;
-        self.memo.push((from, tid, to));
+        if let Some(slot) = self
+            .memo
+            .get_mut(usize::from(from))
+            .and_then(|row| row.get_mut(tid))
+        {
+            *slot = to;
+        }
         to
     }
 }
@@ -322,29 +354,47 @@ impl Engine<'_> {
         let st = &mut *self.st;
         st.n_var = 0;
         st.memo.clear();
+        st.memo.push([u16::MAX; MEMO_T]);
         st.seen_var.clear();
         st.spans.clear();
         st.detections.clear();
         st.hit.clear();
         // 1. Variants.
-        let mut ci = 0;
-        while ci < rs.chains.len() {
-            if st.chains.get(ci) {
-                let mut cur = 0u16;
-                for &t in &rs.chains[ci] {
+        st.stamp = st.stamp.wrapping_add(1);
+        if st.stamp == 0 {
+            st.node_stamp.iter_mut().for_each(|x| *x = 0);
+            st.stamp = 1;
+        }
+        let mut next = st.chains.next_one(0);
+        while let Some(ci) = next {
+            next = st.chains.next_one(ci + 1);
+            let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
+                continue;
+            };
+            let mut cur = 0u16;
+            for (&node, &t) in path.iter().zip(chain) {
+                let n = usize::from(node);
+                if st.node_stamp.get(n) == Some(&st.stamp) {
+                    cur = st.node_var.get(n).copied().unwrap_or(0);
+                } else {
                     cur = st.apply_memo(value, cur, t);
-                }
-                st.chain_var[ci] = cur;
-                if !st.seen_var.contains(&cur) {
-                    st.seen_var.push(cur);
+                    if let (Some(s), Some(v)) = (st.node_stamp.get_mut(n), st.node_var.get_mut(n)) {
+                        *s = st.stamp;
+                        *v = cur;
+                    }
                 }
             }
-            ci += 1;
+            if let Some(slot) = st.chain_var.get_mut(ci) {
+                *slot = cur;
+            }
+            if !st.seen_var.contains(&cur) {
+                st.seen_var.push(cur);
+            }
         }
         // 2. Each distinct variant once.
         for vi in 0..self.st.seen_var.len() {
             let v = self.st.seen_var[vi];
-            self.eval_variant(value, v);
+            self.eval_variant(kind, value, v);
         }
         // 3. Fire.
         let st = &mut *self.st;
@@ -366,7 +416,7 @@ impl Engine<'_> {
         }
     }
 
-    fn eval_variant(&mut self, value: &[u8], v: u16) {
+    fn eval_variant(&mut self, kind: Kind, value: &[u8], v: u16) {
         let rs = self.rs;
         let st = &mut *self.st;
         st.regex_cand.clear();
@@ -381,7 +431,9 @@ impl Engine<'_> {
                     if !st.cand.get(r) || st.hit.get(r) {
                         continue;
                     }
-                    let Some(rule) = rs.rules.get(r) else { continue };
+                    let Some(rule) = rs.rules.get(r) else {
+                        continue;
+                    };
                     if st.chain_var.get(rule.chain) != Some(&v) {
                         continue;
                     }
@@ -402,7 +454,45 @@ impl Engine<'_> {
                 }
             }
         }
-        // Regexes whose factor was seen, then rules evaluated directly.
+        // Unfiltered regexes: one pass of each set of this kind says which can match;
+        // unfiltered regexes of candidate rules outside those sets (`headers:<name>` rules,
+        // embedded tests) run on their own.
+        st.tmp.copy_from(&rs.unfiltered);
+        st.tmp.and_with(&st.cand);
+        if !st.tmp.is_empty() {
+            let set_ids = rs
+                .kind_sets
+                .get(kind as usize)
+                .map_or(&[][..], Vec::as_slice);
+            for &si in set_ids {
+                let (Some(us), Some(patset)) = (rs.sets.get(si), st.patset.as_mut()) else {
+                    continue;
+                };
+                st.tmp.and_not(&us.bits);
+                st.hit_tmp.copy_from(&us.bits);
+                st.hit_tmp.and_with(&st.cand);
+                if st.hit_tmp.is_empty() {
+                    continue;
+                }
+                let input = regex_automata::Input::new(hay);
+                if us.re.is_match(input.clone()) {
+                    patset.clear();
+                    us.re.which_overlapping_matches(&input, patset);
+                    for pid in patset.iter() {
+                        let Some(&r) = us.rules.get(pid.as_usize()) else {
+                            continue;
+                        };
+                        let r = r as usize;
+                        if st.hit_tmp.get(r) && !st.hit.get(r) {
+                            st.regex_cand.set(r);
+                        }
+                    }
+                }
+            }
+            st.regex_cand.or_with(&st.tmp);
+        }
+        // Regexes whose factor was seen or whose set pattern matched, then rules evaluated
+        // directly.
         st.tmp.copy_from(&rs.direct);
         st.tmp.and_with(&st.cand);
         st.regex_cand.or_with(&st.tmp);
@@ -412,7 +502,9 @@ impl Engine<'_> {
             if st.hit.get(r) {
                 continue;
             }
-            let Some(rule) = rs.rules.get(r) else { continue };
+            let Some(rule) = rs.rules.get(r) else {
+                continue;
+            };
             if st.chain_var.get(rule.chain) != Some(&v) {
                 continue;
             }
@@ -543,12 +635,21 @@ impl Sink for Engine<'_> {
 impl RuleSet {
     pub(crate) fn engine<'a>(&'a self, p: &'a Policy, st: &'a mut State) -> Engine<'a> {
         st.prepare(self);
-        Engine { rs: self, pol: p, st }
+        Engine {
+            rs: self,
+            pol: p,
+            st,
+        }
     }
 
     /// Inspects the request head (method, path, query, headers, cookies). Starts a new
     /// request: `out` is reset first.
-    pub fn inspect_head(&self, p: &Policy, req: &crate::request::RequestHead<'_>, out: &mut Inspection) {
+    pub fn inspect_head(
+        &self,
+        p: &Policy,
+        req: &crate::request::RequestHead<'_>,
+        out: &mut Inspection,
+    ) {
         out.reset();
         if p.mode == Mode::Off {
             return;

@@ -51,7 +51,9 @@ impl Violation {
 /// Checks the method and headers; the first violation found is returned.
 pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
     if !ALLOWED_METHODS.contains(&method) {
-        return Err(Violation::DisallowedMethod(method.chars().take(32).collect()));
+        return Err(Violation::DisallowedMethod(
+            method.chars().take(32).collect(),
+        ));
     }
     for (name, value) in headers {
         if !name.as_str().bytes().all(crate::target::is_token_byte) {
@@ -83,12 +85,17 @@ pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
         }
     }
     if tes.len() > 1 {
-        return Err(Violation::UnsupportedTransferEncoding("several headers".into()));
+        return Err(Violation::UnsupportedTransferEncoding(
+            "several headers".into(),
+        ));
     }
     if let Some(te) = tes.first() {
         if te.as_bytes() != b"chunked" {
             return Err(Violation::UnsupportedTransferEncoding(
-                String::from_utf8_lossy(te.as_bytes()).chars().take(64).collect(),
+                String::from_utf8_lossy(te.as_bytes())
+                    .chars()
+                    .take(64)
+                    .collect(),
             ));
         }
     }

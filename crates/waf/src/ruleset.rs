@@ -48,11 +48,15 @@ impl Detector {
 #[derive(Debug)]
 pub(crate) enum Matcher {
     /// Phrases live in the shared automaton.
-    Phrases { any: Vec<String>, words: Vec<String> },
+    Phrases {
+        any: Vec<String>,
+        words: Vec<String>,
+    },
     /// A regex; `filtered` when its factors are in the shared automaton.
     Regex {
         re: regex::bytes::Regex,
         filtered: bool,
+        unicode: bool,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -130,12 +134,24 @@ pub(crate) struct PatEntry {
     pub kind: PatKind,
 }
 
+/// One multi-pattern regex automaton and the rules of its patterns.
+#[derive(Debug)]
+pub(crate) struct USet {
+    pub re: regex_automata::meta::Regex,
+    pub rules: Vec<u32>,
+    pub bits: Bitset,
+}
+
 /// The compiled rule set: immutable, `Send + Sync`, cheap to share in an `Arc`.
 #[derive(Debug)]
 pub struct RuleSet {
     pub(crate) uid: u64,
     pub(crate) rules: Vec<Rule>,
     pub(crate) chains: Vec<Vec<Transform>>,
+    /// The chains as paths in a trie of (parent, transform) nodes, so a shared prefix is
+    /// computed once per value.
+    pub(crate) chain_paths: Vec<Vec<u16>>,
+    pub(crate) trie_len: usize,
     pub(crate) ac: Option<AhoCorasick>,
     pub(crate) patterns: Vec<Vec<u8>>,
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
@@ -143,8 +159,19 @@ pub struct RuleSet {
     pub(crate) kind_chains: Vec<Bitset>,
     /// Rules (and chains) of `headers:<name>` targets, by lowercase header name.
     pub(crate) header_rules: HashMap<Vec<u8>, (Bitset, Bitset)>,
-    /// Rules that must be evaluated outside the automaton (unfiltered regexes, detectors).
+    /// Rules that must be evaluated outside the automaton and the regex set (detectors,
+    /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
+    /// Unfiltered regexes (no literal factor).
+    pub(crate) unfiltered: Bitset,
+    /// Multi-pattern automata over the unfiltered regexes, one per group of target kinds with
+    /// the same rules (and per Unicode mode): one pass per value tells which can match; only
+    /// those run on their own (for the match span).
+    pub(crate) sets: Vec<USet>,
+    /// Per kind: the sets covering its unfiltered regexes.
+    pub(crate) kind_sets: Vec<Vec<usize>>,
+    /// Largest pattern count of the sets.
+    pub(crate) max_set_len: usize,
     pub(crate) negated: Bitset,
     pub(crate) by_id: HashMap<u32, usize>,
     pub(crate) tags: HashSet<String>,
@@ -177,7 +204,10 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> LoadError {
     let (line, col) = e.location().map(|l| loc_of(&l)).unwrap_or((0, 0));
     let mut message = e.without_snippet().to_string();
     // The library appends its own " at line L column C"; we print the location first instead.
-    for suffix in [format!(" at line {line}, column {col}"), format!(" at line {line} column {col}")] {
+    for suffix in [
+        format!(" at line {line}, column {col}"),
+        format!(" at line {line} column {col}"),
+    ] {
         if let Some(stripped) = message.strip_suffix(&suffix) {
             message = stripped.to_string();
         }
@@ -406,8 +436,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 "match has more than one matcher".into()
             },
             Some(
-                "give exactly one of detector, regex, or contains_any/contains_word phrases"
-                    .into(),
+                "give exactly one of detector, regex, or contains_any/contains_word phrases".into(),
             ),
         ));
     } else if let Some(d) = &m.detector {
@@ -441,6 +470,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 matcher = Some(Matcher::Regex {
                     re: compiled,
                     filtered,
+                    unicode,
                 });
             }
             Err(err) => errors.push(e(
@@ -454,7 +484,11 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
         let mut words = Vec::new();
         for (list, word) in [(&m.contains_any, false), (&m.contains_word, true)] {
             let Some(list) = list else { continue };
-            let key = if word { "contains_word" } else { "contains_any" };
+            let key = if word {
+                "contains_word"
+            } else {
+                "contains_any"
+            };
             if list.value.is_empty() {
                 errors.push(e(
                     &list.referenced,
@@ -524,6 +558,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let mut pat_entries: Vec<Vec<PatEntry>> = Vec::new();
     let mut direct = Bitset::new(n);
     let mut negated = Bitset::new(n);
+    let mut unfiltered = Bitset::new(n);
     for (i, p) in pending.into_iter().enumerate() {
         let mut rule = p.rule;
         rule.chain = match chains.iter().position(|c| *c == rule.transforms) {
@@ -545,7 +580,10 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             }
         }
         match &rule.matcher {
-            Matcher::Regex { filtered: false, .. } | Matcher::Detector(_) => direct.set(i),
+            Matcher::Regex {
+                filtered: false, ..
+            } => unfiltered.set(i),
+            Matcher::Detector(_) => direct.set(i),
             _ => {}
         }
         if rule.negate {
@@ -554,6 +592,25 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         rules.push(rule);
     }
     let mut kind_rules = vec![Bitset::new(n); KINDS];
+    let mut trie: Vec<(u16, Transform)> = Vec::new();
+    let mut chain_paths = Vec::with_capacity(chains.len());
+    for c in &chains {
+        let mut parent = u16::MAX;
+        let mut path = Vec::with_capacity(c.len());
+        for &t in c {
+            let node = match trie.iter().position(|&(p, tt)| p == parent && tt == t) {
+                Some(n) => n,
+                None => {
+                    trie.push((parent, t));
+                    trie.len() - 1
+                }
+            };
+            let node = u16::try_from(node).unwrap_or(u16::MAX);
+            path.push(node);
+            parent = node;
+        }
+        chain_paths.push(path);
+    }
     let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
     let mut header_rules: HashMap<Vec<u8>, (Bitset, Bitset)> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
@@ -574,9 +631,11 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let ac = if patterns.is_empty() {
         None
     } else {
+        // A full DFA: the fastest search, and the pattern count of a rule set is modest.
         match AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&patterns)
         {
             Ok(ac) => Some(ac),
@@ -592,12 +651,67 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             }
         }
     };
+    let mut sets: Vec<USet> = Vec::new();
+    let mut kind_sets: Vec<Vec<usize>> = vec![Vec::new(); KINDS];
+    for k in Kind::ALL {
+        for unicode in [false, true] {
+            let mut bits = Bitset::new(n);
+            let mut members = Vec::new();
+            for (i, r) in rules.iter().enumerate() {
+                if let Matcher::Regex {
+                    filtered: false,
+                    unicode: u,
+                    re,
+                } = &r.matcher
+                {
+                    if *u == unicode && r.kinds & k.bit() != 0 {
+                        bits.set(i);
+                        members.push((i, re.as_str()));
+                    }
+                }
+            }
+            if members.is_empty() {
+                continue;
+            }
+            if let Some(existing) = sets.iter().position(|s| s.bits == bits) {
+                kind_sets[k as usize].push(existing);
+                continue;
+            }
+            use regex_automata::{meta, util::syntax, MatchKind};
+            let patterns: Vec<&str> = members.iter().map(|m| m.1).collect();
+            let built = meta::Regex::builder()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(MatchKind::All)
+                        .nfa_size_limit(Some(64 << 20))
+                        .hybrid_cache_capacity(8 << 20),
+                )
+                .syntax(syntax::Config::new().unicode(unicode).utf8(false))
+                .build_many(&patterns);
+            // A set too big to build: its regexes run one by one (they stay `unfiltered`).
+            if let Ok(re) = built {
+                let rules_of = members
+                    .iter()
+                    .map(|m| u32::try_from(m.0).unwrap_or(u32::MAX))
+                    .collect();
+                sets.push(USet {
+                    re,
+                    rules: rules_of,
+                    bits,
+                });
+                kind_sets[k as usize].push(sets.len() - 1);
+            }
+        }
+    }
+    let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
         chains,
+        chain_paths,
+        trie_len: trie.len(),
         ac,
         patterns,
         pat_entries,
@@ -605,6 +719,10 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         kind_chains,
         header_rules,
         direct,
+        unfiltered,
+        sets,
+        kind_sets,
+        max_set_len,
         negated,
         by_id,
         tags,

@@ -98,7 +98,8 @@ impl RuleSet {
                     report.tests += 1;
                     let got = self.eval_one(i, input.as_bytes(), &mut st);
                     if got.is_some() != expected {
-                        let transformed = crate::transform::apply_chain(&rule.transforms, input.as_bytes());
+                        let transformed =
+                            crate::transform::apply_chain(&rule.transforms, input.as_bytes());
                         report.failures.push(TestFailure {
                             file: rule.file.clone(),
                             line: *line,

@@ -133,7 +133,10 @@ pub(crate) fn parse_excl_target(s: &str) -> Option<ExclTarget> {
             .iter()
             .find(|(n, _)| *n == head)
             .map(|(_, m)| *m)?,
-        _ if name.is_none() => TARGET_NAMES.iter().find(|(n, _)| *n == head).map(|(_, m)| *m)?,
+        _ if name.is_none() => TARGET_NAMES
+            .iter()
+            .find(|(n, _)| *n == head)
+            .map(|(_, m)| *m)?,
         _ => return None,
     };
     let name = match name {

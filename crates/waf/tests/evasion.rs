@@ -41,7 +41,10 @@ fn js_escapes_are_decoded() {
 #[test]
 fn base64_wrapped_payload_is_decoded() {
     // base64("<script>alert(1)</script>")
-    assert!(fires("/?data=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg%3D%3D", 2002));
+    assert!(fires(
+        "/?data=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg%3D%3D",
+        2002
+    ));
 }
 
 #[test]
@@ -76,7 +79,13 @@ fn json_nesting_does_not_hide_values() {
         body.push_str("]}");
     }
     let i = Req::post("/", "application/json", body.as_bytes()).run(&rs, &p);
-    assert!(fired(&i).iter().any(|(id, t)| *id == 2002 && t.starts_with("json:a.a.a")), "{:?}", fired(&i));
+    assert!(
+        fired(&i)
+            .iter()
+            .any(|(id, t)| *id == 2002 && t.starts_with("json:a.a.a")),
+        "{:?}",
+        fired(&i)
+    );
 }
 
 #[test]
@@ -88,7 +97,11 @@ fn chunked_body_is_inspected_after_dechunking() {
     let body = dechunk(chunked).expect("valid chunked body");
     assert_eq!(body, b"q=%3Cscript%3E");
     let i = Req::post("/", "application/x-www-form-urlencoded", &body).run(&rs, &p);
-    assert!(fired(&i).contains(&(2002, "args:q".into())), "{:?}", fired(&i));
+    assert!(
+        fired(&i).contains(&(2002, "args:q".into())),
+        "{:?}",
+        fired(&i)
+    );
     assert!(dechunk(b"zz\r\nabc").is_none());
 }
 
@@ -97,5 +110,9 @@ fn header_names_are_case_insensitive_for_header_rules() {
     let rs = fixtures();
     let p = default_policy(&rs);
     let i = Req::get("/").header("User-Agent", "NiKtO/2.5").run(&rs, &p);
-    assert!(fired(&i).contains(&(4001, "headers:user-agent".into())), "{:?}", fired(&i));
+    assert!(
+        fired(&i).contains(&(4001, "headers:user-agent".into())),
+        "{:?}",
+        fired(&i)
+    );
 }

@@ -46,8 +46,13 @@ fn unknown_key_is_an_error_with_location() {
 fn unknown_transform_target_detector() {
     let known_t = "url_decode, url_decode_uni, url_decode_repeat, html_entity_decode, js_decode, base64_decode_detect, lowercase, compress_whitespace, remove_whitespace, remove_comments, replace_comments, normalize_path, remove_nulls, cmd_line, utf8_overlong, decode_all";
     assert_eq!(
-        one(&GOOD.replace("transforms: [lowercase]", "transforms: [lowercase, url_decod]")),
-        [format!("r.yaml:8:29: unknown transform \"url_decod\" (known transforms: {known_t})")]
+        one(&GOOD.replace(
+            "transforms: [lowercase]",
+            "transforms: [lowercase, url_decod]"
+        )),
+        [format!(
+            "r.yaml:8:29: unknown transform \"url_decod\" (known transforms: {known_t})"
+        )]
     );
     assert_eq!(
         one(&GOOD.replace("targets: [args]", "targets: [args, argz]")),
@@ -67,7 +72,10 @@ fn bad_regex_shows_the_regex_error() {
     );
     let look = one(&GOOD.replace("contains_any: [\"x\"]", "regex: '(?=a)b'"));
     assert_eq!(look.len(), 1);
-    assert!(look[0].starts_with("r.yaml:10:14: invalid regex: look-around"), "{look:?}");
+    assert!(
+        look[0].starts_with("r.yaml:10:14: invalid regex: look-around"),
+        "{look:?}"
+    );
 }
 
 #[test]
@@ -109,18 +117,30 @@ fn duplicate_ids_across_files_name_both_places() {
 #[test]
 fn all_errors_of_all_files_are_reported_one_per_line() {
     let bad1 = GOOD.replace("paranoia: 1", "paranoia: 0");
-    let bad2 = GOOD.replace("id: 1", "id: 2").replace("targets: [args]", "targets: [nope]");
+    let bad2 = GOOD
+        .replace("id: 1", "id: 2")
+        .replace("targets: [args]", "targets: [nope]");
     let src = vec![("x.yaml".to_string(), bad1), ("y.yaml".to_string(), bad2)];
-    let e = RuleSet::from_sources(&src).err().expect("errors");
+    let e = RuleSet::from_sources(&src).expect_err("errors");
     assert_eq!(e.len(), 2);
     let text = e.to_string();
     assert_eq!(text.lines().count(), 2);
-    assert!(text.lines().next().is_some_and(|l| l.starts_with("x.yaml:6:15: paranoia 0")));
-    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("y.yaml:7:15: unknown target \"nope\"")));
+    assert!(text
+        .lines()
+        .next()
+        .is_some_and(|l| l.starts_with("x.yaml:6:15: paranoia 0")));
+    assert!(text
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.starts_with("y.yaml:7:15: unknown target \"nope\"")));
 }
 
 #[test]
 fn missing_directory_is_an_error() {
-    let e = RuleSet::load_dir(std::path::Path::new("/nonexistent/rules")).err().expect("error");
-    assert!(e.to_string().starts_with("/nonexistent/rules: cannot read rule directory"), "{e}");
+    let e = RuleSet::load_dir(std::path::Path::new("/nonexistent/rules")).expect_err("error");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/rules: cannot read rule directory"),
+        "{e}"
+    );
 }

@@ -69,7 +69,10 @@ impl P<'_> {
                         if let Some(lo) = self.hex4(self.i + 2) {
                             if (0xDC00..0xE000).contains(&lo) {
                                 self.i += 6;
-                                push_code_point(out, 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                                push_code_point(
+                                    out,
+                                    0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00),
+                                );
                                 continue;
                             }
                         }
@@ -81,7 +84,12 @@ impl P<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize, bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<(), BodyError> {
+    fn value(
+        &mut self,
+        depth: usize,
+        bufs: &mut ParseBufs,
+        sink: &mut impl Sink,
+    ) -> Result<(), BodyError> {
         self.ws();
         match self.b.get(self.i) {
             Some(b'{') => {
@@ -174,7 +182,11 @@ impl P<'_> {
 }
 
 /// Parses `body` as JSON, sending keys and string values to `sink`.
-pub(crate) fn parse(body: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<(), BodyError> {
+pub(crate) fn parse(
+    body: &[u8],
+    bufs: &mut ParseBufs,
+    sink: &mut impl Sink,
+) -> Result<(), BodyError> {
     bufs.a.clear();
     let mut p = P { b: body, i: 0 };
     p.value(0, bufs, sink)?;

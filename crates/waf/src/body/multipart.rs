@@ -135,7 +135,8 @@ fn one_part(part: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) {
             continue;
         };
         bufs.a.clear();
-        bufs.a.extend(trim(&line[..colon]).iter().map(u8::to_ascii_lowercase));
+        bufs.a
+            .extend(trim(&line[..colon]).iter().map(u8::to_ascii_lowercase));
         let value = trim(&line[colon + 1..]);
         sink.value(Kind::PartHeader, &bufs.a, false, value);
         if bufs.a == b"content-disposition" {

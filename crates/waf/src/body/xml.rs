@@ -23,7 +23,11 @@ fn skip_past(b: &[u8], from: usize, pat: &[u8]) -> usize {
 }
 
 /// Parses `body` as XML.
-pub(crate) fn parse(body: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<(), BodyError> {
+pub(crate) fn parse(
+    body: &[u8],
+    bufs: &mut ParseBufs,
+    sink: &mut impl Sink,
+) -> Result<(), BodyError> {
     bufs.a.clear();
     bufs.stack.clear();
     let b = body;
@@ -46,14 +50,21 @@ pub(crate) fn parse(body: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) -> 
             i = skip_past(b, lt + 4, b"-->");
         } else if rest.starts_with(b"<![CDATA[") {
             let start = lt + 9;
-            let end = b.get(start..).and_then(|r| memmem::find(r, b"]]>")).map_or(b.len(), |k| start + k);
+            let end = b
+                .get(start..)
+                .and_then(|r| memmem::find(r, b"]]>"))
+                .map_or(b.len(), |k| start + k);
             sink.value(Kind::BodyArg, &bufs.a, false, &b[start..end]);
             i = (end + 3).min(b.len());
         } else if rest.starts_with(b"<!") {
             // DOCTYPE with an optional internal subset `[ ... ]`.
             let close = memchr::memchr(b'>', rest).map_or(b.len(), |k| lt + k);
             let open = memchr::memchr(b'[', rest).map_or(b.len(), |k| lt + k);
-            i = if open < close { skip_past(b, open, b"]") } else { close };
+            i = if open < close {
+                skip_past(b, open, b"]")
+            } else {
+                close
+            };
             i = skip_past(b, i, b">");
         } else if rest.starts_with(b"<?") {
             i = skip_past(b, lt + 2, b"?>");
@@ -70,7 +81,12 @@ pub(crate) fn parse(body: &[u8], bufs: &mut ParseBufs, sink: &mut impl Sink) -> 
 }
 
 /// Reads a start tag from just after `<`; returns the position after `>`.
-fn start_tag(b: &[u8], mut i: usize, bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<usize, BodyError> {
+fn start_tag(
+    b: &[u8],
+    mut i: usize,
+    bufs: &mut ParseBufs,
+    sink: &mut impl Sink,
+) -> Result<usize, BodyError> {
     let ns = i;
     while i < b.len() && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
         i += 1;

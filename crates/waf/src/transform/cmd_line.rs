@@ -8,6 +8,28 @@ use super::compress_whitespace::ws_len;
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
+    let quick = input.iter().enumerate().any(|(i, &b)| {
+        matches!(
+            b,
+            b'\\'
+                | b'"'
+                | b'\''
+                | b'^'
+                | b','
+                | b';'
+                | b'\t'
+                | b'\n'
+                | b'\r'
+                | 0x0B
+                | 0x0C
+                | 0xA0
+                | 0xC2
+        ) || b.is_ascii_uppercase()
+            || (b == b' ' && matches!(input.get(i + 1), Some(b' ' | b'/' | b'(') | None))
+    });
+    if !quick {
+        return false;
+    }
     out.clear();
     let mut pending_space = false;
     let mut i = 0;

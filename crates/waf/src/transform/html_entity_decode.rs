@@ -89,7 +89,9 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
                 };
                 match v {
                     Some(v) => {
-                        cp = cp.saturating_mul(if hex { 16 } else { 10 }).saturating_add(v);
+                        cp = cp
+                            .saturating_mul(if hex { 16 } else { 10 })
+                            .saturating_add(v);
                         n += 1;
                     }
                     None => break,

@@ -6,6 +6,7 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     out.clear();
-    out.extend(input.iter().map(u8::to_ascii_lowercase));
+    out.extend_from_slice(input);
+    out.make_ascii_lowercase();
     true
 }

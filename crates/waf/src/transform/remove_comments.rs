@@ -13,9 +13,10 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// Shared by `remove_comments` and `replace_comments` (`replace`: `/* */` becomes a space).
 pub(crate) fn run(input: &[u8], out: &mut Vec<u8>, replace: bool) -> bool {
-    let interesting = input.windows(2).any(|w| {
-        matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#'
-    }) || input.first() == Some(&b'#');
+    let interesting = input
+        .windows(2)
+        .any(|w| matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#')
+        || input.first() == Some(&b'#');
     if !interesting {
         return false;
     }

@@ -6,14 +6,11 @@ pub const MAX_ROUNDS: usize = 5;
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
-    let mut tmp = Vec::new();
     if !super::url_decode_uni::apply(input, out) {
         return false;
     }
     for _ in 1..MAX_ROUNDS {
-        if super::url_decode_uni::apply(out, &mut tmp) {
-            std::mem::swap(out, &mut tmp);
-        } else {
+        if !super::url_decode_uni::decode_in_place(out) {
             break;
         }
     }

@@ -57,3 +57,75 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
     }
     changed
 }
+
+/// Decodes `buf` in place (a decoding is never longer than its input); returns whether
+/// anything changed. Used by `url_decode_repeat` to avoid a second buffer.
+pub(crate) fn decode_in_place(buf: &mut Vec<u8>) -> bool {
+    if !buf.iter().any(|&b| b == b'%' || b == b'+') {
+        return false;
+    }
+    let mut changed = false;
+    let (mut r, mut w) = (0, 0);
+    while r < buf.len() {
+        let b = buf[r];
+        let mut tmp = [0u8; 4];
+        let mut n = 0;
+        let mut used = 1;
+        if b == b'%' {
+            if matches!(buf.get(r + 1), Some(b'u' | b'U')) {
+                let mut cp: u32 = 0;
+                let mut ok = true;
+                for k in 0..4 {
+                    match buf.get(r + 2 + k).and_then(|&c| hex_val(c)) {
+                        Some(v) => cp = cp << 4 | u32::from(v),
+                        None => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    let cp = if (0xFF01..=0xFF5E).contains(&cp) {
+                        cp - 0xFF01 + 0x21
+                    } else {
+                        cp
+                    };
+                    n = char::from_u32(cp)
+                        .unwrap_or('\u{FFFD}')
+                        .encode_utf8(&mut tmp)
+                        .len();
+                    used = 6;
+                }
+            }
+            if used == 1 {
+                if let (Some(h), Some(l)) = (
+                    buf.get(r + 1).and_then(|&c| hex_val(c)),
+                    buf.get(r + 2).and_then(|&c| hex_val(c)),
+                ) {
+                    tmp[0] = h << 4 | l;
+                    n = 1;
+                    used = 3;
+                }
+            }
+        } else if b == b'+' {
+            tmp[0] = b' ';
+            n = 1;
+        }
+        if n > 0 {
+            changed = true;
+            // n <= used, so the write position never passes the read position.
+            for (k, &x) in tmp.iter().take(n).enumerate() {
+                if let Some(slot) = buf.get_mut(w + k) {
+                    *slot = x;
+                }
+            }
+            w += n;
+        } else {
+            buf[w] = b;
+            w += 1;
+        }
+        r += used;
+    }
+    buf.truncate(w);
+    changed
+}

@@ -44,8 +44,8 @@ fn every_transform_passes_its_vectors() {
         let path = dir.join(format!("{}.yaml", t.name()));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (every transform needs vectors)", path.display()));
-        let vectors: Vec<Vector> = serde_saphyr::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let vectors: Vec<Vector> =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(vectors.len() >= 3, "{}: too few vectors", path.display());
         for (i, v) in vectors.iter().enumerate() {
             let input = bytes(&v.input, &v.input_hex);
@@ -63,7 +63,10 @@ fn every_transform_passes_its_vectors() {
                 ));
             }
             if changed && got == input {
-                failures.push(format!("{} vector {i}: reported a change but none", t.name()));
+                failures.push(format!(
+                    "{} vector {i}: reported a change but none",
+                    t.name()
+                ));
             }
         }
     }

@@ -84,7 +84,11 @@ impl Req {
 
 /// (rule id, target) pairs of the matches, sorted.
 pub fn fired(i: &Inspection) -> Vec<(u32, String)> {
-    let mut v: Vec<(u32, String)> = i.matches().iter().map(|m| (m.rule_id, m.target.clone())).collect();
+    let mut v: Vec<(u32, String)> = i
+        .matches()
+        .iter()
+        .map(|m| (m.rule_id, m.target.clone()))
+        .collect();
     v.sort();
     v
 }
