@@ -49,15 +49,33 @@ impl Period {
                 }
             }
             Period::Month => {
-                let (y, m, _) = civil_from_days(days);
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                Window {
-                    id: ((y - 1970) * 12 + i64::from(m) - 1) as u32,
-                    start: days_from_civil(y, m, 1) * SECS_PER_DAY,
-                    end: days_from_civil(ny, nm, 1) * SECS_PER_DAY,
+                // The month of a day needs a civil-date conversion; remember the last one per
+                // thread (requests of one day all hit it).
+                thread_local! {
+                    static LAST: std::cell::Cell<Option<(i64, Window)>> =
+                        const { std::cell::Cell::new(None) };
                 }
+                if let Ok(Some((d, w))) = LAST.try_with(|c| c.get()) {
+                    if d == days {
+                        return w;
+                    }
+                }
+                let w = month_window(days);
+                let _ = LAST.try_with(|c| c.set(Some((days, w))));
+                w
             }
         }
+    }
+}
+
+/// The month window containing day `days` (since 1970-01-01).
+fn month_window(days: i64) -> Window {
+    let (y, m, _) = civil_from_days(days);
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Window {
+        id: ((y - 1970) * 12 + i64::from(m) - 1) as u32,
+        start: days_from_civil(y, m, 1) * SECS_PER_DAY,
+        end: days_from_civil(ny, nm, 1) * SECS_PER_DAY,
     }
 }
 
