@@ -451,6 +451,7 @@ impl ChWriter {
     fn spawn_insert(
         &self,
         data: Bytes,
+        batch_id: u64,
         rows: u32,
         dedupe: Option<(u64, u32, u32, u32)>,
     ) -> JoinHandle<Result<InsertOk, AnalyticsError>> {
@@ -460,7 +461,7 @@ impl ChWriter {
         let timeout = self.insert_timeout;
         let migrate = (!self.migrated).then_some(self.retention);
         tokio::spawn(async move {
-            let work = insert(&client, &db, &sql, data, rows, dedupe, migrate);
+            let work = insert(&client, &db, &sql, data, batch_id, rows, dedupe, migrate);
             match tokio::time::timeout(timeout, work).await {
                 Ok(r) => r,
                 Err(_) => Err(AnalyticsError::Unexpected {
@@ -476,7 +477,7 @@ impl ChWriter {
             return;
         }
         if let Some(b) = self.pending.pop_front() {
-            let h = self.spawn_insert(b.data.clone(), b.rows, None);
+            let h = self.spawn_insert(b.data.clone(), b.batch_id, b.rows, None);
             self.inflight = Some((h, Source::Memory(b)));
             return;
         }
@@ -486,7 +487,7 @@ impl ChWriter {
         match blocking(|| self.spool.peek()) {
             Ok(Some(rec)) => {
                 let dedupe = Some((rec.batch_id, rec.rows, rec.min_ts, rec.max_ts));
-                let h = self.spawn_insert(Bytes::from(rec.data), rec.rows, dedupe);
+                let h = self.spawn_insert(Bytes::from(rec.data), rec.batch_id, rec.rows, dedupe);
                 self.inflight = Some((h, Source::Spool { rows: rec.rows }));
             }
             Ok(None) => {}
@@ -597,6 +598,11 @@ impl ChWriter {
     }
 }
 
+/// Every INSERT's `query_id` is `palisade-b<batch_id>-<attempt>`, so a replay can see in
+/// `system.processes` whether an earlier attempt of the same batch is still running.
+pub const QUERY_ID_PREFIX: &str = "palisade-b";
+static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs blocking file I/O (the spool) from the writer task: on a multi-threaded runtime the
 /// worker hands its other tasks to another thread first; on a current-thread runtime it runs
 /// inline (spool appends are one `write` and, with `fsync: batch`, one `fdatasync`).
@@ -613,6 +619,7 @@ async fn insert(
     db: &str,
     sql: &str,
     mut data: Bytes,
+    batch_id_of_insert: u64,
     rows_in_batch: u32,
     dedupe: Option<(u64, u32, u32, u32)>,
     migrate: Option<Option<Retention>>,
@@ -623,6 +630,21 @@ async fn insert(
     }
     let mut rows = None;
     if let Some((batch_id, n, min_ts, max_ts)) = dedupe {
+        // An earlier attempt of this batch that we gave up on may still be running on the
+        // server: checking now could miss rows it is about to commit. Retry later instead.
+        let running = schema::query_tsv(
+            client,
+            &format!(
+                "SELECT count() FROM system.processes WHERE query_id LIKE '{QUERY_ID_PREFIX}{batch_id}-%'"
+            ),
+        )
+        .await?;
+        if running.trim() != "0" {
+            return Err(AnalyticsError::Unexpected {
+                context: format!("replay of batch {batch_id}"),
+                answer: "an earlier INSERT of this batch is still running on the server".into(),
+            });
+        }
         let filter = format!(
             "FROM {db}.{} WHERE {ts} >= toDateTime({min_ts}) AND {ts} <= toDateTime({max_ts}) AND {b} = {batch_id}",
             t::EVENTS,
@@ -665,7 +687,11 @@ async fn insert(
     }
     let n_rows = rows.unwrap_or(u64::from(rows_in_batch));
     if n_rows > 0 {
-        let mut ins = client.insert_formatted_with(sql.to_string());
+        let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+        let mut ins = client.insert_formatted_with(sql.to_string()).with_setting(
+            "query_id",
+            format!("{QUERY_ID_PREFIX}{batch_id_of_insert}-{attempt}"),
+        );
         ins.send(data)
             .await
             .map_err(|e| AnalyticsError::clickhouse("insert events", e))?;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use palisade_analytics::names::{reason, stage, verdict};
 use palisade_analytics::schema;
 use palisade_analytics::Event;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// HTTP address of the local ClickHouse (override with `PALISADE_CLICKHOUSE_URL`).
@@ -116,7 +117,7 @@ impl Proxy {
             Arc::clone(&stalled),
         );
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -128,15 +129,33 @@ impl Proxy {
                     target.clone(),
                 );
                 tokio::spawn(async move {
-                    // Stalled: hold the connection (bytes stay buffered) until released.
-                    while st2.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
                     let gen_at_start = g2.load(Ordering::SeqCst);
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    let Ok(outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let up = async {
+                        let _ = tokio::io::copy(&mut ri, &mut wo).await;
+                        let _ = wo.shutdown().await;
+                    };
+                    // Server → client; while stalled, answers are held back (the server has
+                    // the request and commits it; the client waits and times out).
+                    let down = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match ro.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while st2.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            if wi.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
                     let watch = async {
                         loop {
                             if !u2.load(Ordering::SeqCst)
@@ -148,7 +167,7 @@ impl Proxy {
                         }
                     };
                     tokio::select! {
-                        _ = copy => {}
+                        _ = async { tokio::join!(up, down) } => {}
                         _ = watch => {}
                     }
                 });
@@ -162,12 +181,11 @@ impl Proxy {
         }
     }
 
-    /// ClickHouse "hangs": open connections are closed, new ones are accepted but nothing is
-    /// forwarded until [`Proxy::release`]; then what clients sent meanwhile reaches the server,
-    /// even from clients that gave up (an INSERT that timed out may still be committed).
+    /// ClickHouse answers late: requests reach the server (which commits INSERTs) but its
+    /// answers are held back until [`Proxy::release`], so clients time out on work that was
+    /// done: the at-least-once edge of any writer that retries.
     pub fn stall(&self) {
         self.stalled.store(true, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Ends a [`Proxy::stall`].
