@@ -27,6 +27,7 @@ use siphasher::sip128::SipHasher24;
 use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
+use crate::name::ShortName;
 use crate::plan::{CompiledPlan, PlanSet};
 use crate::quota::{QuotaBackend, QuotaCounter, QuotaDecision};
 use crate::rate::{Gcra, RateDecision};
@@ -38,9 +39,9 @@ use crate::token::{self, IdBuildHasher, IdChars, KeyHash};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
     /// The key's public id (never the key).
-    pub key_id: Arc<str>,
+    pub key_id: ShortName,
     /// The key's usage plan.
-    pub plan: Arc<str>,
+    pub plan: ShortName,
     /// Burst of the rate limit applied on this route, if any.
     pub rate_limit: Option<u32>,
     /// Requests that would still be admitted right now by the rate limit.
@@ -82,19 +83,19 @@ pub enum Rejection {
     #[error("API key {key_id} has been revoked")]
     Revoked {
         /// The key's id.
-        key_id: Arc<str>,
+        key_id: ShortName,
     },
     /// The key has expired (403).
     #[error("API key {key_id} has expired")]
     Expired {
         /// The key's id.
-        key_id: Arc<str>,
+        key_id: ShortName,
     },
     /// Over the plan's (or route's) rate (429).
     #[error("API key {key_id} is over its rate limit; retry after {retry_after:?}")]
     RateLimited {
         /// The key's id.
-        key_id: Arc<str>,
+        key_id: ShortName,
         /// When a request would be admitted again (for `Retry-After`).
         retry_after: Duration,
         /// The burst of the limit that refused.
@@ -104,7 +105,7 @@ pub enum Rejection {
     #[error("API key {key_id} has used its quota of {limit} requests")]
     QuotaExceeded {
         /// The key's id.
-        key_id: Arc<str>,
+        key_id: ShortName,
         /// When the window ends and the quota resets.
         reset_at: SystemTime,
         /// The quota that refused.
@@ -141,7 +142,7 @@ impl Rejection {
             Rejection::Revoked { key_id }
             | Rejection::Expired { key_id }
             | Rejection::RateLimited { key_id, .. }
-            | Rejection::QuotaExceeded { key_id, .. } => Some(key_id),
+            | Rejection::QuotaExceeded { key_id, .. } => Some(key_id.as_str()),
         }
     }
 
@@ -162,7 +163,7 @@ impl Rejection {
 
 /// One key, ready for the per-request check.
 struct Entry {
-    id: Arc<str>,
+    id: ShortName,
     hash: KeyHash,
     /// SipHash-2-4-128 (process-random key) of the last key that passed the SHA-256 check, so
     /// that later requests with the same key skip SHA-256. Zero until then.
@@ -260,21 +261,17 @@ impl KeyAuth {
             return Err(Rejection::Unknown);
         }
         if e.revoked {
-            return Err(Rejection::Revoked {
-                key_id: e.id.clone(),
-            });
+            return Err(Rejection::Revoked { key_id: e.id });
         }
         let now_ns = unix_nanos(now);
         if e.expires_ns.is_some_and(|x| now_ns >= x) {
-            return Err(Rejection::Expired {
-                key_id: e.id.clone(),
-            });
+            return Err(Rejection::Expired { key_id: e.id });
         }
         let plan = e.plan.as_ref().ok_or(Rejection::Unknown)?;
         let limits = plan.limits(route);
         let mut admission = Admission {
-            key_id: e.id.clone(),
-            plan: plan.name.clone(),
+            key_id: e.id,
+            plan: plan.short_name,
             rate_limit: None,
             rate_remaining: None,
             quota_limit: None,
@@ -461,6 +458,9 @@ impl KeyAuth {
             let Some(chars) = token::parse_id(&k.record.id) else {
                 continue;
             };
+            let Some(short_id) = ShortName::new(&k.record.id) else {
+                continue;
+            };
             let id: Arc<str> = Arc::from(k.record.id.as_str());
             let plan = plans.get(&k.record.plan).cloned();
             let (rates, quotas) = match &plan {
@@ -494,7 +494,7 @@ impl KeyAuth {
             by_id.insert(
                 chars,
                 Entry {
-                    id,
+                    id: short_id,
                     hash: k.hash,
                     verified: [AtomicU64::new(0), AtomicU64::new(0)],
                     revoked: k.record.revoked,

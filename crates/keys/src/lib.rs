@@ -25,7 +25,7 @@
 //!
 //! let (record, key) = auth.create("ci", "alice", "gold", None)?; // `key` is shown once
 //! let ok = auth.check_now(Some(&key), "orders").map_err(|r| r.to_string())?;
-//! assert_eq!((&*ok.key_id, ok.quota_remaining), (record.id.as_str(), Some(1)));
+//! assert_eq!((ok.key_id.as_str(), ok.quota_remaining), (record.id.as_str(), Some(1)));
 //! auth.check_now(Some(&key), "orders").map_err(|r| r.to_string())?;
 //! let refused = auth.check_now(Some(&key), "orders").unwrap_err();
 //! assert!(matches!(refused, Rejection::QuotaExceeded { .. }));
@@ -43,6 +43,7 @@ mod auth;
 mod calendar;
 mod clock;
 mod fsutil;
+mod name;
 mod plan;
 mod quota;
 mod rate;
@@ -52,6 +53,7 @@ mod token;
 pub use auth::{Admission, KeyAuth, QuotaUsage, Rejection};
 pub use calendar::{Period, Window};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use name::ShortName;
 pub use plan::{
     CompiledPlan, PlanError, PlanSet, QuotaConfig, RateLimit, RouteOverride, UsagePlan, MAX_BURST,
     MAX_QUOTA, MAX_RATE, MIN_RATE, PLAN_SCOPE,

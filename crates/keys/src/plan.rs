@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Period;
+use crate::name::ShortName;
 
 /// Largest quota limit a plan may set (counters pack the count into 40 bits).
 pub const MAX_QUOTA: u64 = (1 << 40) - 1;
@@ -129,6 +130,7 @@ pub(crate) struct Limits {
 #[derive(Debug)]
 pub struct CompiledPlan {
     pub(crate) name: Arc<str>,
+    pub(crate) short_name: ShortName,
     pub(crate) base: Limits,
     pub(crate) routes: HashMap<Box<str>, Limits>,
     /// Scope names of the rate buckets a key of this plan owns: `*` (plan-wide) or a route name.
@@ -328,8 +330,16 @@ fn compile_plan(p: &UsagePlan) -> Result<CompiledPlan, PlanError> {
         };
         routes.insert(Box::from(route.as_str()), Limits { rate, quota });
     }
+    let short_name = ShortName::new(name).ok_or_else(|| PlanError::OutOfRange {
+        plan: name.into(),
+        route: String::new(),
+        field: "name",
+        value: format!("{} bytes long", name.len()),
+        expected: "at most 32 bytes",
+    })?;
     Ok(CompiledPlan {
         name: Arc::from(name),
+        short_name,
         base,
         routes,
         rate_scopes,
@@ -420,6 +430,13 @@ mod tests {
         assert_eq!(
             err(r#"[{"name":"a"},{"name":"a"}]"#),
             "usage plan `a` is defined twice (plan names must be unique)"
+        );
+        assert_eq!(
+            err(&format!(r#"[{{"name":"{}"}}]"#, "p".repeat(33))),
+            format!(
+                "usage plan `{}`: `name` is 33 bytes long, expected at most 32 bytes",
+                "p".repeat(33)
+            )
         );
         assert_eq!(
             err(r#"[{"name":""}]"#),

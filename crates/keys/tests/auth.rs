@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use palisade_keys::{
-    Clock, KeyAuth, KeyStore, ManualClock, PlanSet, QuotaBackend, QuotaStore, Rejection,
+    Clock, KeyAuth, KeyStore, ManualClock, PlanSet, QuotaBackend, QuotaStore, Rejection, ShortName,
     StoreError, UsagePlan,
 };
 
@@ -93,7 +93,7 @@ fn revoked_and_expired_keys_are_403_and_revocation_needs_the_secret_to_be_seen()
     assert_eq!(
         r,
         Rejection::Expired {
-            key_id: rec.id.as_str().into()
+            key_id: ShortName::new(&rec.id).unwrap()
         }
     );
     assert_eq!((r.status(), r.reason()), (403, "api_key_expired"));
@@ -511,24 +511,24 @@ fn a_plan_reload_keeps_rate_state_and_usage_and_orphaned_keys_are_reported() {
 #[test]
 fn rejections_map_to_the_shared_reason_codes() {
     use palisade_analytics::names::reason;
-    let id: Arc<str> = "key_abcdefghijkl".into();
+    let id = ShortName::new("key_abcdefghijkl").unwrap();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
     let cases = [
         (Rejection::Missing, 401, reason::API_KEY_MISSING),
         (Rejection::Unknown, 401, reason::API_KEY_INVALID),
         (
-            Rejection::Revoked { key_id: id.clone() },
+            Rejection::Revoked { key_id: id },
             403,
             reason::API_KEY_REVOKED,
         ),
         (
-            Rejection::Expired { key_id: id.clone() },
+            Rejection::Expired { key_id: id },
             403,
             reason::API_KEY_EXPIRED,
         ),
         (
             Rejection::RateLimited {
-                key_id: id.clone(),
+                key_id: id,
                 retry_after: Duration::from_millis(1),
                 limit: 1,
             },
@@ -537,7 +537,7 @@ fn rejections_map_to_the_shared_reason_codes() {
         ),
         (
             Rejection::QuotaExceeded {
-                key_id: id.clone(),
+                key_id: id,
                 reset_at: now + Duration::from_millis(2500),
                 limit: 1,
             },
