@@ -34,26 +34,56 @@ fn rounds(cur: &mut Vec<u8>, tmp: &mut Vec<u8>) -> bool {
     any
 }
 
+thread_local! {
+    /// Scratch buffers reused across calls on this thread (a cache, not state: every call
+    /// clears what it uses), so the hot path does not allocate.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => {
+            let (tmp, tail, scratch) = &mut *s;
+            apply_with(input, out, tmp, tail, scratch)
+        }
+        Err(_) => apply_with(
+            input,
+            out,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        ),
+    })
+}
+
+fn apply_with(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    tmp: &mut Vec<u8>,
+    tail: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> bool {
     let quick = input
         .iter()
         .any(|&b| matches!(b, b'%' | b'+' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0));
-    let mut tmp = Vec::new();
     let mut changed = false;
     if quick {
         out.clear();
         out.extend_from_slice(input);
-        changed = rounds(out, &mut tmp);
+        changed = rounds(out, tmp);
     }
     let src: &[u8] = if changed { out } else { input };
-    if src.len() >= base64_decode_detect::MIN_RUN && base64_decode_detect::apply(src, &mut tmp) {
+    if src.len() >= base64_decode_detect::MIN_RUN && base64_decode_detect::apply(src, tmp) {
         let keep = src.len();
-        let mut tail = tmp.split_off(keep);
-        let mut scratch = Vec::new();
-        rounds(&mut tail, &mut scratch);
-        tmp.extend_from_slice(&tail);
-        *out = tmp;
+        tail.clear();
+        tail.extend_from_slice(tmp.get(keep..).unwrap_or(&[]));
+        rounds(tail, scratch);
+        tmp.truncate(keep);
+        tmp.extend_from_slice(tail);
+        out.clear();
+        out.extend_from_slice(tmp);
         changed = true;
     }
     changed
