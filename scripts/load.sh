@@ -171,6 +171,7 @@ systems=("bare Pingora|$BARE_PORT")
 [ "$palisade_ok" = 1 ] && systems+=("palisade (stages off)|$PALISADE_PORT")
 systems+=("nginx proxy|$NGINX_PORT")
 
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 echo "== load: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s), $pinned"
 for sys in "${systems[@]}"; do
   port=${sys##*|}
@@ -229,7 +230,7 @@ PY
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
-meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs ($cpu); \`wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency\` on \`$URL_PATH\` after a $WARMUP warm-up, $ROUNDS round(s) (median shown); $pinned; one proxy worker each; upstream: nginx answering 200 \"ok\" on $UPSTREAM."
+meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs ($cpu); \`wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency\` on \`$URL_PATH\` after a $WARMUP warm-up, $ROUNDS round(s) (median shown); $pinned; one proxy worker each; upstream: nginx answering 200 \"ok\" on $UPSTREAM; load average before the runs: $loadavg (other work on the machine shares the CPUs: compare ratios within one run, not absolute figures across runs)."
 note=""
 [ "$palisade_ok" = 1 ] || note="palisade was not measured: $skip_reason."
 
