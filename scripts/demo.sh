@@ -8,16 +8,18 @@
 #
 # usage: scripts/demo.sh [--no-build] [--no-clickhouse]
 # Environment: PALISADE_CONFIG (default deploy/palisade.example.yaml), CH_DB (database the
-# example config writes to, default palisade).
+# example config writes to, default palisade); with another config, DEMO_UPSTREAM_ADDR,
+# DEMO_GATEWAY_URL and DEMO_ADMIN_URL give its addresses.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 CONFIG=${PALISADE_CONFIG:-deploy/palisade.example.yaml}
 CH_DB=${CH_DB:-palisade}
-UPSTREAM_ADDR=127.0.0.1:8081
-GATEWAY=http://127.0.0.1:8080
-ADMIN=http://127.0.0.1:9901
+# These must match the config's upstream target, listener and admin address.
+UPSTREAM_ADDR=${DEMO_UPSTREAM_ADDR:-127.0.0.1:8081}
+GATEWAY=${DEMO_GATEWAY_URL:-http://127.0.0.1:8080}
+ADMIN=${DEMO_ADMIN_URL:-http://127.0.0.1:9901}
 build=1
 clickhouse=1
 for arg in "$@"; do
@@ -158,5 +160,8 @@ while :; do
       exit 1
     fi
   done
-  sleep 1
+  # `wait` returns at once on Ctrl-C, so the trap runs before the check above sees the
+  # children (which got the same SIGINT) gone.
+  sleep 1 &
+  wait $! || true
 done
