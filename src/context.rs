@@ -75,6 +75,12 @@ pub struct RequestCtx {
     pub status: u16,
     /// Bytes of request body received.
     pub bytes_in: u64,
+    /// The WAF's per-request accumulator (present when the route has a WAF policy).
+    pub waf: Option<Box<palisade_waf::Inspection>>,
+    /// The guard's rate-limit decision for `RateLimit-*` headers on the response.
+    pub rate_limit: Option<palisade_guard::Decision>,
+    /// The request was allow-listed: later stages were skipped.
+    pub allow_listed: bool,
 }
 
 impl Default for RequestCtx {
@@ -106,6 +112,9 @@ impl RequestCtx {
             body_state: BodyState::None,
             status: 0,
             bytes_in: 0,
+            waf: None,
+            rate_limit: None,
+            allow_listed: false,
         }
     }
 
@@ -130,6 +139,15 @@ impl RequestCtx {
         self.decided_by = stage;
         self.reason = reason;
         self.status = status;
+    }
+
+    /// Record one stage's decision.
+    pub fn decide(&mut self, stage: &'static str, outcome: &'static str, detail: String) {
+        self.decisions.push(StageDecision {
+            stage,
+            outcome,
+            detail,
+        });
     }
 
     /// Record a gateway answer that is not a block (preflight, not found, upstream failure).

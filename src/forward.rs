@@ -75,6 +75,11 @@ pub fn prepare_response(
     ctx: &RequestCtx,
 ) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(rl) = &ctx.rate_limit {
+        for (k, v) in rl.rate_limit_headers() {
+            resp.insert_header(k, v.to_string())?;
+        }
+    }
     if let Some((_, route)) = ctx.route() {
         if let Some(cors) = &route.cors {
             for (k, v) in cors.response_headers(req.headers.get(http::header::ORIGIN)) {
@@ -101,6 +106,23 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
     let max_body = route.max_body_bytes;
     let route_name = route.name.clone();
     let mut up_req = session.req_header().clone();
+    if !pool.config.http2 && up_req.version != http::Version::HTTP_11 {
+        // An HTTP/2 client's request to an HTTP/1.1 target: `:authority` becomes `Host`.
+        up_req.set_version(http::Version::HTTP_11);
+        if !up_req.headers.contains_key(http::header::HOST) {
+            if let Some(auth) = up_req.uri.authority().map(|a| a.as_str().to_string()) {
+                up_req.insert_header(http::header::HOST, auth)?;
+            }
+        }
+        let pq = up_req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        if let Ok(uri) = http::Uri::builder().path_and_query(pq).build() {
+            up_req.set_uri(uri);
+        }
+    }
     prepare_upstream_request(session, &mut up_req, ctx)?;
 
     // Connect, trying other targets on connection failure.

@@ -30,6 +30,11 @@ enum Cmd {
         /// The config file.
         config: PathBuf,
     },
+    /// WAF rule tools: run every rule's embedded tests, or explain a request.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
     /// Run the demo upstream API (echo, REST items, WebSocket echo, gRPC echo, request record).
     DemoUpstream {
         /// Address to listen on.
@@ -38,6 +43,31 @@ enum Cmd {
         /// Name sent in `x-upstream-name`.
         #[arg(long, default_value = "demo")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Run every rule's embedded must-match / must-not-match tests.
+    Test {
+        /// Rule directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+    },
+    /// Print every rule a raw HTTP request matches: target, transforms, matched text, score,
+    /// verdict. Reads the request from FILE or stdin.
+    Explain {
+        /// Rule directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Paranoia level (1-4).
+        #[arg(long, default_value_t = 1)]
+        paranoia: u8,
+        /// Anomaly threshold.
+        #[arg(long, default_value_t = 5)]
+        threshold: u32,
+        /// Raw HTTP request file (default: stdin).
+        file: Option<PathBuf>,
     },
 }
 
@@ -81,10 +111,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Cmd::Rules { cmd } => rules(cmd),
         Cmd::DemoUpstream { listen, name } => {
             let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
             rt.block_on(palisade::demo_upstream::run(listen, name))
                 .context("demo upstream")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_rules(dir: &std::path::Path) -> anyhow::Result<palisade_waf::RuleSet> {
+    palisade_waf::RuleSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RulesCmd::Test { rules } => {
+            let started = std::time::Instant::now();
+            let set = load_rules(&rules)?;
+            let report = set.run_embedded_tests();
+            println!("{report}");
+            println!(
+                "{} rules loaded and compiled in {:.1} ms",
+                set.len(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        RulesCmd::Explain {
+            rules,
+            paranoia,
+            threshold,
+            file,
+        } => {
+            let set = load_rules(&rules)?;
+            let mut cfg = palisade_waf::PolicyConfig::default();
+            cfg.paranoia = paranoia;
+            cfg.threshold = threshold;
+            let policy =
+                palisade_waf::Policy::compile(&cfg, &set).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let raw = match file {
+                Some(f) => {
+                    std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?
+                }
+                None => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("stdin")?;
+                    v
+                }
+            };
+            let ex =
+                palisade_waf::explain(&set, &policy, &raw).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{ex}");
             Ok(ExitCode::SUCCESS)
         }
     }

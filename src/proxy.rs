@@ -23,7 +23,7 @@ use crate::state::Shared;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Method};
-use palisade_analytics::names::{reason, stage};
+use palisade_analytics::names::{reason, stage, verdict};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -165,6 +165,88 @@ impl Gateway {
         Ok(None)
     }
 
+    /// Stages 2-3: IP reputation (allow/deny lists, bans) and throttling.
+    async fn guard_stage(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        guard: &palisade_guard::Guard,
+        route: &str,
+    ) -> Result<Option<bool>> {
+        let peer = ctx
+            .client_ip
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let ip = guard.client_ip(peer, &session.req_header().headers);
+        ctx.client_ip = Some(ip);
+        let d = guard.check(ip, route, guard.now());
+        ctx.rate_limit = d.rate_limit;
+        if d.short_circuits() {
+            ctx.allow_listed = true;
+            ctx.decide(stage::IP_REPUTATION, verdict::ALLOW, d.to_string());
+            return Ok(None);
+        }
+        if !d.is_blocked() {
+            return Ok(None);
+        }
+        let st = d.stage().unwrap_or(stage::IP_REPUTATION);
+        let why = d.reason().unwrap_or(reason::IP_DENIED);
+        let status = d.status().unwrap_or(403);
+        ctx.decide(st, verdict::BLOCK, d.to_string());
+        ctx.block(st, why, status);
+        self.shared
+            .metrics
+            .blocked
+            .with_label_values(&[st, why])
+            .inc();
+        let mut extra = self.cors_headers(session, ctx);
+        if let Some(rl) = &d.rate_limit {
+            if let Some(secs) = rl.retry_after_secs() {
+                extra.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
+            }
+            for (k, v) in rl.rate_limit_headers() {
+                extra.push((http::HeaderName::from_static(k), HeaderValue::from(v)));
+            }
+        }
+        respond::send_error(session, status, why, &ctx.request_id, &extra).await?;
+        Ok(Some(true))
+    }
+
+    /// Act on the WAF's verdict so far: block (403), or record a detection and go on.
+    async fn waf_verdict(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        policy: &palisade_waf::Policy,
+        guard: Option<&palisade_guard::Guard>,
+    ) -> Result<Option<bool>> {
+        let Some(insp) = ctx.waf.as_ref() else {
+            return Ok(None);
+        };
+        match insp.verdict(policy) {
+            palisade_waf::Verdict::Block => {
+                let detail = waf_detail(insp);
+                ctx.decide(stage::WAF, verdict::BLOCK, detail);
+                if let (Some(g), Some(ip)) = (guard, ctx.client_ip) {
+                    g.record_violation(ip, g.now());
+                }
+                self.answer(session, ctx, 403, reason::WAF_BLOCKED, stage::WAF, true)
+                    .await
+                    .map(Some)
+            }
+            palisade_waf::Verdict::Detect => {
+                if ctx.verdict != verdict::DETECT {
+                    let detail = waf_detail(insp);
+                    ctx.decide(stage::WAF, verdict::DETECT, detail);
+                    ctx.verdict = verdict::DETECT;
+                    ctx.decided_by = stage::WAF;
+                    ctx.reason = reason::WAF_BLOCKED;
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The upstream request's path (normalised, prefix stripped), if it differs from the raw one.
     fn rewrite_path(raw_path: &str, normalized: &str, strip: Option<&str>) -> Option<String> {
         let mut p = normalized;
@@ -187,6 +269,12 @@ impl Gateway {
             p.to_string()
         })
     }
+}
+
+/// `rules=942100,941100 score=10` for the stage record.
+fn waf_detail(insp: &palisade_waf::Inspection) -> String {
+    let ids: Vec<String> = insp.rule_ids().iter().map(u32::to_string).collect();
+    format!("rules={} score={}", ids.join(","), insp.score())
 }
 
 /// Host of the request without port, lowercase not required (matching is case-insensitive).
@@ -342,13 +430,62 @@ impl ProxyHttp for Gateway {
             }
         }
 
-        // Stages 1-4 (connection guards, IP reputation, throttling, API keys) and the WAF's
-        // header pass run here once they are configured; until then they pass through.
+        // Protocol enforcement: smuggling shapes, invalid header bytes, disallowed methods.
+        if let Err(v) = palisade_waf::protocol::check(req.method.as_str(), &req.headers) {
+            ctx.decide(stage::PROTOCOL, verdict::BLOCK, v.code().to_string());
+            return self
+                .answer(
+                    session,
+                    ctx,
+                    400,
+                    reason::PROTOCOL_VIOLATION,
+                    stage::PROTOCOL,
+                    true,
+                )
+                .await;
+        }
+
+        // Stages 2-3: IP reputation and throttling.
+        let guard = self.shared.guard.load_full();
+        if let Some(guard) = guard.as_deref() {
+            if let Some(answered) = self.guard_stage(session, ctx, guard, &route.name).await? {
+                return Ok(answered);
+            }
+        }
+
+        // Stage 5, first pass: the WAF on the request line and headers.
+        let policy = rt.routes.get(index).and_then(|r| r.waf.as_ref());
+        let rules = rt.rules.as_deref();
+        let waf_on = !ctx.allow_listed
+            && matches!((rules, policy), (Some(_), Some(p)) if p.mode != palisade_waf::Mode::Off);
+        if waf_on {
+            if let (Some(rules), Some(policy)) = (rules, policy) {
+                let mut insp = Box::new(palisade_waf::Inspection::new());
+                let req = session.req_header();
+                let head = palisade_waf::RequestHead {
+                    method: req.method.as_str(),
+                    path: req.uri.path().as_bytes(),
+                    query: req.uri.query().map(str::as_bytes),
+                    headers: &req.headers,
+                };
+                rules.inspect_head(policy, &head, &mut insp);
+                ctx.waf = Some(insp);
+                if let Some(answered) = self
+                    .waf_verdict(session, ctx, policy, guard.as_deref())
+                    .await?
+                {
+                    return Ok(answered);
+                }
+            }
+        }
 
         // Body: read before any upstream is contacted.
-        let inspect_limit = usize::try_from(max_body)
-            .unwrap_or(usize::MAX)
-            .min(128 * 1024);
+        let inspect_limit = match (waf_on, policy) {
+            (true, Some(p)) => p.inspection_limit,
+            _ => usize::try_from(max_body)
+                .unwrap_or(usize::MAX)
+                .min(128 * 1024),
+        };
         if let Some(answered) = self
             .read_body(session, ctx, max_body, inspect_limit)
             .await?
@@ -356,7 +493,46 @@ impl ProxyHttp for Gateway {
             return Ok(answered);
         }
 
-        // WAF body pass goes here.
+        // Stage 5, second pass: the WAF on the buffered body.
+        if waf_on && !ctx.body.is_empty() {
+            if let (Some(rules), Some(policy)) = (rules, policy) {
+                if ctx.body_state == BodyState::OverLimit
+                    && policy.over_limit == palisade_waf::OverLimit::Reject
+                {
+                    return self
+                        .answer(
+                            session,
+                            ctx,
+                            413,
+                            reason::BODY_UNINSPECTED,
+                            stage::WAF,
+                            true,
+                        )
+                        .await;
+                }
+                let ctype = session
+                    .req_header()
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .map(|v| v.as_bytes());
+                if let Some(insp) = ctx.waf.as_mut() {
+                    rules.inspect_body(policy, ctype, &ctx.body, insp);
+                    if let Some(e) = insp.body_error() {
+                        let detail = e.to_string();
+                        ctx.decide(stage::WAF, verdict::BLOCK, detail);
+                        return self
+                            .answer(session, ctx, 400, reason::BAD_REQUEST, stage::WAF, true)
+                            .await;
+                    }
+                }
+                if let Some(answered) = self
+                    .waf_verdict(session, ctx, policy, guard.as_deref())
+                    .await?
+                {
+                    return Ok(answered);
+                }
+            }
+        }
 
         match ctx.body_state {
             BodyState::BufferedLarge | BodyState::OverLimit => {

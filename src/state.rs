@@ -6,11 +6,14 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::upstream::{HealthRegistry, Pool};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use palisade_guard::{CoarseClock, Guard, SharedClock};
+use palisade_waf::{Policy, RuleSet};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a runtime could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub struct RouteRuntime {
     pub index: usize,
     /// The route's pool.
     pub pool: Arc<Pool>,
+    /// The route's compiled WAF policy (`None`: no rules configured).
+    pub waf: Option<Policy>,
 }
 
 /// Everything a request needs, compiled from one config.
@@ -43,6 +48,8 @@ pub struct Runtime {
     pub pools: HashMap<String, Arc<Pool>>,
     /// Reload generation (1 for the first config).
     pub generation: u64,
+    /// The compiled WAF rule set, when `waf.rules_dir` is set.
+    pub rules: Option<Arc<RuleSet>>,
 }
 
 impl Runtime {
@@ -63,6 +70,12 @@ impl Runtime {
                 .iter()
                 .map(|r| (r.hosts.as_slice(), &r.path, r.methods.as_slice())),
         );
+        let rules = match &config.rules_dir {
+            Some(dir) => Some(Arc::new(
+                RuleSet::load_dir(dir).map_err(|e| BuildError::Rules(e.to_string()))?,
+            )),
+            None => None,
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, r) in config.routes.iter().enumerate() {
             let pool = pools.get(&r.upstream).cloned().ok_or_else(|| {
@@ -71,7 +84,17 @@ impl Runtime {
                     r.name, r.upstream
                 ))
             })?;
-            routes.push(RouteRuntime { index, pool });
+            let waf = match (&rules, &r.waf) {
+                (Some(rs), Some(cfg)) => Some(Policy::compile(cfg, rs).map_err(|e| {
+                    BuildError::Rules(format!(
+                        "{}: route `{}`: waf: {e}",
+                        config.source.display(),
+                        r.name
+                    ))
+                })?),
+                _ => None,
+            };
+            routes.push(RouteRuntime { index, pool, waf });
         }
         Ok(Self {
             config,
@@ -79,6 +102,7 @@ impl Runtime {
             routes,
             pools,
             generation,
+            rules,
         })
     }
 }
@@ -95,6 +119,22 @@ pub struct Shared {
     reload_lock: Mutex<()>,
     /// Admin bearer token, fixed at start.
     pub admin_token: Option<String>,
+    /// IP reputation, throttling and auto-ban; reconfigured (state kept) on reload.
+    pub guard: ArcSwapOption<Guard>,
+    /// The clock the guard judges requests by.
+    pub clock: SharedClock,
+}
+
+fn route_rates(config: &Config) -> Vec<(&str, palisade_guard::Rate)> {
+    config
+        .routes
+        .iter()
+        .filter_map(|r| r.rate_limit.map(|rate| (r.name.as_str(), rate)))
+        .collect()
+}
+
+fn guard_error(config: &Config, e: impl std::fmt::Display) -> BuildError {
+    BuildError::Rules(format!("{}: guard: {e}", config.source.display()))
 }
 
 impl Shared {
@@ -103,6 +143,16 @@ impl Shared {
         let config = config::load(config_path)?;
         let health = HealthRegistry::default();
         let admin_token = config.admin.token.clone();
+        let clock = SharedClock::new(
+            CoarseClock::start(Duration::from_millis(1)).map_err(|e| guard_error(&config, e))?,
+        );
+        let guard = match &config.guard {
+            Some(g) => Some(Arc::new(
+                Guard::new(g, route_rates(&config), clock.clone())
+                    .map_err(|e| guard_error(&config, e))?,
+            )),
+            None => None,
+        };
         let runtime = Runtime::build(config, &health, 1)?;
         let metrics = Metrics::new().map_err(|e| BuildError::Rules(format!("metrics: {e}")))?;
         Ok(Arc::new(Self {
@@ -112,6 +162,8 @@ impl Shared {
             config_path: config_path.to_path_buf(),
             reload_lock: Mutex::new(()),
             admin_token,
+            guard: ArcSwapOption::new(guard),
+            clock,
         }))
     }
 
@@ -133,11 +185,26 @@ impl Shared {
                         "listener changes take effect after a restart; other changes are applied"
                     );
                 }
-                Runtime::build(config, &self.health, old.generation + 1)
+                let guard = match (&config.guard, self.guard.load_full()) {
+                    (Some(g), Some(old)) => Some(Arc::new(
+                        old.reconfigure(g, route_rates(&config))
+                            .map_err(|e| guard_error(&config, e))?,
+                    )),
+                    (Some(g), None) => Some(Arc::new(
+                        Guard::new(g, route_rates(&config), self.clock.clone())
+                            .map_err(|e| guard_error(&config, e))?,
+                    )),
+                    (None, _) => None,
+                };
+                Ok((
+                    Runtime::build(config, &self.health, old.generation + 1)?,
+                    guard,
+                ))
             });
         match result {
-            Ok(rt) => {
+            Ok((rt, guard)) => {
                 let generation = rt.generation;
+                self.guard.store(guard);
                 self.runtime.store(Arc::new(rt));
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(generation, "configuration reloaded");

@@ -76,6 +76,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Directory of WAF rule files, if any.
     pub rules_dir: Option<PathBuf>,
+    /// Guard settings (IP lists, throttling, auto-ban), if the stage is on.
+    pub guard: Option<palisade_guard::GuardConfig>,
 }
 
 /// A proxy listener.
@@ -211,6 +213,12 @@ pub struct RouteConfig {
     pub request_headers: HeaderRules,
     /// Response header rules.
     pub response_headers: HeaderRules,
+    /// WAF policy (the route's own, else `waf.defaults`, else the built-in default); `None`
+    /// when no rules are configured.
+    #[serde(skip)]
+    pub waf: Option<palisade_waf::PolicyConfig>,
+    /// Per-route rate limit.
+    pub rate_limit: Option<palisade_guard::Rate>,
 }
 
 fn methods_ser<S: serde::Serializer>(v: &[Method], s: S) -> Result<S::Ok, S::Error> {
@@ -287,6 +295,11 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         out.push_str(" (unknown keys are errors so that a typo cannot disable protection)");
     }
     out
+}
+
+/// The WAF policy of a route that sets none: block at paranoia 1, threshold 5.
+pub fn default_policy() -> palisade_waf::PolicyConfig {
+    palisade_waf::PolicyConfig::default()
 }
 
 struct Validator<'a> {
@@ -427,7 +440,25 @@ impl<'a> Validator<'a> {
                     format!("duplicate route name `{}`", r.value.name.value),
                 );
             }
-            if let Some(route) = self.route(&r.value, &pools, default_body) {
+            if let Some(mut route) = self.route(&r.value, &pools, default_body) {
+                if raw.waf.rules_dir.is_some() {
+                    route.waf = Some(
+                        r.value
+                            .waf
+                            .clone()
+                            .or_else(|| raw.waf.defaults.clone())
+                            .unwrap_or_else(default_policy),
+                    );
+                }
+                if route.rate_limit.is_some() && raw.guard.is_none() {
+                    self.err(
+                        &r.value.name.referenced,
+                        format!(
+                            "route `{}` sets rate_limit but there is no `guard:` section (add `guard: {{}}`)",
+                            route.name
+                        ),
+                    );
+                }
                 routes.push(route);
             }
         }
@@ -446,6 +477,7 @@ impl<'a> Validator<'a> {
             pools,
             routes,
             rules_dir,
+            guard: raw.guard,
         })
     }
 
@@ -622,6 +654,8 @@ impl<'a> Validator<'a> {
             cors,
             request_headers,
             response_headers,
+            waf: None,
+            rate_limit: r.rate_limit,
         })
     }
 }

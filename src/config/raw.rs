@@ -29,9 +29,12 @@ pub struct FileConfig {
     /// Defaults for every route (a route's own value wins).
     #[serde(default)]
     pub defaults: RawRouteDefaults,
-    /// WAF rule files.
+    /// WAF rule files and the default policy.
     #[serde(default)]
     pub waf: RawWaf,
+    /// IP reputation, throttling, auto-ban and connection guards (absent: stage off).
+    #[serde(default)]
+    pub guard: Option<palisade_guard::GuardConfig>,
 }
 
 /// One listener.
@@ -264,6 +267,12 @@ pub struct RawRoute {
     /// Header rules applied to the response sent to the client.
     #[serde(default)]
     pub response_headers: RawHeaderRules,
+    /// WAF policy of this route (default: `waf.defaults`).
+    #[serde(default)]
+    pub waf: Option<palisade_waf::PolicyConfig>,
+    /// Per-route rate limit (needs a `guard:` section), e.g. `{per_second: 100, burst: 200}`.
+    #[serde(default)]
+    pub rate_limit: Option<palisade_guard::Rate>,
 }
 
 /// Defaults applied to every route.
@@ -317,6 +326,9 @@ pub struct RawWaf {
     /// Directory of rule files (`*.yaml`), relative to the config file.
     #[serde(default)]
     pub rules_dir: Option<String>,
+    /// Policy of routes that set none (default: block at paranoia 1, threshold 5).
+    #[serde(default)]
+    pub defaults: Option<palisade_waf::PolicyConfig>,
 }
 
 fn yes() -> bool {
