@@ -94,11 +94,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
         }
         (Method::GET, "/metrics") => {
             refresh_gauges(&shared);
-            text(
-                StatusCode::OK,
-                shared.metrics.render(),
-                "text/plain; version=0.0.4",
-            )
+            let mut body = shared.metrics.render();
+            if let Some(a) = shared.analytics.get() {
+                a.stats().render_prometheus(&mut body);
+            }
+            text(StatusCode::OK, body, "text/plain; version=0.0.4")
         }
         (Method::GET, "/config") => {
             let rt = shared.runtime();

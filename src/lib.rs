@@ -16,6 +16,7 @@ pub mod config;
 pub mod context;
 pub mod cors;
 pub mod demo_upstream;
+pub mod event;
 pub mod forward;
 pub mod headers;
 pub mod metrics;

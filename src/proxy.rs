@@ -737,13 +737,17 @@ impl ProxyHttp for Gateway {
             .unwrap_or(ctx.status);
         let route = ctx.route_name();
         let m = &self.shared.metrics;
-        let status = status.to_string();
+        let status_label = status.to_string();
         m.requests
-            .with_label_values(&[route.as_ref(), status.as_str()])
+            .with_label_values(&[route.as_ref(), status_label.as_str()])
             .inc();
         m.duration
             .with_label_values(&[route.as_ref()])
             .observe(ctx.started.elapsed().as_secs_f64());
+        drop(route);
+        if let Some(a) = self.shared.analytics.get() {
+            a.record(crate::event::build(session, ctx, status));
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {

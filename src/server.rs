@@ -75,6 +75,16 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
                     }
                 };
                 tokio::spawn(admin::serve(listener, side_shared.clone()));
+                let analytics_cfg = side_shared.runtime().config.analytics.clone();
+                if let Some(cfg) = analytics_cfg {
+                    match palisade_analytics::start(cfg).await {
+                        Ok(a) => {
+                            let _ = side_shared.analytics.set(a);
+                        }
+                        Err(e) => tracing::error!(error = %e, "analytics did not start; requests are served without events"),
+                    }
+                }
+                tokio::spawn(guard_maintenance(side_shared.clone()));
                 tokio::spawn(health_loop(side_shared.clone()));
                 let mut hup =
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -167,5 +177,40 @@ async fn health_loop(shared: Arc<Shared>) {
                 });
             }
         }
+    }
+}
+
+/// Periodic guard work off the request path: sweep limiter state, persist bans, reload feeds.
+async fn guard_maintenance(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut last_feeds = Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(guard) = shared.guard.load_full() else {
+            continue;
+        };
+        let interval = shared
+            .runtime()
+            .config
+            .guard
+            .as_ref()
+            .map(|g| g.ip.reload_interval_secs)
+            .unwrap_or(0);
+        let g = guard.clone();
+        let reload = interval > 0 && last_feeds.elapsed() >= Duration::from_secs(interval);
+        if reload {
+            last_feeds = Instant::now();
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            g.sweep();
+            if let Err(e) = g.persist_bans() {
+                tracing::error!(error = %e, "cannot persist bans");
+            }
+            if reload {
+                let report = g.reload_feeds();
+                tracing::info!(?report, "ip feeds reloaded");
+            }
+        })
+        .await;
     }
 }

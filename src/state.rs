@@ -123,6 +123,8 @@ pub struct Shared {
     pub guard: ArcSwapOption<Guard>,
     /// The clock the guard judges requests by.
     pub clock: SharedClock,
+    /// The analytics writer, once started on the side runtime.
+    pub analytics: std::sync::OnceLock<palisade_analytics::Analytics>,
 }
 
 fn route_rates(config: &Config) -> Vec<(&str, palisade_guard::Rate)> {
@@ -164,6 +166,7 @@ impl Shared {
             admin_token,
             guard: ArcSwapOption::new(guard),
             clock,
+            analytics: std::sync::OnceLock::new(),
         }))
     }
 

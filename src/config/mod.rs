@@ -78,6 +78,8 @@ pub struct Config {
     pub rules_dir: Option<PathBuf>,
     /// Guard settings (IP lists, throttling, auto-ban), if the stage is on.
     pub guard: Option<palisade_guard::GuardConfig>,
+    /// Analytics settings (read at start; a reload does not restart the writer).
+    pub analytics: Option<palisade_analytics::AnalyticsConfig>,
 }
 
 /// A proxy listener.
@@ -478,6 +480,7 @@ impl<'a> Validator<'a> {
             routes,
             rules_dir,
             guard: raw.guard,
+            analytics: raw.analytics,
         })
     }
 

@@ -35,6 +35,9 @@ pub struct FileConfig {
     /// IP reputation, throttling, auto-ban and connection guards (absent: stage off).
     #[serde(default)]
     pub guard: Option<palisade_guard::GuardConfig>,
+    /// Analytics events (absent: off; `analytics: {}`: rotating NDJSON files; or a ClickHouse sink).
+    #[serde(default)]
+    pub analytics: Option<palisade_analytics::AnalyticsConfig>,
 }
 
 /// One listener.

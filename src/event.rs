@@ -1,0 +1,102 @@
+//! Turns the per-request record into the analytics event (DESIGN.md §6). Runs in the logging
+//! phase, after the response; the writer's `record` never blocks.
+
+use crate::context::RequestCtx;
+use palisade_analytics::Event;
+use pingora::proxy::Session;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn header(session: &Session, name: http::HeaderName) -> String {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect())
+        .unwrap_or_default()
+}
+
+/// Build the event of one finished request.
+pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
+    let req = session.req_header();
+    let ts_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (route, template, pool) = match ctx.route() {
+        Some((rt, r)) => (
+            r.name.clone(),
+            r.path.as_str().to_string(),
+            Some(rt.pool.clone()),
+        ),
+        None => (String::new(), String::new(), None),
+    };
+    let upstream_addr = match (pool, ctx.backend) {
+        (Some(p), Some(i)) => p
+            .backends
+            .get(i)
+            .map(|b| b.address.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let (waf_mode, score, rule_ids, classes) = match (&ctx.waf, ctx.route()) {
+        (Some(insp), Some((rt, _))) => (
+            rt.waf
+                .as_ref()
+                .map(|p| format!("{:?}", p.mode).to_lowercase())
+                .unwrap_or_default(),
+            insp.score(),
+            insp.rule_ids(),
+            insp.classes().into_iter().map(str::to_string).collect(),
+        ),
+        _ => (String::new(), 0, Vec::new(), Vec::new()),
+    };
+    let guard_detail = ctx
+        .decisions
+        .iter()
+        .find(|d| {
+            d.stage == palisade_analytics::names::stage::IP_REPUTATION
+                || d.stage == palisade_analytics::names::stage::THROTTLE
+        })
+        .map(|d| d.detail.clone())
+        .unwrap_or_default();
+    let ratelimit = match &ctx.rate_limit {
+        Some(d) if d.allowed => "allowed".to_string(),
+        Some(_) => "limited".to_string(),
+        None => String::new(),
+    };
+    Event {
+        ts_ms,
+        request_id: ctx.request_id.clone(),
+        route,
+        route_template: template,
+        method: req.method.as_str().to_string(),
+        host: header(session, http::header::HOST),
+        path: req.uri.path().chars().take(1024).collect(),
+        http_version: format!("{:?}", req.version),
+        status,
+        bytes_in: ctx.bytes_in,
+        bytes_out: session.as_ref().body_bytes_sent() as u64,
+        latency_us: ctx.started.elapsed().as_micros() as u64,
+        upstream_latency_us: ctx
+            .upstream_latency
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        client_ip: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+        user_agent: header(session, http::header::USER_AGENT),
+        verdict: ctx.verdict.to_string(),
+        decided_by: ctx.decided_by.to_string(),
+        reason: ctx.reason.to_string(),
+        waf_mode,
+        anomaly_score: score,
+        rule_ids,
+        attack_classes: classes,
+        ip_list: guard_detail.clone(),
+        ratelimit,
+        ratelimit_key: guard_detail,
+        upstream_addr,
+        upstream_attempts: ctx.attempts.min(255) as u8,
+        body_uninspected: ctx.body_state == crate::context::BodyState::OverLimit,
+        ..Event::default()
+    }
+}

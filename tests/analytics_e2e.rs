@@ -1,0 +1,170 @@
+//! Real traffic through the real gateway into the real ClickHouse (`scripts/start-clickhouse.sh`),
+//! then every dashboard panel's SQL, macros expanded, against what arrived.
+
+mod common;
+
+use common::{client, pool_yaml, Gateway};
+use palisade::demo_upstream::spawn_on;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const CH: &str = "http://127.0.0.1:8123";
+
+async fn ch_query(sql: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .post(CH)
+        .body(sql.to_string())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
+    if ch_query("SELECT 1").await.is_none() {
+        panic!("ClickHouse is not answering on {CH}; run scripts/start-clickhouse.sh (scripts/test.sh does)");
+    }
+    let (up, _rec, _h) = spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("upstream");
+    let db = format!("palisade_e2e_{}", std::process::id());
+    let spool = tempfile::tempdir().expect("spool dir");
+    let body = format!(
+        "upstreams:\n{}waf:\n  rules_dir: {}/rules\nguard: {{}}\nanalytics:\n  sink:\n    clickhouse: {{url: \"{CH}\", database: {db}, flush_interval_ms: 200, batch_size: 100}}\n  spool: {{dir: {}}}\nroutes:\n  - name: watch\n    path: /watch/*\n    upstream: demo\n    waf: {{mode: detect}}\n  - name: limited\n    path: /limited/*\n    upstream: demo\n    rate_limit: {{per_minute: 2, burst: 2}}\n  - name: api\n    path: /*\n    upstream: demo\n",
+        pool_yaml("demo", &[up], ""),
+        env!("CARGO_MANIFEST_DIR"),
+        spool.path().display()
+    );
+    let gw = Gateway::start(&body);
+    let c = client();
+    let mut ids = Vec::new();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let r = c
+            .get(gw.url(&format!("/echo/item?page={i}")))
+            .send()
+            .await
+            .expect("benign");
+        statuses.push(r.status().as_u16());
+        ids.push(
+            r.headers()["x-request-id"]
+                .to_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    for q in [
+        "1%27%20OR%20%271%27=%271",
+        "%3Cscript%3Ealert(1)%3C/script%3E",
+        "..%2f..%2fetc%2fpasswd",
+    ] {
+        let r = c
+            .get(gw.url(&format!("/echo/s?q={q}")))
+            .send()
+            .await
+            .expect("attack");
+        statuses.push(r.status().as_u16());
+        ids.push(
+            r.headers()["x-request-id"]
+                .to_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let r = c
+        .get(gw.url("/watch/s?q=1%27%20OR%20%271%27=%271"))
+        .send()
+        .await
+        .expect("detect");
+    assert_eq!(
+        r.status(),
+        404,
+        "detect mode lets the attack through to the upstream"
+    );
+    ids.push(
+        r.headers()["x-request-id"]
+            .to_str()
+            .expect("id")
+            .to_string(),
+    );
+    for _ in 0..4 {
+        let r = c.get(gw.url("/limited/x")).send().await.expect("limited");
+        statuses.push(r.status().as_u16());
+        ids.push(
+            r.headers()["x-request-id"]
+                .to_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    assert!(statuses.contains(&403) && statuses.contains(&429) && statuses.contains(&200));
+
+    let list = ids
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "SELECT count(), uniqExact(request_id) FROM {db}.events WHERE request_id IN ({list}) FORMAT TSV"
+    );
+    let mut last = String::new();
+    let arrived = common::eventually(Duration::from_secs(30), async || {
+        last = ch_query(&sql).await.unwrap_or_default();
+        last.trim() == format!("{}\t{}", ids.len(), ids.len())
+    })
+    .await;
+    assert!(
+        arrived,
+        "every request's event arrives exactly once; got {last:?}"
+    );
+
+    let blocked = ch_query(&format!(
+        "SELECT verdict, decided_by, reason, count() FROM {db}.events GROUP BY verdict, decided_by, reason ORDER BY verdict, reason FORMAT TSV"
+    ))
+    .await
+    .unwrap_or_default();
+    assert!(blocked.contains("block\twaf\twaf_blocked\t3"), "{blocked}");
+    assert!(
+        blocked.contains("block\tthrottle\trate_limited_route\t2"),
+        "{blocked}"
+    );
+    assert!(blocked.contains("detect\twaf\twaf_blocked\t1"), "{blocked}");
+
+    // Every dashboard panel, macros and variables expanded, against what arrived.
+    let ch = clickhouse::Client::default()
+        .with_url(CH)
+        .with_database(&db)
+        .with_validation(false);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+    let runs = palisade_analytics::dashboards::run_all(
+        &ch,
+        &dir,
+        &palisade_analytics::dashboards::Expansion::last_day(),
+    )
+    .await
+    .expect("dashboards load");
+    assert!(runs.len() >= 10, "dashboards have panels");
+    let mut empty = Vec::new();
+    for run in &runs {
+        match &run.rows {
+            Ok(0) => empty.push(run.name.clone()),
+            Ok(_) => {}
+            Err(e) => panic!("panel {} failed: {e}\n{}", run.name, run.sql),
+        }
+    }
+    // API keys are not yet wired into the gateway (see docs/ARCHITECTURE.md#status), so the
+    // key panels have no rows; every other panel must.
+    let unexpected: Vec<_> = empty
+        .iter()
+        .filter(|n| {
+            !n.to_ascii_lowercase().contains("key") && !n.to_ascii_lowercase().contains("quota")
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "panels without rows: {unexpected:?}");
+    let _ = ch_query(&format!("DROP DATABASE IF EXISTS {db}")).await;
+}
