@@ -97,12 +97,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Check { config } => match palisade::config::load(&config) {
             Ok(c) => {
+                // Build everything a start would: rule files, WAF policies, guard feeds.
+                if let Err(e) = palisade::state::Shared::load(&config) {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
                 println!(
-                    "{}: ok ({} listeners, {} upstream pools, {} routes)",
+                    "{}: ok ({} listeners, {} upstream pools, {} routes{})",
                     config.display(),
                     c.listeners.len(),
                     c.pools.len(),
-                    c.routes.len()
+                    c.routes.len(),
+                    if c.rules_dir.is_some() { ", rules compiled" } else { "" }
                 );
                 Ok(ExitCode::SUCCESS)
             }
