@@ -108,7 +108,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     c.listeners.len(),
                     c.pools.len(),
                     c.routes.len(),
-                    if c.rules_dir.is_some() { ", rules compiled" } else { "" }
+                    if c.rules_dir.is_some() {
+                        ", rules compiled"
+                    } else {
+                        ""
+                    }
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -156,9 +160,11 @@ fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
             file,
         } => {
             let set = load_rules(&rules)?;
-            let mut cfg = palisade_waf::PolicyConfig::default();
-            cfg.paranoia = paranoia;
-            cfg.threshold = threshold;
+            let cfg = palisade_waf::PolicyConfig {
+                paranoia,
+                threshold,
+                ..Default::default()
+            };
             let policy =
                 palisade_waf::Policy::compile(&cfg, &set).map_err(|e| anyhow::anyhow!("{e}"))?;
             let raw = match file {
