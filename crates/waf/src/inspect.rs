@@ -119,6 +119,8 @@ pub(crate) struct State {
     n_var: usize,
     /// Per variant, per transform: the resulting variant (`u16::MAX`: not computed yet).
     memo: Vec<[u16; MEMO_T]>,
+    /// Per variant: its byte-class mask (see [`crate::transform::class_mask`]).
+    var_mask: Vec<u32>,
     chain_var: Vec<u16>,
     node_var: Vec<u16>,
     node_stamp: Vec<u32>,
@@ -318,6 +320,17 @@ impl State {
                 return to;
             }
         }
+        let from_mask = self.var_mask.get(usize::from(from)).copied().unwrap_or(u32::MAX);
+        if from_mask & t.trigger() == 0 {
+            if let Some(slot) = self
+                .memo
+                .get_mut(usize::from(from))
+                .and_then(|row| row.get_mut(tid))
+            {
+                *slot = from;
+            }
+            return from;
+        }
         let idx = self.n_var; // variant `idx + 1` would live in bufs[idx]
         if self.bufs.len() <= idx {
             self.bufs.push(Vec::new());
@@ -333,6 +346,7 @@ impl State {
         } else {
             self.n_var += 1;
             self.memo.push([u16::MAX; MEMO_T]);
+            self.var_mask.push(crate::transform::class_mask(&out));
             idx as u16 + 1
         };
         self.bufs[idx] = out;
@@ -355,6 +369,9 @@ impl Engine<'_> {
         st.n_var = 0;
         st.memo.clear();
         st.memo.push([u16::MAX; MEMO_T]);
+        st.var_mask.clear();
+        let mask0 = crate::transform::class_mask(value);
+        st.var_mask.push(mask0);
         st.seen_var.clear();
         st.spans.clear();
         st.detections.clear();
@@ -368,6 +385,16 @@ impl Engine<'_> {
         let mut next = st.chains.next_one(0);
         while let Some(ci) = next {
             next = st.chains.next_one(ci + 1);
+            if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
+                // Every transform of the chain leaves this value as it is.
+                if let Some(slot) = st.chain_var.get_mut(ci) {
+                    *slot = 0;
+                }
+                if !st.seen_var.contains(&0) {
+                    st.seen_var.push(0);
+                }
+                continue;
+            }
             let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
                 continue;
             };

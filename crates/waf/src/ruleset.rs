@@ -152,6 +152,9 @@ pub struct RuleSet {
     /// computed once per value.
     pub(crate) chain_paths: Vec<Vec<u16>>,
     pub(crate) trie_len: usize,
+    /// Per chain: the union of its transforms' trigger classes; a value whose class mask
+    /// shares no bit with it comes out of the chain unchanged.
+    pub(crate) chain_trig: Vec<u32>,
     pub(crate) ac: Option<AhoCorasick>,
     pub(crate) patterns: Vec<Vec<u8>>,
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
@@ -705,11 +708,16 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    let chain_trig = chains
+        .iter()
+        .map(|c| c.iter().fold(0, |m, t| m | t.trigger()))
+        .collect();
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
         chains,
+        chain_trig,
         chain_paths,
         trie_len: trie.len(),
         ac,

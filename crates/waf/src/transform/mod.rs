@@ -196,3 +196,165 @@ pub(crate) fn push_code_point(out: &mut Vec<u8>, cp: u32) {
 
 #[cfg(test)]
 mod vector_tests;
+
+/// Byte classes for the engine's identity gate: [`class_mask`] ORs the classes of a value's
+/// bytes, and a transform whose [`Transform::trigger`] shares no bit with that mask leaves the
+/// value unchanged (each transform's own quick check needs one of its trigger bytes).
+pub(crate) mod class {
+    /// `%` or `+`.
+    pub const PCT_PLUS: u32 = 1;
+    /// `&`.
+    pub const AMP: u32 = 1 << 1;
+    /// `\`.
+    pub const BSLASH: u32 = 1 << 2;
+    /// `A`-`Z`.
+    pub const UPPER: u32 = 1 << 3;
+    /// ` `.
+    pub const SPACE: u32 = 1 << 4;
+    /// `\t \n \r 0x0B 0x0C 0xA0 0xC2`.
+    pub const WS_OTHER: u32 = 1 << 5;
+    /// `/`.
+    pub const SLASH: u32 = 1 << 6;
+    /// `-`.
+    pub const DASH: u32 = 1 << 7;
+    /// `#`.
+    pub const HASH: u32 = 1 << 8;
+    /// `.`.
+    pub const DOT: u32 = 1 << 9;
+    /// NUL.
+    pub const NUL: u32 = 1 << 10;
+    /// `0xC0 0xC1 0xE0` (overlong UTF-8 leads).
+    pub const OVERLONG: u32 = 1 << 11;
+    /// `" ' ^ , ;`.
+    pub const CMD: u32 = 1 << 12;
+    /// `*`.
+    pub const STAR: u32 = 1 << 13;
+    /// Not a byte class: the value is at least [`super::base64_decode_detect::MIN_RUN`] long.
+    pub const LONG: u32 = 1 << 14;
+
+    const fn of(b: u8) -> u32 {
+        match b {
+            b'%' | b'+' => PCT_PLUS,
+            b'&' => AMP,
+            b'\\' => BSLASH,
+            b'A'..=b'Z' => UPPER,
+            b' ' => SPACE,
+            b'\t' | b'\n' | b'\r' | 0x0B | 0x0C | 0xA0 | 0xC2 => WS_OTHER,
+            b'/' => SLASH,
+            b'-' => DASH,
+            b'#' => HASH,
+            b'.' => DOT,
+            0 => NUL,
+            0xC0 | 0xC1 | 0xE0 => OVERLONG,
+            b'"' | b'\'' | b'^' | b',' | b';' => CMD,
+            b'*' => STAR,
+            _ => 0,
+        }
+    }
+
+    pub(crate) static TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = of(i as u8);
+            i += 1;
+        }
+        t
+    };
+}
+
+/// The [`class`] mask of `value`.
+#[inline]
+pub(crate) fn class_mask(value: &[u8]) -> u32 {
+    let mut m = 0u32;
+    for &b in value {
+        m |= class::TABLE[usize::from(b)];
+    }
+    if value.len() >= base64_decode_detect::MIN_RUN {
+        m |= class::LONG;
+    }
+    m
+}
+
+impl Transform {
+    /// Classes one of which a value must contain for this transform to change it.
+    pub(crate) const fn trigger(self) -> u32 {
+        use class::*;
+        match self {
+            Transform::UrlDecode | Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => {
+                PCT_PLUS
+            }
+            Transform::HtmlEntityDecode => AMP,
+            Transform::JsDecode => BSLASH,
+            Transform::Base64DecodeDetect => LONG,
+            Transform::Lowercase => UPPER,
+            Transform::CompressWhitespace | Transform::RemoveWhitespace => SPACE | WS_OTHER,
+            Transform::RemoveComments | Transform::ReplaceComments => {
+                SLASH | DASH | HASH | STAR
+            }
+            Transform::NormalizePath => BSLASH | SLASH | DOT,
+            Transform::RemoveNulls => NUL,
+            Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
+            Transform::Utf8Overlong => OVERLONG,
+            Transform::DecodeAll => LONG | PCT_PLUS | AMP | BSLASH | OVERLONG,
+        }
+    }
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(input: &[u8]) {
+        let m = class_mask(input);
+        for t in Transform::ALL {
+            if m & t.trigger() == 0 {
+                let mut out = Vec::new();
+                assert!(
+                    !t.apply(input, &mut out),
+                    "{} changed {:?} though no trigger class is present",
+                    t.name(),
+                    input
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gate_examples() {
+        for v in [
+            &b""[..],
+            b"abc",
+            b"a b",
+            b"a.b",
+            b"x/y",
+            b"..",
+            b".",
+            b"#",
+            b"--",
+            b"*/",
+            b"a+b",
+            b"Abc",
+            b"a\\b",
+            b"a&amp;b",
+            b"\xC0\xAF",
+            b"abcdefghijklmnopqrstuvwxyz",
+            b"c2VsZWN0IHVuaW9u",
+        ] {
+            check(v);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn gate_never_skips_a_change(v in proptest::collection::vec(any::<u8>(), 0..40)) {
+            check(&v);
+        }
+
+        #[test]
+        fn gate_never_skips_a_change_ascii(v in "[ -~\t\n]{0,40}") {
+            check(v.as_bytes());
+        }
+    }
+}
