@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use palisade_guard::BanStore;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -110,6 +111,49 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
                 ),
             }
         }
+        (Method::GET, "/bans") => match shared.guard.load_full() {
+            Some(g) => match g.bans() {
+                Some(b) => json(StatusCode::OK, serde_json::json!({"bans": b.list(g.now())})),
+                None => json(
+                    StatusCode::OK,
+                    serde_json::json!({"bans": [], "autoban": "off"}),
+                ),
+            },
+            None => json(
+                StatusCode::OK,
+                serde_json::json!({"bans": [], "guard": "off"}),
+            ),
+        },
+        (Method::DELETE, p) if p.starts_with("/bans/") => {
+            if !authorized(&shared, &req) {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "unauthorized", "reason": "admin_token_required"}),
+                )
+            } else {
+                match p["/bans/".len()..].parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        let removed = shared
+                            .guard
+                            .load_full()
+                            .and_then(|g| g.bans().map(|b| b.unban(ip)))
+                            .unwrap_or(false);
+                        json(
+                            if removed {
+                                StatusCode::OK
+                            } else {
+                                StatusCode::NOT_FOUND
+                            },
+                            serde_json::json!({"ip": ip.to_string(), "removed": removed}),
+                        )
+                    }
+                    Err(_) => json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"error": "not an IP address", "reason": "bad_request"}),
+                    ),
+                }
+            }
+        }
         (Method::POST, "/reload") => {
             if !authorized(&shared, &req) {
                 json(
@@ -138,7 +182,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
         }
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/config", "POST /reload"]}),
+            serde_json::json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/config", "/bans", "DELETE /bans/{ip}", "POST /reload"]}),
         ),
     };
     Ok(resp)
