@@ -320,7 +320,11 @@ impl State {
                 return to;
             }
         }
-        let from_mask = self.var_mask.get(usize::from(from)).copied().unwrap_or(u32::MAX);
+        let from_mask = self
+            .var_mask
+            .get(usize::from(from))
+            .copied()
+            .unwrap_or(u32::MAX);
         if from_mask & t.trigger() == 0 {
             if let Some(slot) = self
                 .memo

@@ -281,17 +281,13 @@ impl Transform {
     pub(crate) const fn trigger(self) -> u32 {
         use class::*;
         match self {
-            Transform::UrlDecode | Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => {
-                PCT_PLUS
-            }
+            Transform::UrlDecode | Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => PCT_PLUS,
             Transform::HtmlEntityDecode => AMP,
             Transform::JsDecode => BSLASH,
             Transform::Base64DecodeDetect => LONG,
             Transform::Lowercase => UPPER,
             Transform::CompressWhitespace | Transform::RemoveWhitespace => SPACE | WS_OTHER,
-            Transform::RemoveComments | Transform::ReplaceComments => {
-                SLASH | DASH | HASH | STAR
-            }
+            Transform::RemoveComments | Transform::ReplaceComments => SLASH | DASH | HASH | STAR,
             Transform::NormalizePath => BSLASH | SLASH | DOT,
             Transform::RemoveNulls => NUL,
             Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
