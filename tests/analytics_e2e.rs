@@ -35,10 +35,10 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
     let db = format!("palisade_e2e_{}", std::process::id());
     let spool = tempfile::tempdir().expect("spool dir");
     let body = format!(
-        "upstreams:\n{}waf:\n  rules_dir: {}/rules\nguard: {{}}\nanalytics:\n  sink:\n    clickhouse: {{url: \"{CH}\", database: {db}, flush_interval_ms: 200, batch_size: 100}}\n  spool: {{dir: {}}}\nroutes:\n  - name: watch\n    path: /watch/*\n    upstream: demo\n    waf: {{mode: detect}}\n  - name: limited\n    path: /limited/*\n    upstream: demo\n    rate_limit: {{per_minute: 2, burst: 2}}\n  - name: api\n    path: /*\n    upstream: demo\n",
+        "upstreams:\n{}waf:\n  rules_dir: {}/rules\nguard: {{}}\nanalytics:\n  sink:\n    clickhouse: {{url: \"{CH}\", database: {db}, flush_interval_ms: 200, batch_size: 100}}\n  spool: {{dir: {spool}}}\n  security_log: {{path: {spool}/security.log}}\nroutes:\n  - name: watch\n    path: /watch/*\n    upstream: demo\n    waf: {{mode: detect}}\n  - name: limited\n    path: /limited/*\n    upstream: demo\n    rate_limit: {{per_minute: 2, burst: 2}}\n  - name: api\n    path: /*\n    upstream: demo\n",
         pool_yaml("demo", &[up], ""),
         env!("CARGO_MANIFEST_DIR"),
-        spool.path().display()
+        spool = spool.path().display()
     );
     let gw = Gateway::start(&body);
     let c = client();
