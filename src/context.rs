@@ -81,6 +81,10 @@ pub struct RequestCtx {
     pub rate_limit: Option<palisade_guard::Decision>,
     /// The request was allow-listed: later stages were skipped.
     pub allow_listed: bool,
+    /// The admitted API key and its plan decision.
+    pub api_key: Option<palisade_keys::Admission>,
+    /// The key id of a refused key, when known.
+    pub rejected_key_id: Option<String>,
 }
 
 impl Default for RequestCtx {
@@ -115,6 +119,8 @@ impl RequestCtx {
             waf: None,
             rate_limit: None,
             allow_listed: false,
+            api_key: None,
+            rejected_key_id: None,
         }
     }
 

@@ -97,6 +97,32 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         upstream_addr,
         upstream_attempts: ctx.attempts.min(255) as u8,
         body_uninspected: ctx.body_state == crate::context::BodyState::OverLimit,
+        api_key_id: ctx
+            .api_key
+            .as_ref()
+            .map(|a| a.key_id.to_string())
+            .or_else(|| ctx.rejected_key_id.clone())
+            .unwrap_or_default(),
+        usage_plan: ctx
+            .api_key
+            .as_ref()
+            .map(|a| a.plan.to_string())
+            .unwrap_or_default(),
+        quota: match (&ctx.api_key, ctx.reason) {
+            (Some(_), _) => "allowed".to_string(),
+            (None, palisade_analytics::names::reason::QUOTA_EXCEEDED) => "exceeded".to_string(),
+            _ => String::new(),
+        },
+        quota_limit: ctx
+            .api_key
+            .as_ref()
+            .and_then(|a| a.quota_limit)
+            .unwrap_or(0),
+        quota_remaining: ctx
+            .api_key
+            .as_ref()
+            .and_then(|a| a.quota_remaining)
+            .unwrap_or(0),
         ..Event::default()
     }
 }

@@ -80,6 +80,22 @@ pub fn prepare_response(
             resp.insert_header(k, v.to_string())?;
         }
     }
+    if let Some(adm) = &ctx.api_key {
+        if let (Some(limit), Some(left)) = (adm.quota_limit, adm.quota_remaining) {
+            resp.insert_header("x-quota-limit", limit.to_string())?;
+            resp.insert_header("x-quota-remaining", left.to_string())?;
+        }
+        if let Some(reset) = adm.quota_reset_at {
+            let secs = reset
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            resp.insert_header("x-quota-reset", secs.to_string())?;
+        }
+        if let Some(left) = adm.rate_remaining {
+            resp.insert_header("x-ratelimit-remaining", left.to_string())?;
+        }
+    }
     if let Some((_, route)) = ctx.route() {
         if let Some(cors) = &route.cors {
             for (k, v) in cors.response_headers(req.headers.get(http::header::ORIGIN)) {

@@ -35,6 +35,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// API keys: create (prints the key once), list, revoke. Reads the key file from the config.
+    Keys {
+        /// The config file (its `api_keys.key_file` is used).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Run the demo upstream API (echo, REST items, WebSocket echo, gRPC echo, request record).
     DemoUpstream {
         /// Address to listen on.
@@ -43,6 +51,29 @@ enum Cmd {
         /// Name sent in `x-upstream-name`.
         #[arg(long, default_value = "demo")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; the key is printed once and only its hash is stored.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Owner (team, customer).
+        #[arg(long)]
+        owner: String,
+        /// Usage plan name.
+        #[arg(long)]
+        plan: String,
+    },
+    /// List keys (ids, names, plans; never the keys).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id (`key_…`).
+        id: String,
     },
 }
 
@@ -122,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Cmd::Rules { cmd } => rules(cmd),
+        Cmd::Keys { config, cmd } => keys(&config, cmd),
         Cmd::DemoUpstream { listen, name } => {
             let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
             rt.block_on(palisade::demo_upstream::run(listen, name))
@@ -183,4 +215,44 @@ fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn keys(config: &std::path::Path, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
+    let cfg = palisade::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let k = cfg
+        .api_keys
+        .ok_or_else(|| anyhow::anyhow!("{}: no `api_keys:` section", config.display()))?;
+    let store = palisade_keys::KeyStore::open(&k.key_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cmd {
+        KeysCmd::Create { name, owner, plan } => {
+            let plans =
+                palisade_keys::PlanSet::compile(&k.plans).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if plans.get(&plan).is_none() {
+                anyhow::bail!(
+                    "unknown plan `{plan}` (plans: {})",
+                    k.plans
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let (rec, key) = store
+                .create(&name, &owner, &plan, None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("id:  {}", rec.id);
+            println!("key: {key}");
+            eprintln!("the key is shown once; only its hash is stored. The running gateway picks it up on reload.");
+        }
+        KeysCmd::List => {
+            for r in store.list() {
+                println!("{}", serde_json::to_string(&r).context("json")?);
+            }
+        }
+        KeysCmd::Revoke { id } => {
+            let rec = store.revoke(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {}", rec.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -211,6 +211,56 @@ impl Gateway {
         Ok(Some(true))
     }
 
+    /// Stage 4: the API key (header, else query parameter) and its plan's rate and quota.
+    async fn key_stage(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        auth: &palisade_keys::KeyAuth,
+        rk: &crate::config::RouteKey,
+        route: &str,
+    ) -> Result<Option<bool>> {
+        let req = session.req_header();
+        let from_header = req.headers.get(&rk.header).and_then(|v| v.to_str().ok());
+        let presented = from_header.or_else(|| {
+            let name = rk.query.as_deref()?;
+            req.uri.query()?.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k == name).then_some(v)
+            })
+        });
+        let now = std::time::SystemTime::now();
+        match auth.check(presented, route, now) {
+            Ok(adm) => {
+                ctx.decide(
+                    stage::API_KEY,
+                    verdict::ALLOW,
+                    format!("key={} plan={}", &*adm.key_id, &*adm.plan),
+                );
+                ctx.api_key = Some(adm);
+                Ok(None)
+            }
+            Err(rej) => {
+                let status = rej.status();
+                let why = rej.reason();
+                ctx.rejected_key_id = rej.key_id().map(str::to_string);
+                ctx.decide(stage::API_KEY, verdict::BLOCK, format!("{rej:?}"));
+                ctx.block(stage::API_KEY, why, status);
+                self.shared
+                    .metrics
+                    .blocked
+                    .with_label_values(&[stage::API_KEY, why])
+                    .inc();
+                let mut extra = self.cors_headers(session, ctx);
+                if let Some(secs) = rej.retry_after_secs(now) {
+                    extra.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
+                }
+                respond::send_error(session, status, why, &ctx.request_id, &extra).await?;
+                Ok(Some(true))
+            }
+        }
+    }
+
     /// Act on the WAF's verdict so far: block (403), or record a detection and go on.
     async fn waf_verdict(
         &self,
@@ -450,6 +500,16 @@ impl ProxyHttp for Gateway {
         if let Some(guard) = guard.as_deref() {
             if let Some(answered) = self.guard_stage(session, ctx, guard, &route.name).await? {
                 return Ok(answered);
+            }
+        }
+
+        // Stage 4: API key and usage plan.
+        if let (Some(rk), false) = (&route.api_key, ctx.allow_listed) {
+            let auth = self.shared.keys.load_full();
+            if let Some(auth) = auth.as_deref() {
+                if let Some(answered) = self.key_stage(session, ctx, auth, rk, &route.name).await? {
+                    return Ok(answered);
+                }
             }
         }
 

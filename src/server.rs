@@ -85,6 +85,7 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
                     }
                 }
                 tokio::spawn(guard_maintenance(side_shared.clone()));
+                tokio::spawn(quota_flush(side_shared.clone()));
                 tokio::spawn(health_loop(side_shared.clone()));
                 let mut hup =
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -212,5 +213,19 @@ async fn guard_maintenance(shared: Arc<Shared>) {
             }
         })
         .await;
+    }
+}
+
+/// Persist quota counters every second, off the request path.
+async fn quota_flush(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(q) = shared.quotas.load_full() else {
+            continue;
+        };
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || q.flush()).await {
+            tracing::error!(error = %e, "cannot persist quota counters");
+        }
     }
 }

@@ -125,6 +125,34 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The analytics writer, once started on the side runtime.
     pub analytics: std::sync::OnceLock<palisade_analytics::Analytics>,
+    /// API keys and usage plans; plans and keys are reloaded in place on reload.
+    pub keys: ArcSwapOption<palisade_keys::KeyAuth>,
+    /// Quota counters, flushed to disk by a background task.
+    pub quotas: ArcSwapOption<palisade_keys::QuotaStore>,
+}
+
+type KeyParts = (
+    Option<Arc<palisade_keys::KeyAuth>>,
+    Option<Arc<palisade_keys::QuotaStore>>,
+);
+
+fn build_keys(config: &Config) -> Result<KeyParts, BuildError> {
+    let Some(k) = &config.api_keys else {
+        return Ok((None, None));
+    };
+    let err = |e: String| BuildError::Rules(format!("{}: api_keys: {e}", config.source.display()));
+    let store =
+        Arc::new(palisade_keys::KeyStore::open(&k.key_file).map_err(|e| err(e.to_string()))?);
+    let quotas =
+        Arc::new(palisade_keys::QuotaStore::open(&k.quota_file).map_err(|e| err(e.to_string()))?);
+    let plans = palisade_keys::PlanSet::compile(&k.plans).map_err(|e| err(e.to_string()))?;
+    let auth = palisade_keys::KeyAuth::new(
+        store,
+        plans,
+        quotas.clone(),
+        Arc::new(palisade_keys::SystemClock),
+    );
+    Ok((Some(Arc::new(auth)), Some(quotas)))
 }
 
 fn route_rates(config: &Config) -> Vec<(&str, palisade_guard::Rate)> {
@@ -155,6 +183,7 @@ impl Shared {
             )),
             None => None,
         };
+        let (keys, quotas) = build_keys(&config)?;
         let runtime = Runtime::build(config, &health, 1)?;
         let metrics = Metrics::new().map_err(|e| BuildError::Rules(format!("metrics: {e}")))?;
         Ok(Arc::new(Self {
@@ -167,6 +196,8 @@ impl Shared {
             guard: ArcSwapOption::new(guard),
             clock,
             analytics: std::sync::OnceLock::new(),
+            keys: ArcSwapOption::new(keys),
+            quotas: ArcSwapOption::new(quotas),
         }))
     }
 
@@ -199,15 +230,38 @@ impl Shared {
                     )),
                     (None, _) => None,
                 };
+                let same_file = config.api_keys.as_ref().map(|a| &a.key_file)
+                    == old.config.api_keys.as_ref().map(|a| &a.key_file);
+                let keys = match (
+                    &config.api_keys,
+                    self.keys.load_full(),
+                    self.quotas.load_full(),
+                ) {
+                    (Some(k), Some(auth), Some(q)) if same_file => {
+                        let err = |e: String| {
+                            BuildError::Rules(format!("{}: api_keys: {e}", config.source.display()))
+                        };
+                        let plans = palisade_keys::PlanSet::compile(&k.plans)
+                            .map_err(|e| err(e.to_string()))?;
+                        // Keys first: on a bad key file nothing changes.
+                        auth.reload_keys().map_err(|e| err(e.to_string()))?;
+                        auth.set_plans(plans);
+                        (Some(auth), Some(q))
+                    }
+                    _ => build_keys(&config)?,
+                };
                 Ok((
                     Runtime::build(config, &self.health, old.generation + 1)?,
                     guard,
+                    keys,
                 ))
             });
         match result {
-            Ok((rt, guard)) => {
+            Ok((rt, guard, (keys, quotas))) => {
                 let generation = rt.generation;
                 self.guard.store(guard);
+                self.keys.store(keys);
+                self.quotas.store(quotas);
                 self.runtime.store(Arc::new(rt));
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(generation, "configuration reloaded");

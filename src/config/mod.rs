@@ -80,6 +80,33 @@ pub struct Config {
     pub guard: Option<palisade_guard::GuardConfig>,
     /// Analytics settings (read at start; a reload does not restart the writer).
     pub analytics: Option<palisade_analytics::AnalyticsConfig>,
+    /// API keys: key file, quota file (resolved paths) and plans.
+    pub api_keys: Option<ApiKeys>,
+}
+
+/// Validated API key settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeys {
+    /// Key file (hashes only).
+    pub key_file: PathBuf,
+    /// Quota counter file.
+    pub quota_file: PathBuf,
+    /// Usage plans.
+    pub plans: Vec<palisade_keys::UsagePlan>,
+}
+
+/// A route's API key requirement.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteKey {
+    /// Header carrying the key.
+    #[serde(serialize_with = "header_name_ser")]
+    pub header: http::HeaderName,
+    /// Query parameter carrying the key.
+    pub query: Option<String>,
+}
+
+fn header_name_ser<S: serde::Serializer>(v: &http::HeaderName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
 }
 
 /// A proxy listener.
@@ -221,6 +248,8 @@ pub struct RouteConfig {
     pub waf: Option<palisade_waf::PolicyConfig>,
     /// Per-route rate limit.
     pub rate_limit: Option<palisade_guard::Rate>,
+    /// API key requirement.
+    pub api_key: Option<RouteKey>,
 }
 
 fn methods_ser<S: serde::Serializer>(v: &[Method], s: S) -> Result<S::Ok, S::Error> {
@@ -248,8 +277,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let raw: raw::FileConfig = parse_yaml(&file, text).map_err(|e| ConfigErrors(vec![e]))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    Validator::new(&file, base).validate(path, raw)
+    // Relative paths in the file are relative to the file, made absolute now so that nothing
+    // depends on the process's working directory later (reloads, background tasks).
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+    Validator::new(&file, &base).validate(path, raw)
 }
 
 /// Parse YAML into `T`, mapping the parser's error to `file:line:col: message`.
@@ -452,6 +487,15 @@ impl<'a> Validator<'a> {
                             .unwrap_or_else(default_policy),
                     );
                 }
+                if route.api_key.is_some() && raw.api_keys.is_none() {
+                    self.err(
+                        &r.value.name.referenced,
+                        format!(
+                            "route `{}` requires an api_key but there is no `api_keys:` section",
+                            route.name
+                        ),
+                    );
+                }
                 if route.rate_limit.is_some() && raw.guard.is_none() {
                     self.err(
                         &r.value.name.referenced,
@@ -466,6 +510,23 @@ impl<'a> Validator<'a> {
         }
 
         let rules_dir = raw.waf.rules_dir.as_deref().map(|d| self.resolve(d));
+        let api_keys = raw.api_keys.as_ref().map(|k| {
+            let key_file = self.resolve(&k.key_file);
+            let quota_file = match &k.quota_file {
+                Some(q) => self.resolve(q),
+                None => key_file.with_extension("quotas.json"),
+            };
+            ApiKeys {
+                key_file,
+                quota_file,
+                plans: k.plans.clone(),
+            }
+        });
+        if let Some(k) = &api_keys {
+            if let Err(e) = palisade_keys::PlanSet::compile(&k.plans) {
+                self.err(&Location::UNKNOWN, format!("api_keys.plans: {e}"));
+            }
+        }
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.col));
@@ -481,6 +542,7 @@ impl<'a> Validator<'a> {
             rules_dir,
             guard: raw.guard,
             analytics: raw.analytics,
+            api_keys,
         })
     }
 
@@ -634,6 +696,27 @@ impl<'a> Validator<'a> {
                 HeaderRules::default()
             }
         };
+        let api_key = match &r.api_key {
+            Some(k) => match http::HeaderName::from_bytes(k.header.to_ascii_lowercase().as_bytes())
+            {
+                Ok(header) => Some(RouteKey {
+                    header,
+                    query: k.query.clone(),
+                }),
+                Err(_) => {
+                    self.err(
+                        &r.name.referenced,
+                        format!(
+                            "route `{}`: api_key.header `{}` is not a header name",
+                            r.name.value, k.header
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
         if let Some(p) = &r.strip_prefix {
             if !p.starts_with('/') {
                 self.err(
@@ -659,6 +742,7 @@ impl<'a> Validator<'a> {
             response_headers,
             waf: None,
             rate_limit: r.rate_limit,
+            api_key,
         })
     }
 }

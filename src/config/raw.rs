@@ -38,6 +38,39 @@ pub struct FileConfig {
     /// Analytics events (absent: off; `analytics: {}`: rotating NDJSON files; or a ClickHouse sink).
     #[serde(default)]
     pub analytics: Option<palisade_analytics::AnalyticsConfig>,
+    /// API keys and usage plans (absent: stage off).
+    #[serde(default)]
+    pub api_keys: Option<RawApiKeys>,
+}
+
+/// API keys and usage plans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    /// The key file (hashes only), managed with `palisade keys …`; relative to the config file.
+    pub key_file: String,
+    /// Where quota counters persist across restarts (default: `<key_file>.quotas.json`).
+    #[serde(default)]
+    pub quota_file: Option<String>,
+    /// Usage plans: rate, burst, quotas per day/week/month (UTC calendar), per-route overrides.
+    #[serde(default)]
+    pub plans: Vec<palisade_keys::UsagePlan>,
+}
+
+/// A route's API key requirement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteKey {
+    /// Header carrying the key (default `x-api-key`).
+    #[serde(default = "default_key_header")]
+    pub header: String,
+    /// Query parameter carrying the key, if allowed (the header wins when both are present).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+fn default_key_header() -> String {
+    "x-api-key".to_string()
 }
 
 /// One listener.
@@ -276,6 +309,9 @@ pub struct RawRoute {
     /// Per-route rate limit (needs a `guard:` section), e.g. `{per_second: 100, burst: 200}`.
     #[serde(default)]
     pub rate_limit: Option<palisade_guard::Rate>,
+    /// Require an API key on this route (needs an `api_keys:` section).
+    #[serde(default)]
+    pub api_key: Option<RawRouteKey>,
 }
 
 /// Defaults applied to every route.
