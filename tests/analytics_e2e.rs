@@ -35,12 +35,21 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
     let db = format!("palisade_e2e_{}", std::process::id());
     let spool = tempfile::tempdir().expect("spool dir");
     let body = format!(
-        "upstreams:\n{}waf:\n  rules_dir: {}/rules\nguard: {{}}\nanalytics:\n  sink:\n    clickhouse: {{url: \"{CH}\", database: {db}, flush_interval_ms: 200, batch_size: 100}}\n  spool: {{dir: {spool}}}\n  security_log: {{path: {spool}/security.log}}\nroutes:\n  - name: watch\n    path: /watch/*\n    upstream: demo\n    waf: {{mode: detect}}\n  - name: limited\n    path: /limited/*\n    upstream: demo\n    rate_limit: {{per_minute: 2, burst: 2}}\n  - name: api\n    path: /*\n    upstream: demo\n",
+        "upstreams:\n{}waf:\n  rules_dir: {}/rules\nguard: {{}}\nanalytics:\n  sink:\n    clickhouse: {{url: \"{CH}\", database: {db}, flush_interval_ms: 200, batch_size: 100}}\n  spool: {{dir: {spool}}}\n  security_log: {{path: {spool}/security.log}}\napi_keys:\n  key_file: keys.json\n  plans:\n    - name: gold\n      quota: {{limit: 1000, period: month}}\nroutes:\n  - name: keyed\n    path: /keyed/*\n    upstream: demo\n    api_key: {{}}\n  - name: watch\n    path: /watch/*\n    upstream: demo\n    waf: {{mode: detect}}\n  - name: limited\n    path: /limited/*\n    upstream: demo\n    rate_limit: {{per_minute: 2, burst: 2}}\n  - name: api\n    path: /*\n    upstream: demo\n",
         pool_yaml("demo", &[up], ""),
         env!("CARGO_MANIFEST_DIR"),
         spool = spool.path().display()
     );
-    let gw = Gateway::start(&body);
+    let key = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let key_out = key.clone();
+    let gw = Gateway::start_with(&body, move |d| {
+        let store = palisade_keys::KeyStore::open(d.join("keys.json")).expect("key store");
+        let (_, k) = store
+            .create("dash", "tests", "gold", None)
+            .expect("create key");
+        *key_out.lock().expect("lock") = k;
+    });
+    let key = key.lock().expect("lock").clone();
     let c = client();
     let mut ids = Vec::new();
     let mut statuses = Vec::new();
