@@ -85,6 +85,29 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
                 .to_string(),
         );
     }
+    for _ in 0..3 {
+        let r = c
+            .get(gw.url("/keyed/x"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .expect("keyed");
+        assert_eq!(r.status(), 404, "a keyed request reaches the upstream");
+        ids.push(
+            r.headers()["x-request-id"]
+                .to_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let r = c.get(gw.url("/keyed/x")).send().await.expect("no key");
+    assert_eq!(r.status(), 401);
+    ids.push(
+        r.headers()["x-request-id"]
+            .to_str()
+            .expect("id")
+            .to_string(),
+    );
     let r = c
         .get(gw.url("/watch/s?q=1%27%20OR%20%271%27=%271"))
         .send()
@@ -166,14 +189,15 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
             Err(e) => panic!("panel {} failed: {e}\n{}", run.name, run.sql),
         }
     }
-    // API keys are not yet wired into the gateway (see docs/ARCHITECTURE.md#status), so the
-    // key panels have no rows; every other panel must.
-    let unexpected: Vec<_> = empty
-        .iter()
-        .filter(|n| {
-            !n.to_ascii_lowercase().contains("key") && !n.to_ascii_lowercase().contains("quota")
-        })
-        .collect();
-    assert!(unexpected.is_empty(), "panels without rows: {unexpected:?}");
+    assert!(empty.is_empty(), "panels without rows: {empty:?}");
+    let keyed = ch_query(&format!(
+        "SELECT api_key_id != '', usage_plan, count() FROM {db}.events WHERE route = 'keyed' GROUP BY api_key_id != '', usage_plan ORDER BY usage_plan FORMAT TSV"
+    ))
+    .await
+    .unwrap_or_default();
+    assert!(
+        keyed.contains("1\tgold\t3"),
+        "keyed requests carry the key id and plan: {keyed}"
+    );
     let _ = ch_query(&format!("DROP DATABASE IF EXISTS {db}")).await;
 }
