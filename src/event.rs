@@ -126,3 +126,57 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         ..Event::default()
     }
 }
+
+/// The security-log record of a blocked (or detect-mode) request, from its event; `None` for
+/// requests that were let through without a finding.
+pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::SecurityRecord> {
+    use palisade_analytics::names::verdict;
+    if ev.verdict != verdict::BLOCK && ev.verdict != verdict::DETECT {
+        return None;
+    }
+    let rules = ctx.runtime.as_ref().and_then(|rt| rt.rules.clone());
+    let threshold = ctx
+        .route()
+        .and_then(|(rt, _)| rt.waf.as_ref().map(|p| p.threshold))
+        .unwrap_or(0);
+    let matches = ctx
+        .waf
+        .as_ref()
+        .map(|insp| {
+            insp.matches()
+                .iter()
+                .map(|m| palisade_analytics::SecurityMatch {
+                    rule_id: m.rule_id,
+                    rule_name: rules
+                        .as_ref()
+                        .and_then(|r| r.rule(m.rule_id).map(|r| r.name.clone()))
+                        .unwrap_or_default(),
+                    attack_class: m.class.clone(),
+                    target: m.target.clone(),
+                    transforms: m.transforms.iter().map(|t| t.to_string()).collect(),
+                    matched: m.matched.clone(),
+                    score: m.score,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(palisade_analytics::SecurityRecord {
+        ts_ms: ev.ts_ms,
+        request_id: ev.request_id.clone(),
+        client_ip: ev.client_ip.clone(),
+        method: ev.method.clone(),
+        host: ev.host.clone(),
+        path: ev.path.clone(),
+        route: ev.route.clone(),
+        status: ev.status,
+        verdict: ev.verdict.clone(),
+        decided_by: ev.decided_by.clone(),
+        reason: ev.reason.clone(),
+        waf_mode: ev.waf_mode.clone(),
+        anomaly_score: ev.anomaly_score,
+        threshold,
+        api_key_id: ev.api_key_id.clone(),
+        user_agent: ev.user_agent.clone(),
+        matches,
+    })
+}

@@ -806,7 +806,11 @@ impl ProxyHttp for Gateway {
             .observe(ctx.started.elapsed().as_secs_f64());
         drop(route);
         if let Some(a) = self.shared.analytics.get() {
-            a.record(crate::event::build(session, ctx, status));
+            let ev = crate::event::build(session, ctx, status);
+            if let Some(sec) = crate::event::security(ctx, &ev) {
+                a.security(sec);
+            }
+            a.record(ev);
         }
     }
 

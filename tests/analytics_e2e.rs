@@ -190,6 +190,35 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
         }
     }
     assert!(empty.is_empty(), "panels without rows: {empty:?}");
+
+    // Blocked and detect-mode requests are also in the structured security log, with the
+    // matched rules, their targets and the matched text.
+    let log_path = spool.path().join("security.log");
+    let mut sec = String::new();
+    let logged = common::eventually(Duration::from_secs(10), async || {
+        sec = std::fs::read_to_string(&log_path).unwrap_or_default();
+        sec.lines().count() >= 6
+    })
+    .await;
+    assert!(
+        logged,
+        "3 WAF blocks, 1 detection and 2 throttles are logged: {sec}"
+    );
+    let waf_line = sec
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["decided_by"] == "waf" && v["verdict"] == "block")
+        .expect("a WAF block in the security log");
+    let first = &waf_line["matches"][0];
+    assert!(first["rule_id"].as_u64().unwrap_or(0) > 0, "{waf_line}");
+    assert!(
+        first["target"].as_str().unwrap_or("").starts_with("args"),
+        "{waf_line}"
+    );
+    assert!(
+        !first["matched"].as_str().unwrap_or("").is_empty(),
+        "{waf_line}"
+    );
     let keyed = ch_query(&format!(
         "SELECT api_key_id != '', usage_plan, count() FROM {db}.events WHERE route = 'keyed' GROUP BY api_key_id != '', usage_plan ORDER BY usage_plan FORMAT TSV"
     ))
