@@ -3,7 +3,7 @@
 
 use crate::state::{RouteRuntime, Runtime};
 use bytes::BytesMut;
-use palisade_analytics::names::{reason, stage, verdict};
+use palisade_analytics::names::{stage, verdict};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -164,6 +164,3 @@ impl RequestCtx {
         self.status = status;
     }
 }
-
-/// The default reason for an upstream failure, kept here so the proxy and tests agree.
-pub const UPSTREAM_DOWN: &str = reason::UPSTREAM_UNAVAILABLE;

@@ -51,15 +51,13 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         ),
         _ => (String::new(), 0, Vec::new(), Vec::new()),
     };
-    let guard_detail = ctx
-        .decisions
-        .iter()
-        .find(|d| {
-            d.stage == palisade_analytics::names::stage::IP_REPUTATION
-                || d.stage == palisade_analytics::names::stage::THROTTLE
-        })
-        .map(|d| d.detail.clone())
-        .unwrap_or_default();
+    let detail_of = |st: &str| {
+        ctx.decisions
+            .iter()
+            .find(|d| d.stage == st)
+            .map(|d| d.detail.clone())
+            .unwrap_or_default()
+    };
     let ratelimit = match &ctx.rate_limit {
         Some(d) if d.allowed => "allowed".to_string(),
         Some(_) => "limited".to_string(),
@@ -91,9 +89,9 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         anomaly_score: score,
         rule_ids,
         attack_classes: classes,
-        ip_list: guard_detail.clone(),
+        ip_list: detail_of(palisade_analytics::names::stage::IP_REPUTATION),
         ratelimit,
-        ratelimit_key: guard_detail,
+        ratelimit_key: detail_of(palisade_analytics::names::stage::THROTTLE),
         upstream_addr,
         upstream_attempts: ctx.attempts.min(255) as u8,
         body_uninspected: ctx.body_state == crate::context::BodyState::OverLimit,

@@ -21,8 +21,7 @@ use crate::respond;
 use crate::router::{normalize_path, RouteMatch};
 use crate::state::Shared;
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::HeaderValue;
 use palisade_analytics::names::{reason, stage, verdict};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -818,14 +817,4 @@ impl ProxyHttp for Gateway {
         // Blocks and client mistakes are logged as events, not as errors.
         ctx.status > 0 && ctx.status < 500
     }
-}
-
-/// Bytes of a buffered body as a `Bytes` (one copy-free freeze).
-pub fn take_body(ctx: &mut RequestCtx) -> Bytes {
-    std::mem::take(&mut ctx.body).freeze()
-}
-
-/// Is this method one Pingora may replay?
-pub fn idempotent(m: &Method) -> bool {
-    m.is_idempotent()
 }

@@ -336,14 +336,7 @@ async fn health_checks_eject_and_recover_targets() {
     })
     .await;
     assert!(ejected, "traffic should leave the dead target");
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(&format!(
             "palisade_upstream_healthy{{pool=\"pool\",target=\"{a}\"}} 0"
@@ -400,14 +393,7 @@ async fn connection_failures_are_retried_and_targets_passively_ejected() {
         );
     }
     assert_eq!(rec.total(), 6);
-    let m = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    let m = gw.metrics().await;
     let failures: u64 = m
         .lines()
         .find(|l| l.starts_with("palisade_upstream_failures_total{kind=\"connect\",pool=\"pool\"}"))
@@ -683,14 +669,7 @@ async fn reloads_under_load_lose_no_request() {
         0,
         "no request failed across reloads"
     );
-    let m = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    let m = gw.metrics().await;
     assert!(
         m.contains("palisade_config_reloads_total{result=\"error\"} 2"),
         "{m}"
@@ -730,14 +709,7 @@ async fn admin_endpoints_and_redaction() {
         "the admin token never appears in /config"
     );
     let _ = c.get(gw.url("/echo/m")).send().await.expect("s");
-    let m = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("s")
-        .text()
-        .await
-        .expect("t");
+    let m = gw.metrics().await;
     assert!(
         m.contains("palisade_requests_total{route=\"all\",status=\"200\"} 1"),
         "{m}"
