@@ -783,9 +783,15 @@ impl ProxyHttp for Gateway {
                 code = 0;
             }
         }
+        // The client may keep its connection when the gateway read the whole request body and
+        // wrote a complete answer; otherwise close it (a client reusing it would see a reset).
+        let body_consumed = matches!(
+            ctx.body_state,
+            BodyState::None | BodyState::Buffered | BodyState::BufferedLarge
+        );
         FailToProxy {
             error_code: code,
-            can_reuse_downstream: false,
+            can_reuse_downstream: code > 0 && body_consumed && session.as_mut().is_body_done(),
         }
     }
 
