@@ -776,6 +776,10 @@ impl ProxyHttp for Gateway {
                 ctx.block(st, why, code);
             }
             let extra = self.cors_headers(session, ctx);
+            // The connection is not reused after a failure (Pingora never reuses it after a failed
+            // upstream attempt): say so with `Connection: close`, or a client that reuses it races
+            // the close and sees a reset.
+            session.set_keepalive(None);
             if respond::send_error(session, code, why, &ctx.request_id, &extra)
                 .await
                 .is_err()
@@ -783,15 +787,9 @@ impl ProxyHttp for Gateway {
                 code = 0;
             }
         }
-        // The client may keep its connection when the gateway read the whole request body and
-        // wrote a complete answer; otherwise close it (a client reusing it would see a reset).
-        let body_consumed = matches!(
-            ctx.body_state,
-            BodyState::None | BodyState::Buffered | BodyState::BufferedLarge
-        );
         FailToProxy {
             error_code: code,
-            can_reuse_downstream: code > 0 && body_consumed && session.as_mut().is_body_done(),
+            can_reuse_downstream: false,
         }
     }
 

@@ -281,6 +281,8 @@ async fn failing_upstream_gets_json_502_and_slow_one_504() {
     let c = client();
     let r = c.get(gw.url("/dead/x")).send().await.expect("send");
     assert_eq!(r.status(), 502);
+    // The connection is closed after a failed upstream attempt, and the client is told so.
+    assert_eq!(r.headers()["connection"], "close");
     let rid = r.headers()["x-request-id"]
         .to_str()
         .expect("id")
