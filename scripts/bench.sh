@@ -614,6 +614,21 @@ if [ "$write" = 1 ]; then
     echo "nginx + ModSecurity + CRS at PL1 (≥ 30× with arguments and cookies); p99 added ≤ 1 ms;"
     echo "analytics on ≥ 0.95 of off. Throughput columns: \`-c$CONNECTIONS\` (p50/p99 there include"
     echo "queueing); the 1-connection columns give the latency of one request at a time."
+    echo "Whole run: \`scripts/bench.sh --write\` (about 8 minutes at \`--duration 5s --rounds 2\`);"
+    echo "\`scripts/bench.sh --quick\` takes about 3 minutes; \`--analytics-only\` runs just the last ratio."
+    echo
+    echo "Reading it:"
+    echo "- *conns* is $CONNECTIONS unless a proxy is too slow for every connection to finish 4 requests"
+    echo "  in the run (ModSecurity on JSON bodies); it then gets fewer, chosen from its 1-connection"
+    echo "  rate. Each proxy is one CPU-bound worker, so its requests/s do not depend on the count."
+    echo "- On a loaded machine the 1-connection p99 is mostly scheduling delay (other processes share"
+    echo "  the proxy's CPU), so the *p99 added* column is only meaningful when the load average"
+    echo "  before the run was well under 1; p50 at 1 connection is the steadier latency figure."
+    echo "- ModSecurity parses JSON bodies here (Debian's rule 200001, see the note below); with the"
+    echo "  peer's file verbatim (\`PEER_BODY_PROCESSORS=0\`) it would not inspect JSON fields at all."
+    echo "- Passive ejection is off in these palisade configs: palisade counts a client hanging up"
+    echo "  while its request is at the upstream as an upstream failure (wrk does so at the end of"
+    echo "  every run), which ejects the only target and turns the next run into 502s."
     echo
     echo "$tables"
     echo
