@@ -110,7 +110,9 @@ work=$(mktemp -d /tmp/palisade-bench.XXXXXX)
 chmod 755 "$work" # nginx workers (www-data) use temp directories below it
 pids=()
 nginx_pidfiles=()
+repin=()
 cleanup() {
+  for p in "${repin[@]}"; do taskset -a -p -c "${p#*:}" "${p%%:*}" >/dev/null 2>&1 || true; done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for f in "${nginx_pidfiles[@]}"; do
     [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
@@ -161,7 +163,10 @@ wait_http "http://$UPSTREAM/" 25 || { echo "bench.sh: upstream $UPSTREAM does no
 if [ -n "$UPSTREAM_CPU" ] && [ -f /tmp/peer-modsec/upstream.pid ]; then
   # Keep the upstream off the proxies' CPU so that each proxy has its core to itself.
   master=$(cat /tmp/peer-modsec/upstream.pid)
+  # The upstream is shared: its CPU list is put back on exit (cleanup).
   for pid in "$master" $(pgrep -P "$master" || true); do
+    cpus=$(taskset -p -c "$pid" 2>/dev/null | sed -n 's/.*: //p')
+    [ -n "$cpus" ] && repin+=("$pid:$cpus")
     taskset -a -p -c "$UPSTREAM_CPU" "$pid" >/dev/null 2>&1 || true
   done
   pinned="$pinned, upstream on CPU $UPSTREAM_CPU"
