@@ -344,7 +344,6 @@ EOF
 }
 
 api_key=none
-kinds=()
 for id in full1 full2 off analytics; do
   has "$id" || continue
   port=$(port_of "$id")
