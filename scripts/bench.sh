@@ -24,7 +24,7 @@
 #                         [--warmup 2s] [--rounds 1] [--connections 32]
 #                         [--systems full1,full2,off,analytics,modsec1,modsec2]
 #                         [--shapes get,args,post4k,post64k,attack] [--analytics-only]
-#   --quick           3 s runs, 1 s latency runs and warm-ups: the whole matrix in about 2 minutes
+#   --quick           3 s runs, 1 s latency runs and warm-ups: the whole matrix in about 3 minutes
 #   --write           replace the section between <!-- bench:begin --> and <!-- bench:end --> of
 #                     docs/BENCHMARKS.md with the tables
 #   --rounds N        run the matrix N times, interleaved; each cell shows its median round
@@ -72,7 +72,7 @@ while [ $# -gt 0 ]; do
     --systems) SYSTEMS=$2; shift ;;
     --shapes) SHAPES=$2; shift ;;
     --analytics-only) SYSTEMS=off,analytics ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
