@@ -476,7 +476,12 @@ impl Engine<'_> {
                                 .get(m.pattern().as_usize())
                                 .map_or(&[][..], Vec::as_slice);
                             let got = hay.get(m.start()..m.end()).unwrap_or(&[]);
-                            if got == pat && (!word || word_ok(hay, m.start(), m.end(), pat)) {
+                            let same = if rule.fold_case {
+                                got.eq_ignore_ascii_case(pat)
+                            } else {
+                                got == pat
+                            };
+                            if same && (!word || word_ok(hay, m.start(), m.end(), pat)) {
                                 st.hit.set(r);
                                 st.spans.push((e.rule, m.start() as u32, m.end() as u32));
                             }
@@ -621,15 +626,24 @@ impl Engine<'_> {
                 .map(|d| d.fingerprint_str().to_string()),
             _ => None,
         };
+        let (mut matched, mut shown) = (
+            truncate_chars(matched, MATCHED_MAX),
+            truncate_chars(hay, VALUE_MAX),
+        );
+        if rule.fold_case {
+            // The engine matched case-insensitively in place of the final `lowercase`.
+            matched.make_ascii_lowercase();
+            shown.make_ascii_lowercase();
+        }
         let m = RuleMatch {
             rule_id: rule.id,
             class: rule.class.clone(),
             severity: rule.severity,
             score,
             target: target_string(kind, name, json),
-            matched: truncate_chars(matched, MATCHED_MAX),
+            matched,
             transforms: rule.transforms.iter().map(|t| t.name()).collect(),
-            value: truncate_chars(hay, VALUE_MAX),
+            value: shown,
             fingerprint,
         };
         st.matches.push(m);

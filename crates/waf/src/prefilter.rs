@@ -254,6 +254,48 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
     Some(g)
 }
 
+/// True when `pattern` (parsed in ASCII mode, case-sensitively) treats every upper-case ASCII
+/// letter like its lower-case one: no literal holds an upper-case letter, and every class that
+/// holds one also holds its lower-case form. Then `(?i)pattern` matches a value exactly when
+/// `pattern` matches the value's ASCII lowercasing.
+pub(crate) fn case_closed(pattern: &str) -> bool {
+    fn walk(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => true,
+            HirKind::Literal(l) => !l.0.iter().any(u8::is_ascii_uppercase),
+            HirKind::Class(c) => {
+                let mut has = [false; 256];
+                match c {
+                    Class::Unicode(u) => {
+                        for r in u.ranges() {
+                            for x in (r.start() as u32)..=(r.end() as u32).min(255) {
+                                has[x as usize] = true;
+                            }
+                        }
+                    }
+                    Class::Bytes(b) => {
+                        for r in b.ranges() {
+                            for x in r.start()..=r.end() {
+                                has[usize::from(x)] = true;
+                            }
+                        }
+                    }
+                }
+                (b'A'..=b'Z').all(|u| !has[usize::from(u)] || has[usize::from(u + 32)])
+            }
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Repetition(r) => walk(&r.sub),
+            HirKind::Concat(cs) | HirKind::Alternation(cs) => cs.iter().all(walk),
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(false)
+        .build()
+        .parse(pattern)
+        .is_ok_and(|h| walk(&h))
+}
+
 /// Necessary factors of `pattern` alone (no byte classes), or `None`. Kept for tests and
 /// tools that show what the automaton holds.
 #[cfg(test)]
@@ -345,6 +387,18 @@ mod tests {
                 classes: bits(b"$")
             })
         );
+    }
+
+    #[test]
+    fn case_closed_patterns() {
+        use super::case_closed;
+        assert!(case_closed(r"union\s+select|[a-z_]+\(|\S+\W|[^\w.>$-]"));
+        // `[^a-z]` holds `A`-`Z` but not `a`-`z`: conservatively not folded (how `(?i)` treats
+        // a class cannot be read back from the parsed class alone).
+        assert!(!case_closed(r"[^a-z]"));
+        assert!(!case_closed(r"[A-Z]{3}"));
+        assert!(!case_closed(r"O:\d+"));
+        assert!(!case_closed(r"\p{Lu}"), "needs Unicode: not folded");
     }
 
     #[test]

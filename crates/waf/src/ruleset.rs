@@ -91,6 +91,11 @@ pub struct Rule {
     pub line: u64,
     pub(crate) kinds: u32,
     pub(crate) headers: Vec<String>,
+    /// The transforms the engine runs: `transforms` without a final `lowercase` when the rule
+    /// matches case-insensitively instead (`fold_case`), which spares most values a variant.
+    pub(crate) eval_transforms: Vec<Transform>,
+    /// The matcher compares ASCII case-insensitively in place of a final `lowercase`.
+    pub(crate) fold_case: bool,
     pub(crate) chain: usize,
     pub(crate) matcher: Matcher,
     pub(crate) tests_match: Vec<(String, u64)>,
@@ -430,6 +435,23 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             )),
         }
     }
+    // A final `lowercase` (possibly followed by transforms that do not care about case) is
+    // replaced by case-insensitive matching when the matcher allows it (see below).
+    let lower_at = transforms.iter().rposition(|t| *t == Transform::Lowercase);
+    let foldable_chain = lower_at.is_some_and(|i| {
+        transforms.get(i + 1..).unwrap_or(&[]).iter().all(|t| {
+            matches!(
+                t,
+                Transform::RemoveComments
+                    | Transform::ReplaceComments
+                    | Transform::CompressWhitespace
+                    | Transform::RemoveWhitespace
+                    | Transform::RemoveNulls
+                    | Transform::NormalizePath
+            )
+        })
+    });
+    let mut fold_case = false;
     let m = &r.matcher.value;
     let given = usize::from(m.detector.is_some())
         + usize::from(m.regex.is_some())
@@ -461,15 +483,24 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
     } else if let Some(re) = &m.regex {
         // Byte mode with Unicode off first (ASCII `\w`, `\s`, `\b`, `(?i)`; much smaller
         // automata); Unicode on only when the pattern needs it (e.g. `\p{L}`).
-        let build = |unicode: bool| {
+        let build = |unicode: bool, fold: bool| {
             regex::bytes::RegexBuilder::new(&re.value)
                 .unicode(unicode)
+                .case_insensitive(fold)
                 .size_limit(8 << 20)
                 .dfa_size_limit(4 << 20)
                 .build()
                 .map(|r| (r, unicode))
         };
-        match build(false).or_else(|_| build(true)) {
+        // Matching `(?i)re` on a value equals matching `re` on the lowercased value when `re`
+        // treats every upper-case letter like its lower-case one (ASCII mode only).
+        fold_case = foldable_chain && crate::prefilter::case_closed(&re.value);
+        let built = if fold_case {
+            build(false, true)
+        } else {
+            build(false, false).or_else(|_| build(true, false))
+        };
+        match built {
             Ok((compiled, unicode)) => {
                 let gate = crate::prefilter::gate(&re.value, unicode);
                 let filtered = gate.is_some();
@@ -524,7 +555,19 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 }
             }
         }
+        // Phrases are matched "case as given": fold only when none has an upper-case letter.
+        fold_case = foldable_chain
+            && !any
+                .iter()
+                .chain(&words)
+                .any(|p| p.bytes().any(|b| b.is_ascii_uppercase()));
         matcher = Some(Matcher::Phrases { any, words });
+    }
+    let mut eval_transforms = transforms.clone();
+    if fold_case {
+        if let Some(i) = lower_at {
+            eval_transforms.remove(i);
+        }
     }
     let tests = r.tests.unwrap_or_default();
     let spanned = |v: &Vec<Spanned<String>>| -> Vec<(String, u64)> {
@@ -549,6 +592,8 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 line: r.id.referenced.line(),
                 kinds,
                 headers,
+                eval_transforms,
+                fold_case,
                 chain: 0,
                 matcher,
                 tests_match,
@@ -572,10 +617,10 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let mut unfiltered = Bitset::new(n);
     for (i, p) in pending.into_iter().enumerate() {
         let mut rule = p.rule;
-        rule.chain = match chains.iter().position(|c| *c == rule.transforms) {
+        rule.chain = match chains.iter().position(|c| *c == rule.eval_transforms) {
             Some(c) => c,
             None => {
-                chains.push(rule.transforms.clone());
+                chains.push(rule.eval_transforms.clone());
                 chains.len() - 1
             }
         };
@@ -678,7 +723,13 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                 {
                     if *u == unicode && r.kinds & k.bit() != 0 {
                         bits.set(i);
-                        members.push((i, re.as_str()));
+                        // The set must match like the rule's own regex, folding included.
+                        let pat = if r.fold_case {
+                            format!("(?i:{})", re.as_str())
+                        } else {
+                            re.as_str().to_string()
+                        };
+                        members.push((i, pat));
                     }
                 }
             }
@@ -690,7 +741,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                 continue;
             }
             use regex_automata::{meta, util::syntax, MatchKind};
-            let patterns: Vec<&str> = members.iter().map(|m| m.1).collect();
+            let patterns: Vec<&str> = members.iter().map(|m| m.1.as_str()).collect();
             let built = meta::Regex::builder()
                 .configure(
                     meta::Config::new()
@@ -784,6 +835,41 @@ mod gate_tests {
         }
     }
 
+    /// Matching case-insensitively in place of a final `lowercase` changes no verdict: on every
+    /// payload of both corpora, each folded regex agrees with the regex as written applied
+    /// after the transforms as written.
+    #[test]
+    fn case_folding_agrees_with_lowercase_on_the_corpora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        let mut folded = 0;
+        for r in rs.rules.iter().filter(|r| r.fold_case) {
+            let Matcher::Regex { re, .. } = &r.matcher else {
+                continue;
+            };
+            folded += 1;
+            let plain = regex::bytes::RegexBuilder::new(re.as_str())
+                .unicode(false)
+                .build()
+                .expect("plain regex");
+            for p in &payloads {
+                let want = plain.is_match(&apply_chain(&r.transforms, p));
+                let got = re.is_match(&apply_chain(&r.eval_transforms, p));
+                assert_eq!(
+                    want,
+                    got,
+                    "rule {} disagrees on {:?}",
+                    r.id,
+                    String::from_utf8_lossy(p)
+                );
+            }
+        }
+        assert!(folded > 30, "only {folded} rules folded");
+    }
+
     /// The gate of a regex never hides a match: on every payload of both corpora (attacks and
     /// benign, after the rule's transforms), a regex that matches always passes its gate.
     #[test]
@@ -818,7 +904,7 @@ mod gate_tests {
                 .map(|(i, _)| rs.patterns[i].as_slice())
                 .collect();
             for p in &payloads {
-                let v = apply_chain(&r.transforms, p);
+                let v = apply_chain(&r.eval_transforms, p);
                 if !re.is_match(&v) {
                     continue;
                 }
