@@ -71,8 +71,7 @@ fn normalise(line: &str) -> Vec<u8> {
 fn lines(name: &str) -> Option<Vec<Vec<u8>>> {
     let dir = corpora()?;
     let path = dir.join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Some(
         text.lines()
             .filter(|l| !l.trim().is_empty())

@@ -507,7 +507,9 @@ impl Rules<'_> {
                 return None;
             }
             k += 1;
-            while self.t(k).is_some_and(|t| t.kind == Kind::Op && t.word != Word::Not)
+            while self
+                .t(k)
+                .is_some_and(|t| t.kind == Kind::Op && t.word != Word::Not)
                 && self.kind(k + 1) == Some(Kind::Num)
             {
                 arithmetic = true;
