@@ -334,6 +334,32 @@ fn corpus_detection_and_false_positives_meet_floors() {
     );
 }
 
+/// A rule author's probe, not a check: with `CORPUS_PROBE=<file>` set, prints for each line of
+/// the file the PL1 and PL2 verdicts of the line sent as a query argument and the rules that
+/// matched. Without the variable it does nothing.
+///
+/// `CORPUS_PROBE=/tmp/lines.txt cargo test -p palisade-waf --release --test corpus_replay probe -- --nocapture`
+#[test]
+fn probe_lines_from_env() {
+    let Some(file) = std::env::var_os("CORPUS_PROBE") else {
+        return;
+    };
+    let rules = shipped_rules();
+    let mut pl1 = Replayer::new(&rules, 1);
+    let mut pl2 = Replayer::new(&rules, 2);
+    for line in corpus_lines(Path::new(&file)) {
+        let b1 = pl1.query("q", &line);
+        let b2 = pl2.query("q", &line);
+        println!(
+            "{} {} {:<24} {}",
+            if b1 { "B1" } else { "--" },
+            if b2 { "B2" } else { "--" },
+            format!("{:?}", pl2.insp.rule_ids()),
+            String::from_utf8_lossy(&line)
+        );
+    }
+}
+
 #[test]
 fn every_floor_names_a_corpus_file() {
     let floors = floors();

@@ -463,7 +463,7 @@ impl Rules<'_> {
     fn logic(&self, i: usize) -> bool {
         let (strength, after) = self.condition(i + 1);
         match strength {
-            Strength::Strong => true,
+            Strength::Strong => !self.math_chain(i),
             Strength::Medium => {
                 let cut = self.kind(after) == Some(Kind::Comment);
                 if !self.at_payload(i) {
@@ -493,6 +493,67 @@ impl Rules<'_> {
                     }
             }
             Strength::None => false,
+        }
+    }
+
+    /// A comparison of arithmetic on numbers starting at `j` (`5 < 6`, `10 >= 9`,
+    /// `5 - 3 = 2`): returns the index after it. `=` only counts when a side computes
+    /// something, since `1=1` is the tautology probe itself.
+    fn math_comparison_at(&self, j: usize) -> Option<usize> {
+        // `N (op N)*`: returns the end and whether an operator was seen.
+        let operand = |mut k: usize| -> Option<(usize, bool)> {
+            let mut arithmetic = false;
+            if self.kind(k) != Some(Kind::Num) {
+                return None;
+            }
+            k += 1;
+            while self
+                .t(k)
+                .is_some_and(|t| t.kind == Kind::Op && t.word != Word::Not)
+                && self.kind(k + 1) == Some(Kind::Num)
+            {
+                arithmetic = true;
+                k += 2;
+            }
+            Some((k, arithmetic))
+        };
+        let (op, left_math) = operand(j)?;
+        let cmp = self.t(op).filter(|t| t.kind == Kind::Cmp)?.text(self.input);
+        let (end, right_math) = operand(op + 1)?;
+        let ok = match cmp {
+            b"<" | b">" | b"<=" | b">=" => true,
+            b"=" => left_math || right_math,
+            _ => false,
+        };
+        ok.then_some(end)
+    }
+
+    /// Is the logic operator at `i` one link of a value that is nothing but math comparisons
+    /// joined by `and`/`or`, from the first token to the last (`5 < 6 and 7 > 3`,
+    /// `5 - 3 = 2 and 2 * 3 = 6`)?
+    ///
+    /// Such a value is arithmetic prose, not a break-out: it does not start with the literal the
+    /// application expects followed by a payload, every comparison is one a reader writes, and
+    /// nothing cuts the rest of the query. `1 and 2>1` (a bare literal first), `1=1 and 2=2`
+    /// (the tautology), `5<6 and 7>3--` (a comment) and `5<6; drop table t` stay detected.
+    fn math_chain(&self, i: usize) -> bool {
+        // Only a whole value seen in one window (`prefix.p` is reset when the window slides).
+        if self.quoted || i < 3 || !self.eof || self.prefix.p == usize::MAX {
+            return false;
+        }
+        // Every link, from the start: `N op M` then `and`/`or`, up to the end of the value.
+        let mut j = 0;
+        loop {
+            let Some(end) = self.math_comparison_at(j) else {
+                return false;
+            };
+            if self.at_end(end) {
+                return true;
+            }
+            if self.kind(end) != Some(Kind::Logic) {
+                return false;
+            }
+            j = end + 1;
         }
     }
 

@@ -25,6 +25,25 @@ fn tautologies_after_a_quote() {
     attack("nobody' or userid is not null#");
 }
 
+/// Regression: `5 < 6 and 7 > 3` (a line of api-values) was flagged as a numeric tautology.
+/// A value made only of order comparisons of numbers is arithmetic prose; the shapes an
+/// injection needs (a bare literal first, `=`, a comment, a statement after) keep it an attack.
+#[test]
+fn regression_math_comparisons_are_not_sqli() {
+    benign("5 < 6 and 7 > 3");
+    benign("3 < 4");
+    benign("1 <= 2 or 10 >= 9");
+    benign("0 < 1 and 2 < 3 and 4 < 5");
+    benign("5 - 3 = 2 and 2 * 3 = 6");
+    attack("1=1 and 2-1=1--");
+    attack("5 and 7 > 3");
+    attack("5 < 6 and 7 > 3--");
+    attack("5 < 6 and 7 > 3; drop table users");
+    attack("1=1 and 2=2");
+    attack("5 < 6 and 7 = 7");
+    attack("x' and 7 > 3 and 2 < 4");
+}
+
 #[test]
 fn numeric_boolean_blind() {
     attack("42 and 77=77");

@@ -524,7 +524,15 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 pub fn attribute_breakout(s: &[u8]) -> Option<&'static str> {
     for (q, &b) in s.iter().enumerate() {
         if matches!(b, b'"' | b'\'' | b'`') {
-            for a in Attrs::bounded(s, q + 1, 256, 4) {
+            // An apostrophe inside a word (`I'm`, `don't`, `O'Brien`) is prose, not the end of
+            // an attribute value: only an attribute glued to it (`x'onfocus=..`) counts, and the
+            // rest of the value is left to the unquoted check below.
+            let apostrophe = b == b'\''
+                && q > 0
+                && at(s, q - 1).is_ascii_alphabetic()
+                && at(s, q + 1).is_ascii_alphabetic();
+            let count = if apostrophe { 1 } else { 4 };
+            for a in Attrs::bounded(s, q + 1, 256, count) {
                 if let Some(rule) = check_attr(b"", &a) {
                     // A handler right after the quote needs a value to be more than prose.
                     if rule != "evt" || !a.value.is_empty() {

@@ -94,6 +94,21 @@ fn attribute_breakouts() {
     attack("'><svg onload=alert(1)>");
 }
 
+/// Regression: `I'm going online = fun` (a line of api-values) was flagged as an attribute
+/// break-out with an `online=` handler, reading the apostrophe of `I'm` as the end of an
+/// attribute value. An apostrophe inside a word only counts when a handler is glued to it.
+#[test]
+fn regression_apostrophe_in_a_word_is_not_a_breakout() {
+    benign("I'm going online = fun");
+    benign("don't worry, onward = forward");
+    benign("O'Brien says onboarding = done");
+    benign("it's a trap onlooker='x' here");
+    attack("x'onfocus='alert(1)' autofocus='");
+    attack("I'm x onfocus=alert(1) autofocus");
+    attack("it's' onmouseover='alert(1)");
+    attack("' online=fun onerror=alert(1) x='");
+}
+
 #[test]
 fn script_context_breakouts() {
     assert_eq!(rule("';alert(1)//"), (Context::Script, "jsstr".into()));
