@@ -4,10 +4,11 @@
 //! header names and values, oversized request lines and headers, HTTP/0.9, absolute-form
 //! targets, missing or duplicated `Host`, and pipelined requests after a blocked one.
 //!
-//! Every case is one fresh connection: the raw bytes are written, the write half is closed, and
-//! every response the gateway sends is read until it closes the connection. Then a sentinel
-//! request on another connection makes sure the upstream has finished with anything the case
-//! let through, and the demo upstream's record is checked:
+//! Every case is one fresh connection: the raw bytes are written, then a `Connection: close`
+//! terminator request (a half-close would read as a client abort to Pingora), and every response
+//! is read until the gateway closes the connection. Then a sentinel request on another
+//! connection makes sure the upstream has finished with anything the case let through, and the
+//! demo upstream's record is checked:
 //!
 //! - no answer is a 5xx, the gateway never panics and is still serving afterwards;
 //! - `Reject` cases get only the listed 4xx statuses and the upstream saw nothing;
