@@ -740,13 +740,6 @@ impl ProxyHttp for Gateway {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        if e.esource() == &pingora::ErrorSource::Downstream {
-            // The client broke the exchange (e.g. bytes after its request while pipelining is
-            // off): not the target's fault. Counting it would let any client eject a healthy
-            // target, and a retry would send the request upstream twice.
-            e.set_retry(false);
-            return e;
-        }
         let mut retry = false;
         // A client that hangs up (or sends garbage) mid-request is not the upstream's fault:
         // it must neither count toward passive ejection nor be retried.
