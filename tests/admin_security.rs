@@ -19,7 +19,11 @@ fn admin_listener_defaults_to_loopback() {
     let text = "listeners:\n  - address: 127.0.0.1:8080\nupstreams:\n  demo:\n    targets: [{address: 127.0.0.1:9}]\nroutes:\n  - name: a\n    path: /*\n    upstream: demo\n";
     let cfg = palisade::config::parse(std::path::Path::new("palisade.yaml"), text)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(cfg.admin.address.ip().is_loopback(), "{}", cfg.admin.address);
+    assert!(
+        cfg.admin.address.ip().is_loopback(),
+        "{}",
+        cfg.admin.address
+    );
     assert_eq!(cfg.admin.token, None);
 }
 
@@ -59,7 +63,10 @@ async fn mutations_need_the_exact_token_which_is_never_shown() {
         .text()
         .await
         .expect("text");
-    assert!(cfg.contains("<redacted>") && !cfg.contains(&gw.token), "{cfg}");
+    assert!(
+        cfg.contains("<redacted>") && !cfg.contains(&gw.token),
+        "{cfg}"
+    );
     assert!(
         !gw.log().contains(&gw.token),
         "the token never reaches the log"

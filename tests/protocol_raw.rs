@@ -1014,7 +1014,7 @@ async fn pipelined_requests_after_a_blocked_one_are_never_smuggled() {
     // Blocked on the head with a Content-Length body that holds a whole request: the body is
     // body, however the gateway disposes of it.
     let bytes = post(
-        &format!("/echo/first?q=%3Cscript%3Ealert(1)%3C/script%3E"),
+        "/echo/first?q=%3Cscript%3Ealert(1)%3C/script%3E",
         &format!("Content-Length: {}\r\n", SMUGGLED.len()),
         SMUGGLED.as_bytes(),
     );
@@ -1133,7 +1133,6 @@ async fn pipelined_requests_after_a_blocked_one_are_never_smuggled() {
         .iter()
         .filter(|r| r.status == 200)
         .zip(&want_paths)
-        .map(|(resp, p)| (resp, p))
     {
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("echo json");
         assert_eq!(
