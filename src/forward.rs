@@ -193,7 +193,17 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
                 .body_uninspected
                 .with_label_values(&[route_name.as_str()])
                 .inc();
-            while let Some(chunk) = session.as_mut().read_request_body().await? {
+            // A malformed body past the inspected prefix is the client's fault (400, not 5xx).
+            while let Some(chunk) =
+                session
+                    .as_mut()
+                    .read_request_body()
+                    .await
+                    .map_err(|mut e| {
+                        e.as_down();
+                        e
+                    })?
+            {
                 ctx.bytes_in += chunk.len() as u64;
                 if ctx.bytes_in > max_body {
                     return Err(pingora::Error::explain(

@@ -74,6 +74,25 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Answer a protocol violation (400, 414 or 431) and record which one it was.
+    async fn protocol_violation(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        v: &palisade_waf::protocol::Violation,
+    ) -> Result<bool> {
+        ctx.decide(stage::PROTOCOL, verdict::BLOCK, v.code().to_string());
+        self.answer(
+            session,
+            ctx,
+            v.status(),
+            reason::PROTOCOL_VIOLATION,
+            stage::PROTOCOL,
+            true,
+        )
+        .await
+    }
+
     fn cors_headers(
         &self,
         session: &Session,
@@ -129,8 +148,10 @@ impl Gateway {
         loop {
             let chunk = match session.as_mut().read_request_body().await {
                 Ok(c) => c,
-                Err(e) => {
-                    // client went away or sent a malformed body: answer 400 if we still can
+                Err(mut e) => {
+                    // client went away or sent a malformed body (e.g. an invalid chunk size):
+                    // the client's fault, so 400 if we still can answer, never a 5xx
+                    e.as_down();
                     ctx.block(stage::PROTOCOL, reason::BAD_REQUEST, 400);
                     return Err(e);
                 }
@@ -383,6 +404,20 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
 
+        // Size caps and Host first: nothing below should work on an oversized head.
+        {
+            let req = session.req_header();
+            let needs_host = req.version == http::Version::HTTP_11;
+            if let Err(v) = palisade_waf::protocol::check_shape(
+                req.method.as_str(),
+                req.raw_path(),
+                &req.headers,
+                needs_host,
+            ) {
+                return self.protocol_violation(session, ctx, &v).await;
+            }
+        }
+
         // Route.
         let req = session.req_header();
         let raw_path = req.uri.path();
@@ -480,18 +515,17 @@ impl ProxyHttp for Gateway {
         }
 
         // Protocol enforcement: smuggling shapes, invalid header bytes, disallowed methods.
-        if let Err(v) = palisade_waf::protocol::check(req.method.as_str(), &req.headers) {
-            ctx.decide(stage::PROTOCOL, verdict::BLOCK, v.code().to_string());
-            return self
-                .answer(
-                    session,
-                    ctx,
-                    400,
-                    reason::PROTOCOL_VIOLATION,
-                    stage::PROTOCOL,
-                    true,
-                )
-                .await;
+        // Pingora drops Content-Length when Transfer-Encoding is present: the raw HTTP/1 head
+        // still shows the pair.
+        let checked = match session.as_ref().as_http1() {
+            Some(h1) if req.headers.contains_key(http::header::TRANSFER_ENCODING) => {
+                palisade_waf::protocol::check_raw_head(&h1.get_headers_raw_bytes())
+            }
+            _ => Ok(()),
+        }
+        .and_then(|()| palisade_waf::protocol::check(req.method.as_str(), &req.headers));
+        if let Err(v) = checked {
+            return self.protocol_violation(session, ctx, &v).await;
         }
 
         // Stages 2-3: IP reputation and throttling.

@@ -1,11 +1,19 @@
 //! Protocol enforcement on the request head: the shapes used for request smuggling, invalid
-//! header bytes and disallowed methods. Each violation is answered 400 by the gateway.
+//! header bytes, disallowed methods, oversized targets and headers, and a missing `Host`. Each
+//! violation is answered with [`Violation::status`] (400, or 414 / 431 for the size caps).
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 
 /// Methods allowed through (`CONNECT`, `TRACE`, `TRACK` and unknown methods are not).
 pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// The longest request target (path and query) accepted; longer ones get 414.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// The largest single header field (name and value) accepted; larger ones get 431.
+pub const MAX_HEADER_FIELD_BYTES: usize = 16 * 1024;
+/// The largest header section (every name and value, plus 4 bytes per field) accepted; 431.
+pub const MAX_HEADER_SECTION_BYTES: usize = 64 * 1024;
 
 /// Why a request head is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +39,29 @@ pub enum Violation {
     /// CONNECT, TRACE, TRACK or a method this gateway does not know.
     #[error("method {0:?} not allowed")]
     DisallowedMethod(String),
+    /// A request target longer than [`MAX_TARGET_BYTES`].
+    #[error("request target of {0} bytes is longer than {MAX_TARGET_BYTES}")]
+    TargetTooLong(usize),
+    /// A header field larger than [`MAX_HEADER_FIELD_BYTES`].
+    #[error("header {0:?} is larger than {MAX_HEADER_FIELD_BYTES} bytes")]
+    HeaderFieldTooLarge(String),
+    /// A header section larger than [`MAX_HEADER_SECTION_BYTES`].
+    #[error("header section of {0} bytes is larger than {MAX_HEADER_SECTION_BYTES}")]
+    HeadersTooLarge(usize),
+    /// `Content_Length` or `Transfer_Encoding`: a framing header in disguise for an upstream
+    /// that reads `_` as `-` (it would frame the body differently from the gateway).
+    #[error("header {0:?} looks like a framing header")]
+    FramingHeaderLookalike(String),
+    /// A request target that is neither origin-form (`/...`), nor absolute-form, nor `*` for
+    /// `OPTIONS`.
+    #[error("request target is not origin-form")]
+    InvalidTarget,
+    /// A `Host` value with a byte an authority cannot hold (space, `/`, `@`, ...).
+    #[error("invalid host")]
+    InvalidHost,
+    /// An HTTP/1.1 request without a `Host` header (RFC 9112 section 3.2).
+    #[error("http/1.1 request without host")]
+    MissingHost,
 }
 
 impl Violation {
@@ -44,8 +75,109 @@ impl Violation {
             Violation::InvalidHeaderName(_) => "invalid_header_name",
             Violation::InvalidHeaderValue(_) => "invalid_header_value",
             Violation::DisallowedMethod(_) => "method_not_allowed",
+            Violation::TargetTooLong(_) => "target_too_long",
+            Violation::HeaderFieldTooLarge(_) => "header_too_large",
+            Violation::HeadersTooLarge(_) => "headers_too_large",
+            Violation::MissingHost => "missing_host",
+            Violation::FramingHeaderLookalike(_) => "framing_header_lookalike",
+            Violation::InvalidTarget => "invalid_target",
+            Violation::InvalidHost => "invalid_host",
         }
     }
+
+    /// The status the gateway answers with: 414 for a long target, 431 for large headers,
+    /// 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Violation::TargetTooLong(_) => 414,
+            Violation::HeaderFieldTooLarge(_) | Violation::HeadersTooLarge(_) => 431,
+            _ => 400,
+        }
+    }
+}
+
+/// Checks what [`check`] cannot see from the method and headers alone: the request target's
+/// form and length, the size of each header field and of the whole section, and that an
+/// HTTP/1.1 request carries `Host` (HTTP/2 carries `:authority` instead; pass
+/// `needs_host: false`). Costs one pass over the header names and value lengths.
+pub fn check_shape(
+    method: &str,
+    target: &[u8],
+    headers: &HeaderMap,
+    needs_host: bool,
+) -> Result<(), Violation> {
+    let target_len = target.len();
+    let form_ok = match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target_len == 1 && method == "OPTIONS",
+        // absolute-form: Pingora has already checked its authority against `Host`
+        _ => target.starts_with(b"http://") || target.starts_with(b"https://"),
+    };
+    if !form_ok {
+        return Err(Violation::InvalidTarget);
+    }
+    if target_len > MAX_TARGET_BYTES {
+        return Err(Violation::TargetTooLong(target_len));
+    }
+    let mut total = 0usize;
+    for (name, value) in headers {
+        let field = name.as_str().len() + value.len();
+        if field > MAX_HEADER_FIELD_BYTES {
+            return Err(Violation::HeaderFieldTooLarge(
+                name.as_str().chars().take(64).collect(),
+            ));
+        }
+        total += field + 4;
+    }
+    if total > MAX_HEADER_SECTION_BYTES {
+        return Err(Violation::HeadersTooLarge(total));
+    }
+    match headers.get(http::header::HOST) {
+        None if needs_host => return Err(Violation::MissingHost),
+        Some(h) if !h.as_bytes().iter().all(|&b| is_authority_byte(b)) => {
+            return Err(Violation::InvalidHost)
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Checks a raw HTTP/1 request head (request line and header lines, as read from the wire)
+/// of a request with `Transfer-Encoding` for a `Content-Length` line. Pingora drops
+/// `Content-Length` when `Transfer-Encoding` is present (RFC 9112 section 6.3) before the
+/// gateway sees the parsed head, so the CL.TE / TE.CL pair is found here.
+pub fn check_raw_head(raw: &[u8]) -> Result<(), Violation> {
+    const NAME: &[u8] = b"content-length:";
+    let cl = raw.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.get(..NAME.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(NAME))
+    });
+    if cl {
+        return Err(Violation::ContentLengthAndTransferEncoding);
+    }
+    Ok(())
+}
+
+/// A byte allowed in `Host` (RFC 3986 authority: unreserved, sub-delims, `%`, `:`, `[`, `]`;
+/// no `@`, `/`, space or control byte).
+fn is_authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
+}
+
+/// Whether `name` reads as `Content-Length` or `Transfer-Encoding` once `_` is taken for `-`
+/// (some servers and frameworks do; the gateway frames by the real header only).
+fn framing_lookalike(name: &[u8]) -> bool {
+    if !name.contains(&b'_') {
+        return false;
+    }
+    [&b"content-length"[..], &b"transfer-encoding"[..]]
+        .iter()
+        .any(|f| {
+            f.len() == name.len()
+                && f.iter()
+                    .zip(name)
+                    .all(|(&a, &b)| a == b.to_ascii_lowercase() || (a == b'-' && b == b'_'))
+        })
 }
 
 /// Checks the method and headers; the first violation found is returned.
@@ -58,6 +190,9 @@ pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
     for (name, value) in headers {
         if !name.as_str().bytes().all(crate::target::is_token_byte) {
             return Err(Violation::InvalidHeaderName(name.as_str().into()));
+        }
+        if framing_lookalike(name.as_str().as_bytes()) {
+            return Err(Violation::FramingHeaderLookalike(name.as_str().into()));
         }
         if value
             .as_bytes()
@@ -100,4 +235,108 @@ pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn shape_caps_target_and_headers_and_wants_a_host() {
+        let ok = headers(&[("host", "example.com:8080")]);
+        assert_eq!(check_shape("GET", b"/a?b=c", &ok, true), Ok(()));
+        assert_eq!(check_shape("OPTIONS", b"*", &ok, true), Ok(()));
+        assert_eq!(
+            check_shape("GET", b"http://example.com:8080/", &ok, true),
+            Ok(())
+        );
+        assert_eq!(
+            check_shape("GET", b"*", &ok, true),
+            Err(Violation::InvalidTarget)
+        );
+        assert_eq!(
+            check_shape("GET", b"a/b", &ok, true),
+            Err(Violation::InvalidTarget)
+        );
+        assert_eq!(
+            check_shape("GET", b"", &ok, true),
+            Err(Violation::InvalidTarget)
+        );
+        let long = [b'/'; MAX_TARGET_BYTES + 1];
+        assert_eq!(
+            check_shape("GET", &long, &ok, true).map_err(|v| v.status()),
+            Err(414)
+        );
+        assert_eq!(check_shape("GET", &long[1..], &ok, true), Ok(()));
+        let big = "a".repeat(MAX_HEADER_FIELD_BYTES);
+        let h = headers(&[("host", "x"), ("x-big", &big)]);
+        assert_eq!(
+            check_shape("GET", b"/", &h, true),
+            Err(Violation::HeaderFieldTooLarge("x-big".into()))
+        );
+        let part = "a".repeat(MAX_HEADER_FIELD_BYTES / 2);
+        let mut h = headers(&[("host", "x")]);
+        for _ in 0..9 {
+            h.append("x-part", HeaderValue::from_str(&part).expect("value"));
+        }
+        assert_eq!(
+            check_shape("GET", b"/", &h, true).map_err(|v| v.status()),
+            Err(431)
+        );
+        assert_eq!(
+            check_shape("GET", b"/", &HeaderMap::new(), true),
+            Err(Violation::MissingHost)
+        );
+        assert_eq!(check_shape("GET", b"/", &HeaderMap::new(), false), Ok(()));
+        for bad in ["x y", "x/y", "u@x", "x, y"] {
+            let h = headers(&[("host", bad)]);
+            assert_eq!(
+                check_shape("GET", b"/", &h, true),
+                Err(Violation::InvalidHost),
+                "{bad}"
+            );
+        }
+        let h = headers(&[("host", "[::1]:80")]);
+        assert_eq!(check_shape("GET", b"/", &h, true), Ok(()));
+    }
+
+    #[test]
+    fn raw_head_shows_the_content_length_pingora_dropped() {
+        let raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncOnTeNt-LeNgTh: 4\r\n\r\n";
+        assert_eq!(
+            check_raw_head(raw),
+            Err(Violation::ContentLengthAndTransferEncoding)
+        );
+        let raw = b"POST /content-length: HTTP/1.1\r\nHost: x\r\nX-Content-Length: 4\r\n\r\n";
+        assert_eq!(check_raw_head(raw), Ok(()));
+        assert_eq!(check_raw_head(b""), Ok(()));
+    }
+
+    #[test]
+    fn framing_header_lookalikes_are_refused() {
+        for (name, refused) in [
+            ("transfer_encoding", true),
+            ("content_length", true),
+            ("Content_Length", true),
+            ("transfer-encoding_", false),
+            ("x_api_key", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("chunked"),
+            );
+            let got = check("GET", &h);
+            assert_eq!(got.is_err(), refused, "{name}: {got:?}");
+        }
+    }
 }

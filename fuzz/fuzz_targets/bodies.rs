@@ -1,0 +1,7 @@
+//! See [`palisade_fuzz::checks::bodies`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let (rs, p) = palisade_fuzz::engine();
+    palisade_fuzz::checks::bodies(rs, p, data)
+});
