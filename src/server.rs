@@ -223,11 +223,35 @@ async fn guard_maintenance(shared: Arc<Shared>) {
     }
 }
 
-/// Persist quota counters every second, off the request path.
+/// Persist quota counters every second, off the request path; and re-read the key file when
+/// another process (`palisade keys …`) changed it, so key changes apply without a restart.
 async fn quota_flush(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let stamp = |auth: &palisade_keys::KeyAuth| {
+        auth.store()
+            .path()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut key_file_seen = shared.keys.load_full().and_then(|a| stamp(&a));
     loop {
         tick.tick().await;
+        if let Some(auth) = shared.keys.load_full() {
+            let now = stamp(&auth);
+            if now != key_file_seen {
+                key_file_seen = now;
+                if now.is_some() {
+                    match tokio::task::spawn_blocking(move || auth.reload_keys()).await {
+                        Ok(Ok(true)) => tracing::info!("key file changed: keys reloaded"),
+                        Ok(Ok(false)) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "key file rejected; the keys in force stay")
+                        }
+                        Err(e) => tracing::error!(error = %e, "key reload task failed"),
+                    }
+                }
+            }
+        }
         let Some(q) = shared.quotas.load_full() else {
             continue;
         };
