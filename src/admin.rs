@@ -1,6 +1,8 @@
 //! The admin listener (default `127.0.0.1:9901`): `/healthz`, `/readyz`, `/metrics`, `/config`
-//! (secrets redacted) and `POST /reload`. Mutations need `Authorization: Bearer <token>`; with no
-//! token configured, mutations are refused.
+//! (secrets redacted), `GET /bans`, `POST /bans`, `DELETE /bans/{ip}`, the key management API
+//! under `/keys` and `POST /reload`. Mutations and every `/keys` call need
+//! `Authorization: Bearer <token>`; with no token configured, they are refused. [`call`] is the
+//! small blocking client the command line (`palisade bans`) uses.
 
 use crate::state::Shared;
 use bytes::Bytes;
