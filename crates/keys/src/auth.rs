@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use palisade_analytics::names::reason;
 use parking_lot::Mutex;
-use siphasher::sip128::SipHasher24;
+use siphasher::sip128::SipHasher13;
 use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
@@ -165,7 +165,7 @@ impl Rejection {
 struct Entry {
     id: ShortName,
     hash: KeyHash,
-    /// SipHash-2-4-128 (process-random key) of the last key that passed the SHA-256 check, so
+    /// SipHash-1-3-128 (process-random key) of the last key that passed the SHA-256 check, so
     /// that later requests with the same key skip SHA-256. Zero until then.
     verified: [AtomicU64; 2],
     revoked: bool,
@@ -197,14 +197,14 @@ pub struct KeyAuth {
     rates: Mutex<RateRegistry>,
     /// Keyed hash for the verified-key cache; `None` if the OS gave no randomness (then every
     /// request pays SHA-256).
-    mac: Option<SipHasher24>,
+    mac: Option<SipHasher13>,
 }
 
-fn new_mac() -> Option<SipHasher24> {
+fn new_mac() -> Option<SipHasher13> {
     let mut k = [0u8; 16];
     getrandom::fill(&mut k).ok()?;
     let (a, b) = k.split_at(8);
-    Some(SipHasher24::new_with_keys(
+    Some(SipHasher13::new_with_keys(
         u64::from_le_bytes(a.try_into().ok()?),
         u64::from_le_bytes(b.try_into().ok()?),
     ))
