@@ -155,6 +155,15 @@ struct CreateKey {
     expires: Option<time::OffsetDateTime>,
 }
 
+/// `POST /keys/{id}/rotate` body (optional).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateKey {
+    /// Seconds the old key keeps working (default 0: it stops at once).
+    #[serde(default)]
+    grace_secs: u64,
+}
+
 fn key_error(e: palisade_keys::StoreError) -> Resp {
     use palisade_keys::StoreError as E;
     let (status, reason) = match &e {
@@ -230,10 +239,18 @@ async fn keys_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
         },
         (Method::POST, [id, "rotate"]) => {
             let id = (*id).to_string();
-            blocking(Box::new(move |a| match a.rotate(&id) {
+            let r: RotateKey = match json_body(req).await {
+                Ok(r) => r,
+                Err(r) => return r,
+            };
+            if r.grace_secs > 30 * 86_400 {
+                return bad_request("grace_secs must be at most 2592000 (30 days)");
+            }
+            let grace = std::time::Duration::from_secs(r.grace_secs);
+            blocking(Box::new(move |a| match a.rotate_with_grace(&id, grace) {
                 Ok(key) => json(
                     StatusCode::OK,
-                    serde_json::json!({"id": id, "key": key, "note": "the old key stopped working; the new one is shown once"}),
+                    serde_json::json!({"id": id, "key": key, "grace_secs": grace.as_secs(), "note": "the new key is shown once; the old one works until the grace period ends"}),
                 ),
                 Err(e) => key_error(e),
             }))

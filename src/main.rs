@@ -84,6 +84,9 @@ enum KeysCmd {
     Rotate {
         /// Key id (`key_…`).
         id: String,
+        /// Let the old key keep working this long (seconds, or 90s, 15m, 2h, 1d).
+        #[arg(long, value_parser = parse_ttl)]
+        grace: Option<u64>,
     },
     /// Revoke a key by id.
     Revoke {
@@ -304,11 +307,21 @@ fn keys(config: &std::path::Path, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&r).context("json")?);
             }
         }
-        KeysCmd::Rotate { id } => {
-            let key = store.rotate(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        KeysCmd::Rotate { id, grace } => {
+            let grace = std::time::Duration::from_secs(grace.unwrap_or(0));
+            let key = store
+                .rotate_with_grace(&id, grace)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id:  {id}");
             println!("key: {key}");
-            eprintln!("the new key is shown once; the old key stops working (a running gateway applies it within a second).");
+            if grace.is_zero() {
+                eprintln!("the new key is shown once; the old key stops working (a running gateway applies it within a second).");
+            } else {
+                eprintln!(
+                    "the new key is shown once; the old key keeps working for {} s.",
+                    grace.as_secs()
+                );
+            }
         }
         KeysCmd::Revoke { id } => {
             let rec = store.revoke(&id).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -145,6 +145,44 @@ async fn admin_api_creates_lists_rotates_and_revokes_keys_without_restart() {
     .await;
     assert_eq!(st, 404);
 
+    // Rotation with a grace period: both keys work meanwhile.
+    let (st, v) = admin(
+        &gw,
+        reqwest::Method::POST,
+        &format!("/keys/{id}/rotate"),
+        Some(json!({"grace_secs": 3600})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let graced = str_of(&v, "key");
+    assert_eq!(
+        with_key(&gw, &new_key).await.0,
+        200,
+        "old key within its grace"
+    );
+    assert_eq!(with_key(&gw, &graced).await.0, 200);
+    let (st, v) = admin(
+        &gw,
+        reqwest::Method::POST,
+        &format!("/keys/{id}/rotate"),
+        Some(json!({"grace_secs": 1, "oops": 1})),
+    )
+    .await;
+    assert_eq!(st, 400, "unknown fields are refused: {v}");
+    // A rotation without grace ends the earlier grace: only its key works.
+    let (st, v) = admin(
+        &gw,
+        reqwest::Method::POST,
+        &format!("/keys/{id}/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let latest = str_of(&v, "key");
+    assert_eq!(with_key(&gw, &graced).await.0, 401);
+    assert_eq!(with_key(&gw, &latest).await.0, 200);
+    let new_key = latest;
+
     // Neither key is in the key file.
     let file = std::fs::read_to_string(gw.dir.path().join("keys.json")).expect("key file");
     assert!(file.contains(&id) && !file.contains(&key) && !file.contains(&new_key));
