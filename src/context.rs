@@ -85,6 +85,8 @@ pub struct RequestCtx {
     pub api_key: Option<palisade_keys::Admission>,
     /// The key id of a refused key, when known.
     pub rejected_key_id: Option<String>,
+    /// The request body's read timers (body timeout, minimum rate), from the first body read.
+    pub body_timer: Option<crate::conn_guard::BodyTimer>,
 }
 
 impl Default for RequestCtx {
@@ -121,6 +123,7 @@ impl RequestCtx {
             allow_listed: false,
             api_key: None,
             rejected_key_id: None,
+            body_timer: None,
         }
     }
 

@@ -182,6 +182,7 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
         .await;
     };
 
+    let mut body_timeout = None;
     let result: Result<()> = async {
         up.write_request_header(Box::new(up_req)).await?;
         let body: Bytes = std::mem::take(&mut ctx.body).freeze();
@@ -193,17 +194,19 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
                 .body_uninspected
                 .with_label_values(&[route_name.as_str()])
                 .inc();
-            // A malformed body past the inspected prefix is the client's fault (400, not 5xx).
-            while let Some(chunk) =
-                session
-                    .as_mut()
-                    .read_request_body()
-                    .await
-                    .map_err(|mut e| {
-                        e.as_down();
-                        e
-                    })?
-            {
+            let mut timer = ctx.body_timer.take().unwrap_or_else(|| {
+                crate::conn_guard::BodyTimer::new(&crate::conn_guard::connection_config(&gw.shared))
+            });
+            while let Some(chunk) = match timer.read(session).await? {
+                Ok(c) => c,
+                Err(why) => {
+                    body_timeout = Some(why);
+                    return Err(pingora::Error::explain(
+                        pingora::ErrorType::HTTPStatus(408),
+                        why.reason(),
+                    ));
+                }
+            } {
                 ctx.bytes_in += chunk.len() as u64;
                 if ctx.bytes_in > max_body {
                     return Err(pingora::Error::explain(
@@ -221,16 +224,31 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
     .await;
 
     if let Err(e) = result {
-        if let Some(b) = pool.backends.get(ctx.backend.unwrap_or(usize::MAX)) {
+        // A client's fault (slow or oversized body) is not the upstream's.
+        let client_fault = matches!(
+            e.etype(),
+            pingora::ErrorType::HTTPStatus(408) | pingora::ErrorType::HTTPStatus(413)
+        );
+        if let (false, Some(b)) = (
+            client_fault,
+            pool.backends.get(ctx.backend.unwrap_or(usize::MAX)),
+        ) {
             b.health
                 .record_failure(pool.config.max_failures, pool.config.ejection);
         }
         let (code, why) = match e.etype() {
             pingora::ErrorType::HTTPStatus(413) => (413, reason::BODY_TOO_LARGE),
+            pingora::ErrorType::HTTPStatus(408) => (
+                408,
+                body_timeout.map_or(reason::BODY_TIMEOUT, |w| w.reason()),
+            ),
             pingora::ErrorType::ReadTimedout => (504, reason::UPSTREAM_TIMEOUT),
             _ => (502, reason::UPSTREAM_ERROR),
         };
-        if code == 413 {
+        if code == 408 {
+            session.set_keepalive(None);
+            ctx.block(stage::CONNECTION, why, code);
+        } else if code == 413 {
             ctx.block(stage::GATEWAY, why, code);
         } else {
             ctx.gateway_answer(stage::UPSTREAM, why, code);

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod conn_guard;
 pub mod context;
 pub mod cors;
 pub mod demo_upstream;

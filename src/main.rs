@@ -35,13 +35,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
-    /// API keys: create (prints the key once), list, revoke. Reads the key file from the config.
+    /// API keys: create (prints the key once), list, rotate, revoke. Changes the key file named
+    /// by the config; a running gateway applies the change within a second.
     Keys {
         /// The config file (its `api_keys.key_file` is used).
         #[arg(long, short)]
         config: PathBuf,
         #[command(subcommand)]
         cmd: KeysCmd,
+    },
+    /// IP bans of the running gateway, through its admin API (address and token from the config).
+    Bans {
+        /// The config file (its `admin:` section is used).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: BansCmd,
     },
     /// Run the demo upstream API (echo, REST items, WebSocket echo, gRPC echo, request record).
     DemoUpstream {
@@ -70,11 +79,59 @@ enum KeysCmd {
     },
     /// List keys (ids, names, plans; never the keys).
     List,
+    /// Replace a key's secret (same id, plan and quota usage); prints the new key once. The old
+    /// key stops working.
+    Rotate {
+        /// Key id (`key_…`).
+        id: String,
+        /// Let the old key keep working this long (seconds, or 90s, 15m, 2h, 1d).
+        #[arg(long, value_parser = parse_ttl)]
+        grace: Option<u64>,
+    },
     /// Revoke a key by id.
     Revoke {
         /// Key id (`key_…`).
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum BansCmd {
+    /// List the bans in force.
+    List,
+    /// Ban an address.
+    Add {
+        /// The address (IPv4 or IPv6).
+        ip: std::net::IpAddr,
+        /// Duration: seconds, or a number with s, m, h or d (default: `guard.autoban.ban_secs`).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<u64>,
+        /// Why (shown in the list).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift the ban of an address.
+    Remove {
+        /// The address.
+        ip: std::net::IpAddr,
+    },
+}
+
+/// `90`, `90s`, `15m`, `2h`, `1d` → seconds.
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (s.get(..i).unwrap_or_default(), 1),
+        Some((i, 'm')) => (s.get(..i).unwrap_or_default(), 60),
+        Some((i, 'h')) => (s.get(..i).unwrap_or_default(), 3600),
+        Some((i, 'd')) => (s.get(..i).unwrap_or_default(), 86_400),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("invalid duration `{s}` (expected e.g. 3600, 90s, 15m, 2h, 1d)"))
 }
 
 #[derive(Subcommand)]
@@ -154,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Cmd::Rules { cmd } => rules(cmd),
         Cmd::Keys { config, cmd } => keys(&config, cmd),
+        Cmd::Bans { config, cmd } => bans(&config, cmd),
         Cmd::DemoUpstream { listen, name } => {
             let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
             rt.block_on(palisade::demo_upstream::run(listen, name))
@@ -249,10 +307,122 @@ fn keys(config: &std::path::Path, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&r).context("json")?);
             }
         }
+        KeysCmd::Rotate { id, grace } => {
+            let grace = std::time::Duration::from_secs(grace.unwrap_or(0));
+            let key = store
+                .rotate_with_grace(&id, grace)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("id:  {id}");
+            println!("key: {key}");
+            if grace.is_zero() {
+                eprintln!("the new key is shown once; the old key stops working (a running gateway applies it within a second).");
+            } else {
+                eprintln!(
+                    "the new key is shown once; the old key keeps working for {} s.",
+                    grace.as_secs()
+                );
+            }
+        }
         KeysCmd::Revoke { id } => {
             let rec = store.revoke(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("revoked {}", rec.id);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bans(config: &std::path::Path, cmd: BansCmd) -> anyhow::Result<ExitCode> {
+    let cfg = palisade::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = cfg.admin.token.as_deref();
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let (status, text) =
+            palisade::admin::call(cfg.admin.address, token, method, path, body.as_ref())?;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        anyhow::Ok((status, v, text))
+    };
+    let fail = |status: u16, v: &serde_json::Value, text: &str| {
+        let msg = v
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or(text)
+            .to_string();
+        anyhow::anyhow!("admin API answered {status}: {msg}")
+    };
+    match cmd {
+        BansCmd::List => {
+            let (status, v, text) = call("GET", "/bans", None)?;
+            if status != 200 {
+                return Err(fail(status, &v, &text));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let bans = v
+                .get("bans")
+                .and_then(|b| b.as_array())
+                .cloned()
+                .unwrap_or_default();
+            if bans.is_empty() {
+                eprintln!("no bans in force");
+            }
+            for b in bans {
+                let until = b.get("until").and_then(|u| u.as_u64()).unwrap_or(0);
+                let left = (u128::from(until).saturating_sub(now) / 1_000_000_000) as u64;
+                println!(
+                    "{}\t{}s left\t{}",
+                    b.get("ip").and_then(|i| i.as_str()).unwrap_or("?"),
+                    left,
+                    b.get("reason").and_then(|r| r.as_str()).unwrap_or("")
+                );
+            }
+        }
+        BansCmd::Add { ip, ttl, reason } => {
+            let mut body = serde_json::json!({"ip": ip.to_string()});
+            if let Some(t) = ttl {
+                body["ttl_secs"] = t.into();
+            }
+            if let Some(r) = reason {
+                body["reason"] = r.into();
+            }
+            let (status, v, text) = call("POST", "/bans", Some(body))?;
+            if status != 201 {
+                return Err(fail(status, &v, &text));
+            }
+            println!("banned {ip}");
+        }
+        BansCmd::Remove { ip } => {
+            let (status, v, text) = call("DELETE", &format!("/bans/{ip}"), None)?;
+            match status {
+                200 => println!("unbanned {ip}"),
+                404 => {
+                    eprintln!("{ip} was not banned");
+                    return Ok(ExitCode::from(3));
+                }
+                _ => return Err(fail(status, &v, &text)),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl("90s"), Ok(90));
+        assert_eq!(parse_ttl("15m"), Ok(900));
+        assert_eq!(parse_ttl("2h"), Ok(7200));
+        assert_eq!(parse_ttl("1d"), Ok(86_400));
+        assert_eq!(
+            parse_ttl("0"),
+            Err("invalid duration `0` (expected e.g. 3600, 90s, 15m, 2h, 1d)".to_string())
+        );
+        assert!(parse_ttl("1w").is_err());
+        assert!(parse_ttl("").is_err());
+        assert!(parse_ttl("99999999999999999999d").is_err());
+    }
 }

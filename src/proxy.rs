@@ -14,6 +14,7 @@
 //! | `fail_to_proxy`          | 502/504 as JSON with request id and reason                         |
 //! | `logging`                | metrics and the analytics event                                    |
 
+use crate::conn_guard::{connection_config, BodyTimer};
 use crate::context::{BodyState, RequestCtx};
 use crate::cors::Cors;
 use crate::forward;
@@ -145,13 +146,23 @@ impl Gateway {
             session.as_mut().write_continue_response().await?;
         }
         session.as_mut().enable_retry_buffering();
+        let mut timer = ctx
+            .body_timer
+            .take()
+            .unwrap_or_else(|| BodyTimer::new(&connection_config(&self.shared)));
         loop {
-            let chunk = match session.as_mut().read_request_body().await {
-                Ok(c) => c,
-                Err(mut e) => {
-                    // client went away or sent a malformed body (e.g. an invalid chunk size):
-                    // the client's fault, so 400 if we still can answer, never a 5xx
-                    e.as_down();
+            let chunk = match timer.read(session).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(why)) => {
+                    // Slow body (slow POST / R.U.D.Y.): 408 and close.
+                    session.set_keepalive(None);
+                    return self
+                        .answer(session, ctx, 408, why.reason(), stage::CONNECTION, true)
+                        .await
+                        .map(Some);
+                }
+                Err(e) => {
+                    // client went away or sent a malformed body: answer 400 if we still can
                     ctx.block(stage::PROTOCOL, reason::BAD_REQUEST, 400);
                     return Err(e);
                 }
@@ -173,10 +184,12 @@ impl Gateway {
             }
             ctx.body.extend_from_slice(&chunk);
             if ctx.body.len() > inspect_limit {
+                ctx.body_timer = Some(timer);
                 ctx.body_state = BodyState::OverLimit;
                 return Ok(None);
             }
         }
+        ctx.body_timer = Some(timer);
         ctx.body_state = if session.as_ref().retry_buffer_truncated() {
             BodyState::BufferedLarge
         } else {
@@ -404,6 +417,8 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
 
+        // Stage 1: the header deadline is met.
+        crate::conn_guard::headers_done(session);
         // Size caps and Host first: nothing below should work on an oversized head.
         {
             let req = session.req_header();
@@ -416,6 +431,19 @@ impl ProxyHttp for Gateway {
             ) {
                 return self.protocol_violation(session, ctx, &v).await;
             }
+        }
+        // Header count and size caps.
+        if crate::conn_guard::check_headers(&self.shared, &session.req_header().headers).is_err() {
+            return self
+                .answer(
+                    session,
+                    ctx,
+                    431,
+                    reason::HEADERS_TOO_LARGE,
+                    stage::CONNECTION,
+                    true,
+                )
+                .await;
         }
 
         // Route.
@@ -831,6 +859,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        crate::conn_guard::request_done(session);
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

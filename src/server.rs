@@ -118,9 +118,9 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut svc =
-        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(shared.clone()));
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
     let mut h2c = false;
+    let mut listeners = Vec::with_capacity(cfg.listeners.len());
     for l in &cfg.listeners {
         let addr = l.address.to_string();
         match &l.tls {
@@ -129,19 +129,26 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
                     TlsSettings::intermediate(&t.cert.to_string_lossy(), &t.key.to_string_lossy())
                         .map_err(|e| StartError::Tls(e.to_string()))?;
                 tls.enable_h2();
-                svc.add_tls_with_settings(&addr, None, tls);
+                listeners.push((addr, Some(tls)));
             }
             None => {
                 h2c |= l.h2c;
-                svc.add_tcp(&addr);
+                listeners.push((addr, None));
             }
         }
     }
     if h2c {
-        if let Some(app) = svc.app_logic_mut() {
-            let mut opts = HttpServerOptions::default();
-            opts.h2c = true;
-            app.server_options = Some(opts);
+        let mut opts = HttpServerOptions::default();
+        opts.h2c = true;
+        proxy.server_options = Some(opts);
+    }
+    // Connection guards (per-IP cap, header deadline) wrap the proxy application.
+    let app = crate::conn_guard::GuardedApp::new(proxy, shared.clone());
+    let mut svc = pingora::services::listening::Service::new("palisade".to_string(), app);
+    for (addr, tls) in listeners {
+        match tls {
+            Some(tls) => svc.add_tls_with_settings(&addr, None, tls),
+            None => svc.add_tcp(&addr),
         }
     }
     server.add_service(svc);
@@ -216,11 +223,35 @@ async fn guard_maintenance(shared: Arc<Shared>) {
     }
 }
 
-/// Persist quota counters every second, off the request path.
+/// Persist quota counters every second, off the request path; and re-read the key file when
+/// another process (`palisade keys …`) changed it, so key changes apply without a restart.
 async fn quota_flush(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let stamp = |auth: &palisade_keys::KeyAuth| {
+        auth.store()
+            .path()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut key_file_seen = shared.keys.load_full().and_then(|a| stamp(&a));
     loop {
         tick.tick().await;
+        if let Some(auth) = shared.keys.load_full() {
+            let now = stamp(&auth);
+            if now != key_file_seen {
+                key_file_seen = now;
+                if now.is_some() {
+                    match tokio::task::spawn_blocking(move || auth.reload_keys()).await {
+                        Ok(Ok(true)) => tracing::info!("key file changed: keys reloaded"),
+                        Ok(Ok(false)) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "key file rejected; the keys in force stay")
+                        }
+                        Err(e) => tracing::error!(error = %e, "key reload task failed"),
+                    }
+                }
+            }
+        }
         let Some(q) = shared.quotas.load_full() else {
             continue;
         };

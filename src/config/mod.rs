@@ -540,7 +540,24 @@ impl<'a> Validator<'a> {
             pools,
             routes,
             rules_dir,
-            guard: raw.guard,
+            guard: raw.guard.map(|mut g| {
+                // Guard files are relative to the config file, like every other path.
+                let base = self.base;
+                let abs = |p: &mut PathBuf| {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                };
+                for f in &mut g.ip.feeds {
+                    abs(&mut f.path);
+                }
+                if let Some(a) = &mut g.autoban {
+                    if let Some(p) = &mut a.state_file {
+                        abs(p);
+                    }
+                }
+                g
+            }),
             analytics: raw.analytics,
             api_keys,
         })

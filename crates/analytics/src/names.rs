@@ -66,6 +66,14 @@ pub mod reason {
     pub const RATE_LIMITED_GLOBAL: &str = "rate_limited_global";
     /// Reason code `too_many_connections`.
     pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    /// Reason code `header_timeout`: the request header was not received in time (slowloris).
+    pub const HEADER_TIMEOUT: &str = "header_timeout";
+    /// Reason code `body_timeout`: no request body byte arrived within the body timeout.
+    pub const BODY_TIMEOUT: &str = "body_timeout";
+    /// Reason code `body_too_slow`: the request body arrived under the minimum rate.
+    pub const BODY_TOO_SLOW: &str = "body_too_slow";
+    /// Reason code `headers_too_large`: too many request header fields, or too many bytes.
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
     /// Reason code `api_key_missing`.
     pub const API_KEY_MISSING: &str = "api_key_missing";
     /// Reason code `api_key_invalid`.

@@ -310,6 +310,13 @@ impl Guard {
         client_ip(peer, headers, &self.trusted)
     }
 
+    /// Whether `peer` is a configured trusted proxy (exempt from the per-IP connection cap: it
+    /// carries many clients).
+    #[inline]
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted.contains(peer)
+    }
+
     /// Decides one request from `ip` on route `route_key` (a route without a configured limit
     /// is only subject to the per-IP and global limits). The whole request is judged at `now`
     /// (bans and every limiter); pass [`Guard::now`], read once per request.

@@ -220,8 +220,10 @@ thread_local! {
     static PINNED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` with `now` as the time the limiters of this crate read on this thread, so one
-/// request is judged at one instant (and the clock is read once per request, not per limiter).
+/// Runs `f` with `now` as the time governor's clock (`SharedClock`) reads on this thread. The
+/// limiters of this crate take `now` as an argument and no longer need it; kept for code that
+/// drives governor types directly (tests).
+#[cfg(test)]
 pub(crate) fn with_pinned_now<R>(now: Timestamp, f: impl FnOnce() -> R) -> R {
     struct Restore(u64);
     impl Drop for Restore {

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use palisade_analytics::names::reason;
 use parking_lot::Mutex;
-use siphasher::sip128::SipHasher24;
+use siphasher::sip128::SipHasher13;
 use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
@@ -165,7 +165,9 @@ impl Rejection {
 struct Entry {
     id: ShortName,
     hash: KeyHash,
-    /// SipHash-2-4-128 (process-random key) of the last key that passed the SHA-256 check, so
+    /// The previous key's hash and the end of its grace period (ns since the epoch).
+    previous: Option<(KeyHash, i64)>,
+    /// SipHash-1-3-128 (process-random key) of the last key that passed the SHA-256 check, so
     /// that later requests with the same key skip SHA-256. Zero until then.
     verified: [AtomicU64; 2],
     revoked: bool,
@@ -197,14 +199,14 @@ pub struct KeyAuth {
     rates: Mutex<RateRegistry>,
     /// Keyed hash for the verified-key cache; `None` if the OS gave no randomness (then every
     /// request pays SHA-256).
-    mac: Option<SipHasher24>,
+    mac: Option<SipHasher13>,
 }
 
-fn new_mac() -> Option<SipHasher24> {
+fn new_mac() -> Option<SipHasher13> {
     let mut k = [0u8; 16];
     getrandom::fill(&mut k).ok()?;
     let (a, b) = k.split_at(8);
-    Some(SipHasher24::new_with_keys(
+    Some(SipHasher13::new_with_keys(
         u64::from_le_bytes(a.try_into().ok()?),
         u64::from_le_bytes(b.try_into().ok()?),
     ))
@@ -257,13 +259,13 @@ impl KeyAuth {
         let id = token::parse_key(presented).ok_or(Rejection::Unknown)?;
         let index = self.index.load();
         let e = index.by_id.get(&id).ok_or(Rejection::Unknown)?;
-        if !self.verify(e, presented) {
+        let now_ns = unix_nanos(now);
+        if !self.verify(e, presented) && !Self::verify_previous(e, presented, now_ns) {
             return Err(Rejection::Unknown);
         }
         if e.revoked {
             return Err(Rejection::Revoked { key_id: e.id });
         }
-        let now_ns = unix_nanos(now);
         if e.expires_ns.is_some_and(|x| now_ns >= x) {
             return Err(Rejection::Expired { key_id: e.id });
         }
@@ -317,6 +319,17 @@ impl KeyAuth {
             }
         }
         Ok(admission)
+    }
+
+    /// Whether `presented` is the key `e` had before a rotation with a grace period still
+    /// running. Never cached: the SHA-256 comparison runs on every request with the old key, so
+    /// the grace ends exactly.
+    #[cold]
+    fn verify_previous(e: &Entry, presented: &str, now_ns: i64) -> bool {
+        match &e.previous {
+            Some((hash, until)) if now_ns < *until => hash.matches(presented),
+            _ => false,
+        }
     }
 
     /// Whether `presented` is the key of `e`: the cached keyed hash of the last verified key, or
@@ -381,7 +394,12 @@ impl KeyAuth {
 
     /// Replaces key `id`'s secret; returns the new key, shown once. Rate and quota usage stay.
     pub fn rotate(&self, id: &str) -> Result<String, StoreError> {
-        let out = self.store.rotate(id)?;
+        self.rotate_with_grace(id, Duration::ZERO)
+    }
+
+    /// Replaces key `id`'s secret; the old key keeps working for `grace`. Returns the new key.
+    pub fn rotate_with_grace(&self, id: &str, grace: Duration) -> Result<String, StoreError> {
+        let out = self.store.rotate_with_grace(id, grace)?;
         self.rebuild();
         Ok(out)
     }
@@ -496,6 +514,12 @@ impl KeyAuth {
                 Entry {
                     id: short_id,
                     hash: k.hash,
+                    previous: k.previous.map(|(h, until)| {
+                        (
+                            h,
+                            i64::try_from(until.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+                        )
+                    }),
                     verified: [AtomicU64::new(0), AtomicU64::new(0)],
                     revoked: k.record.revoked,
                     expires_ns,

@@ -126,13 +126,52 @@ pub(crate) struct Limits {
     pub quota: Option<(QuotaConfig, usize)>,
 }
 
+/// Hasher of the route-override map. Route names come from the config file and the gateway looks
+/// them up with the name of the route it matched (never a client's string), so nobody can aim
+/// keys at one bucket: an unkeyed multiply-rotate hash is safe, and ~8× cheaper per lookup than
+/// the standard library's SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RouteBuildHasher;
+
+/// See [`RouteBuildHasher`].
+pub(crate) struct RouteHasher(u64);
+
+impl std::hash::BuildHasher for RouteBuildHasher {
+    type Hasher = RouteHasher;
+    fn build_hasher(&self) -> RouteHasher {
+        RouteHasher(0)
+    }
+}
+
+impl std::hash::Hasher for RouteHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Spread the high bits (hashbrown takes its 7-bit tag from the top).
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 /// A usage plan ready for the per-request check.
 #[derive(Debug)]
 pub struct CompiledPlan {
     pub(crate) name: Arc<str>,
     pub(crate) short_name: ShortName,
     pub(crate) base: Limits,
-    pub(crate) routes: HashMap<Box<str>, Limits>,
+    pub(crate) routes: HashMap<Box<str>, Limits, RouteBuildHasher>,
     /// Scope names of the rate buckets a key of this plan owns: `*` (plan-wide) or a route name.
     pub(crate) rate_scopes: Vec<Arc<str>>,
     /// Scope names and quotas of the counters a key of this plan owns.
@@ -301,7 +340,7 @@ fn compile_plan(p: &UsagePlan) -> Result<CompiledPlan, PlanError> {
         rate: base_rate,
         quota: base_quota,
     };
-    let mut routes = HashMap::with_capacity(p.routes.len());
+    let mut routes = HashMap::with_capacity_and_hasher(p.routes.len(), RouteBuildHasher);
     for (route, o) in &p.routes {
         let r = Some(route.as_str());
         let rate = if o.rate.is_some() || o.burst.is_some() {

@@ -54,6 +54,17 @@ impl KeyRecord {
 pub(crate) struct StoredKey {
     pub record: KeyRecord,
     pub hash: KeyHash,
+    /// After a rotation with a grace period: the old key's hash, accepted until the instant.
+    pub previous: Option<(KeyHash, OffsetDateTime)>,
+}
+
+/// The old key of a rotation with a grace period, in the key file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousKey {
+    hash: KeyHash,
+    #[serde(with = "time::serde::rfc3339")]
+    until: OffsetDateTime,
 }
 
 /// The key file's layout.
@@ -79,6 +90,8 @@ struct FileKey {
     rotated: Option<OffsetDateTime>,
     revoked: bool,
     hash: KeyHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<PreviousKey>,
 }
 
 const FILE_VERSION: u32 = 1;
@@ -240,6 +253,7 @@ impl KeyStore {
             keys.push(StoredKey {
                 record: record.clone(),
                 hash: KeyHash::of(&key),
+                previous: None,
             });
             Ok((record, key))
         })
@@ -262,6 +276,16 @@ impl KeyStore {
     /// Replaces key `id`'s secret and returns the new key (shown once); the old key stops working
     /// at once. The id, plan and quota usage stay.
     pub fn rotate(&self, id: &str) -> Result<String, StoreError> {
+        self.rotate_with_grace(id, std::time::Duration::ZERO)
+    }
+
+    /// Like [`KeyStore::rotate`], but the old key keeps working for `grace` (zero: it stops at
+    /// once), so clients can switch without an outage. A second rotation ends an earlier grace.
+    pub fn rotate_with_grace(
+        &self,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> Result<String, StoreError> {
         let now = OffsetDateTime::from(self.clock.now());
         self.mutate(|keys| {
             let k = keys
@@ -270,7 +294,8 @@ impl KeyStore {
                 .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
             let chars = token::parse_id(id).ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
             let key = token::new_key(&chars).map_err(StoreError::Random)?;
-            k.hash = KeyHash::of(&key);
+            let old = std::mem::replace(&mut k.hash, KeyHash::of(&key));
+            k.previous = (!grace.is_zero()).then(|| (old, now + grace));
             k.record.rotated = Some(now);
             Ok(key)
         })
@@ -388,6 +413,7 @@ fn read_file(path: &Path) -> Result<Vec<StoredKey>, StoreError> {
                 revoked: k.revoked,
             },
             hash: k.hash,
+            previous: k.previous.map(|p| (p.hash, p.until)),
         });
     }
     Ok(out)
@@ -408,6 +434,7 @@ fn write_file(path: &Path, keys: &[StoredKey]) -> Result<(), StoreError> {
                 rotated: k.record.rotated,
                 revoked: k.record.revoked,
                 hash: k.hash,
+                previous: k.previous.map(|(hash, until)| PreviousKey { hash, until }),
             })
             .collect(),
     };

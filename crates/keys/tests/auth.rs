@@ -159,6 +159,70 @@ fn rotation_invalidates_the_old_key_at_once_and_keeps_the_usage() {
 }
 
 #[test]
+fn rotation_with_a_grace_period_accepts_both_keys_until_it_ends_then_only_the_new_one() {
+    let f = fixture(UNLIMITED, (2026, 11, 24, 12, 0, 0));
+    let (rec, old) = f.auth.create("ci", "alice", "free", None).unwrap();
+    f.auth.check_now(Some(&old), "api").unwrap();
+    let new = f
+        .auth
+        .rotate_with_grace(&rec.id, Duration::from_secs(600))
+        .unwrap();
+    assert!(
+        f.auth.check_now(Some(&old), "api").is_ok(),
+        "old key in grace"
+    );
+    assert!(f.auth.check_now(Some(&new), "api").is_ok());
+    // The grace survives a reload from the file (another process, a restart).
+    let text = std::fs::read_to_string(f.auth.store().path().unwrap()).unwrap();
+    assert!(
+        text.contains("\"previous\"") && !text.contains(&old),
+        "{text}"
+    );
+    let reopened = KeyAuth::new(
+        Arc::new(
+            KeyStore::open(f.auth.store().path().unwrap())
+                .unwrap()
+                .with_clock(f.clock.clone()),
+        ),
+        plans(UNLIMITED),
+        Arc::new(QuotaStore::in_memory()) as Arc<dyn QuotaBackend>,
+        f.clock.clone(),
+    );
+    assert!(
+        reopened.check_now(Some(&old), "api").is_ok(),
+        "grace read back"
+    );
+    f.clock.advance(Duration::from_secs(599));
+    assert!(
+        f.auth.check_now(Some(&old), "api").is_ok(),
+        "1 s before the end"
+    );
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        f.auth.check_now(Some(&old), "api").unwrap_err(),
+        Rejection::Unknown,
+        "the grace ends exactly"
+    );
+    assert!(f.auth.check_now(Some(&new), "api").is_ok());
+    // A wrong secret is refused during a grace period too.
+    let (rec2, old2) = f.auth.create("b", "bob", "free", None).unwrap();
+    f.auth
+        .rotate_with_grace(&rec2.id, Duration::from_secs(600))
+        .unwrap();
+    let wrong = format!("{}{}", &old2[..16], "x".repeat(32));
+    assert_eq!(
+        f.auth.check_now(Some(&wrong), "api").unwrap_err(),
+        Rejection::Unknown
+    );
+    // Revocation ends the grace with the key.
+    f.auth.revoke(&rec2.id).unwrap();
+    assert!(matches!(
+        f.auth.check_now(Some(&old2), "api").unwrap_err(),
+        Rejection::Revoked { .. }
+    ));
+}
+
+#[test]
 fn rate_limit_admits_the_burst_then_refuses_with_retry_after_and_refills_with_time() {
     let f = fixture(
         r#"[{"name":"p","rate":2,"burst":3,"quota":{"limit":100,"period":"day"}}]"#,
