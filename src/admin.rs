@@ -9,12 +9,25 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use palisade_guard::BanStore;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 type Resp = Response<Full<Bytes>>;
+
+/// `POST /bans` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanRequest {
+    ip: std::net::IpAddr,
+    duration_secs: u64,
+    #[serde(default = "manual_reason")]
+    reason: String,
+}
+
+fn manual_reason() -> String {
+    "manual".to_string()
+}
 
 fn json(status: StatusCode, v: serde_json::Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
@@ -99,6 +112,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
             if let Some(a) = shared.analytics.get() {
                 a.stats().render_prometheus(&mut body);
             }
+            if let Some(st) = &shared.state {
+                st.render_prometheus(&mut body);
+            }
             text(StatusCode::OK, body, "text/plain; version=0.0.4")
         }
         (Method::GET, "/config") => {
@@ -124,6 +140,44 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
                 serde_json::json!({"bans": [], "guard": "off"}),
             ),
         },
+        (Method::POST, "/bans") => {
+            if !authorized(&shared, &req) {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "unauthorized", "reason": "admin_token_required"}),
+                )
+            } else {
+                let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                let parsed = body
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<BanRequest>(&b).ok());
+                match (parsed, shared.guard.load_full()) {
+                    (None, _) => json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"error": "expected {\"ip\": \"…\", \"duration_secs\": N, \"reason\": \"…\"}", "reason": "bad_request"}),
+                    ),
+                    (Some(b), Some(g)) if g.bans().is_some() => {
+                        let ban = g.bans().map(|s| {
+                            s.ban(
+                                b.ip,
+                                std::time::Duration::from_secs(b.duration_secs),
+                                &b.reason,
+                                g.now(),
+                            )
+                        });
+                        // Shared state: publish at once rather than at the next sync.
+                        if let Some(st) = &shared.state {
+                            st.redis.sync().await;
+                        }
+                        json(StatusCode::OK, serde_json::json!({"ban": ban}))
+                    }
+                    (Some(_), _) => json(
+                        StatusCode::CONFLICT,
+                        serde_json::json!({"error": "auto-ban is off (no guard.autoban section)", "reason": "autoban_off"}),
+                    ),
+                }
+            }
+        }
         (Method::DELETE, p) if p.starts_with("/bans/") => {
             if !authorized(&shared, &req) {
                 json(
@@ -138,6 +192,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
                             .load_full()
                             .and_then(|g| g.bans().map(|b| b.unban(ip)))
                             .unwrap_or(false);
+                        if let Some(st) = &shared.state {
+                            st.redis.sync().await;
+                        }
                         json(
                             if removed {
                                 StatusCode::OK
@@ -182,7 +239,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
         }
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/config", "/bans", "DELETE /bans/{ip}", "POST /reload"]}),
+            serde_json::json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/config", "/bans", "POST /bans", "DELETE /bans/{ip}", "POST /reload"]}),
         ),
     };
     Ok(resp)
