@@ -7,8 +7,8 @@
 //! - **Limits** ([`SyncedLimiter`]): local pre-admission. Each gateway runs GCRA per key in
 //!   memory and counts what it admitted; a sync pushes those counts to Redis, where one Lua
 //!   script per batch advances each key's shared theoretical arrival time (TAT) by
-//!   `count × interval`, and pulls the shared TAT back, so every gateway then judges with the
-//!   others' usage included. Error bound: between two syncs a gateway does not see what the
+//!   `count × interval`, and pulls the shared TAT back for every key active here (TAT ahead
+//!   of now or counts to push), so every gateway then judges with the others' usage included. Error bound: between two syncs a gateway does not see what the
 //!   others admitted, so across `N` gateways at most `(N − 1) × (burst + rate × sync_interval)`
 //!   requests beyond the limit are admitted per sync interval; the excess is charged to the
 //!   shared TAT, so over a long window the admitted total still converges to the limit.
@@ -494,11 +494,11 @@ impl SyncedLimiter {
         for s in self.shards.iter() {
             let mut m = s.lock();
             m.retain(|_, s| s.tat > now_ns || s.pending > 0);
+            // What is left is active here (TAT ahead) or has counts to push: both are
+            // exchanged, so a key busy on several gateways sees the others' usage each sync.
             for (k, slot) in m.iter_mut() {
-                if slot.pending > 0 {
-                    batch.push((*k, slot.pending, slot.is_str));
-                    slot.pending = 0;
-                }
+                batch.push((*k, slot.pending, slot.is_str));
+                slot.pending = 0;
             }
         }
         let script = &*GCRA_SYNC_SCRIPT;

@@ -139,6 +139,10 @@ return res
 static ACQUIRE_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(ACQUIRE));
 
+/// The multiplexed async Redis connection type (re-exported for callers and tests).
+#[cfg(feature = "redis")]
+pub type Connection = redis::aio::MultiplexedConnection;
+
 /// How long an answer is kept for a nonce, in milliseconds.
 #[cfg(feature = "redis")]
 const NONCE_TTL_MS: u64 = 60_000;
