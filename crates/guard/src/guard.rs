@@ -286,14 +286,13 @@ impl Guard {
                 {
                     Arc::clone(l)
                 }
-                _ if backend.is_some() => match &backend {
+                _ => match &backend {
                     Some(b) => b.limiter(scope, rate, keyed, max_keys),
+                    None if keyed => {
+                        Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>
+                    }
                     None => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
                 },
-                _ if keyed => {
-                    Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>
-                }
-                _ => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
             };
         let per_ip = cfg
             .throttle

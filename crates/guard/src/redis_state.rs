@@ -626,8 +626,6 @@ end
 return 0
 "#;
 
-static VIOLATION_SCRIPT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(VIOLATION));
 
 #[derive(Debug, Clone)]
 enum BanOp {
@@ -721,36 +719,45 @@ impl RedisBans {
             }
         }
         let violations = std::mem::take(&mut *self.violations.lock());
-        let script = &*VIOLATION_SCRIPT;
         let window_ns = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
         let reason = self.auto_reason();
-        for (i, (ip, at)) in violations.iter().enumerate() {
-            let ban = Ban {
-                ip: *ip,
-                since: *at,
-                until: at.saturating_add(self.ban_for),
-                reason: reason.clone(),
-            };
-            let json = serde_json::to_string(&ban).unwrap_or_default();
-            let member = format!(
-                "{:x}-{}",
-                self.state.node,
-                self.seq.fetch_add(1, Ordering::Relaxed)
-            );
-            let r = script
-                .key(format!("{}:viol:{ip}", self.state.prefix))
-                .key(&key)
-                .arg(at.as_nanos())
-                .arg(window_ns)
-                .arg(self.threshold)
-                .arg(member)
-                .arg(ip.to_string())
-                .arg(json)
-                .invoke_async::<i64>(conn)
-                .await;
-            if let Err(e) = r {
+        // Pipelined, `SYNC_BATCH` scripts per round trip (an attack brings many violations).
+        for (i, chunk) in violations.chunks(SYNC_BATCH).enumerate() {
+            let mut pipe = redis::pipe();
+            for (ip, at) in chunk {
+                let ban = Ban {
+                    ip: *ip,
+                    since: *at,
+                    until: at.saturating_add(self.ban_for),
+                    reason: reason.clone(),
+                };
+                let json = serde_json::to_string(&ban).unwrap_or_default();
+                let member = format!(
+                    "{:x}-{}",
+                    self.state.node,
+                    self.seq.fetch_add(1, Ordering::Relaxed)
+                );
+                pipe.cmd("EVAL")
+                    .arg(VIOLATION)
+                    .arg(2)
+                    .arg(format!("{}:viol:{ip}", self.state.prefix))
+                    .arg(&key)
+                    .arg(at.as_nanos())
+                    .arg(window_ns)
+                    .arg(self.threshold)
+                    .arg(member)
+                    .arg(ip.to_string())
+                    .arg(json)
+                    .ignore();
+            }
+            if let Err(e) = pipe.query_async::<()>(conn).await {
+                // Not counted (or unknown): keep them for the next sync.
                 let mut v = self.violations.lock();
-                let rest: Vec<(IpAddr, Timestamp)> = violations.iter().skip(i).copied().collect();
+                let rest: Vec<(IpAddr, Timestamp)> = violations
+                    .iter()
+                    .skip(i * SYNC_BATCH)
+                    .copied()
+                    .collect();
                 v.splice(0..0, rest);
                 return Err(e);
             }
