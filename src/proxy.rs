@@ -740,7 +740,10 @@ impl ProxyHttp for Gateway {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         let mut retry = false;
-        if let (Some((r, _)), Some(i)) = (ctx.route(), ctx.backend) {
+        // A client that hangs up (or sends garbage) mid-request is not the upstream's fault:
+        // it must neither count toward passive ejection nor be retried.
+        let upstream_fault = e.esource() == &pingora::ErrorSource::Upstream;
+        if let (true, Some((r, _)), Some(i)) = (upstream_fault, ctx.route(), ctx.backend) {
             let pool = &r.pool;
             if let Some(b) = pool.backends.get(i) {
                 b.health

@@ -409,6 +409,43 @@ async fn connection_failures_are_retried_and_targets_passively_ejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_hanging_up_do_not_eject_the_upstream() {
+    let (up, _rec, _h) = spawn_on(any()).await.expect("upstream");
+    let body = format!(
+        "upstreams:\n{}routes:\n  - name: all\n    path: /*\n    upstream: pool\n",
+        pool_yaml(
+            "pool",
+            &[up],
+            "retries: 0\npassive: {max_failures: 1, ejection_ms: 60000}"
+        )
+    );
+    let gw = Gateway::start(&body);
+    // Clients that send a request and hang up while the upstream is still answering.
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+            .await
+            .expect("connect");
+        s.write_all(b"GET /slow?ms=400 HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(s);
+    }
+    // Give the gateway time to notice the hang-ups (the upstream answers after 400 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = client().get(gw.url("/echo/x")).send().await.expect("send");
+    assert_eq!(r.status(), 200, "the only target must not be ejected");
+    let m = gw.metrics().await;
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("palisade_upstream_failures_total")
+                && l.contains("pool=\"pool\"")
+                && !l.ends_with(" 0")),
+        "client hang-ups counted as upstream failures:\n{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_is_answered_at_the_gateway() {
     let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
     let extra = "    cors:\n      allow_origins: [\"https://app.example.com\"]\n      expose_headers: [X-Request-Id]\n      allow_credentials: true\n";

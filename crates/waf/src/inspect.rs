@@ -120,7 +120,7 @@ pub(crate) struct State {
     /// Per variant, per transform: the resulting variant (`u16::MAX`: not computed yet).
     memo: Vec<[u16; MEMO_T]>,
     /// Per variant: its byte-class mask (see [`crate::transform::class_mask`]).
-    var_mask: Vec<u32>,
+    var_mask: Vec<u64>,
     chain_var: Vec<u16>,
     node_var: Vec<u16>,
     node_stamp: Vec<u32>,
@@ -324,7 +324,7 @@ impl State {
             .var_mask
             .get(usize::from(from))
             .copied()
-            .unwrap_or(u32::MAX);
+            .unwrap_or(u64::MAX);
         if from_mask & t.trigger() == 0 {
             if let Some(slot) = self
                 .memo
@@ -484,6 +484,21 @@ impl Engine<'_> {
                     }
                 }
             }
+        }
+        // Regexes gated by byte classes the variant holds.
+        let vmask = st.var_mask.get(usize::from(v)).copied().unwrap_or(u64::MAX) & rs.gate_classes;
+        if vmask != 0 {
+            st.tmp.clear();
+            let mut m = vmask;
+            while m != 0 {
+                let bit = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(b) = rs.class_rules.get(bit) {
+                    st.tmp.or_with(b);
+                }
+            }
+            st.tmp.and_with(&st.cand);
+            st.regex_cand.or_with(&st.tmp);
         }
         // Unfiltered regexes: one pass of each set of this kind says which can match;
         // unfiltered regexes of candidate rules outside those sets (`headers:<name>` rules,

@@ -1,11 +1,17 @@
-//! Literal prefilters for regexes.
+//! Prefilters (gates) for regexes.
 //!
-//! From a regex's syntax tree we compute a set of *necessary factors*: lowercase byte strings
-//! such that every match of the regex contains at least one of them (compared
-//! ASCII-case-insensitively). The factors of every regex go into the rule set's one
-//! Aho-Corasick automaton; a regex runs only on values where one of its factors was seen.
-//! Regexes with no useful factor (shorter than [`MIN_FACTOR`]) run on every value their rules
-//! target.
+//! From a regex's syntax tree we compute a [`Gate`]: a set of lowercase *factors* (byte strings
+//! of at least [`MIN_FACTOR`] bytes, compared ASCII-case-insensitively) and a set of byte
+//! classes (see [`crate::transform::class`]) such that **every match of the regex contains one
+//! of the factors or one byte of one of the classes**. The factors of every regex go into the
+//! rule set's one Aho-Corasick automaton; the classes are checked against the value's class
+//! mask, which the engine computes anyway. A regex runs only on values that pass its gate.
+//!
+//! Among the alternatives a concatenation offers (each of its parts is necessary), the gate
+//! with the lowest expected cost is kept: long factors are cheap, rare punctuation (`<`, `;`,
+//! `$`, `|`, `` ` ``, …) is cheap, common punctuation and whitespace cost more, letters and
+//! digits are useless (every value has them). Regexes whose best gate is still too costly run
+//! unfiltered, in the rule set's regex sets.
 //!
 //! Case folding: a class is read as a literal letter only when it is exactly `{x, X}` for an
 //! ASCII letter; Unicode folds such as `ſ` (U+017F) for `s` or the Kelvin sign for `k` make the
@@ -13,62 +19,153 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Shortest useful factor.
+use crate::transform::class;
+
+/// Shortest factor that goes into the automaton.
 pub(crate) const MIN_FACTOR: usize = 3;
 const MAX_FACTORS: usize = 64;
+/// Gates costing more than this are not worth checking: the regex runs unfiltered.
+const MAX_COST: u32 = 60;
+/// Cost of a useless alternative (letters, digits, anything at all).
+const USELESS: u32 = 1000;
+
+/// A necessary condition for a regex to match: one of `factors` or a byte of `classes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// Lowercase factors (each at least [`MIN_FACTOR`] bytes).
+    pub factors: Vec<Vec<u8>>,
+    /// Byte classes ([`crate::transform::class`] bits).
+    pub classes: u64,
+}
+
+impl Gate {
+    fn cost(&self) -> u32 {
+        let f: u32 = self
+            .factors
+            .iter()
+            .map(|s| if s.len() >= 4 { 1 } else { 2 })
+            .sum();
+        let mut c = f;
+        let mut m = self.classes;
+        while m != 0 {
+            let bit = m & m.wrapping_neg();
+            m &= m - 1;
+            c = c.saturating_add(class_cost(bit));
+        }
+        if self.factors.len() > MAX_FACTORS {
+            return USELESS;
+        }
+        c
+    }
+
+    fn union(mut self, other: Gate) -> Gate {
+        self.factors.extend(other.factors);
+        self.classes |= other.classes;
+        self
+    }
+}
+
+/// Expected cost of one class bit: how often benign values hold such a byte.
+fn class_cost(bit: u64) -> u32 {
+    use class::*;
+    if bit & (UPPER | LOWER | DIGIT | LONG | HIGH) != 0 {
+        return USELESS;
+    }
+    if bit == SPACE {
+        return 20;
+    }
+    let common = punct_bits(b".-_,/:='\"");
+    let medium = punct_bits(b"();&+%@?!*");
+    if bit & common != 0 {
+        10
+    } else if bit & medium != 0 {
+        5
+    } else {
+        2
+    }
+}
+
+fn punct_bits(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0, |m, &b| m | class::punct(b).unwrap_or(0))
+}
 
 enum Info {
     /// The node matches exactly this (lowercased) string.
     Exact(Vec<u8>),
-    /// Every match contains one of these.
-    Need(Vec<Vec<u8>>),
+    /// Every match satisfies this gate.
+    Need(Gate),
     /// Nothing useful is known.
     Nothing,
 }
 
-fn class_literal(c: &Class) -> Option<u8> {
-    let mut bytes: Vec<u32> = Vec::new();
-    match c {
-        Class::Unicode(u) => {
-            for r in u.ranges() {
-                let (s, e) = (r.start() as u32, r.end() as u32);
-                if e - s > 2 || e >= 0x80 {
-                    return None;
-                }
-                bytes.extend(s..=e);
-            }
+/// The bytes (< 0x80) a class can match, or `None` when it can match a byte >= 0x80 or more
+/// than 128 bytes.
+fn class_bytes(c: &Class) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let ranges: Vec<(u32, u32)> = match c {
+        Class::Unicode(u) => u
+            .ranges()
+            .iter()
+            .map(|r| (r.start() as u32, r.end() as u32))
+            .collect(),
+        Class::Bytes(b) => b
+            .ranges()
+            .iter()
+            .map(|r| (u32::from(r.start()), u32::from(r.end())))
+            .collect(),
+    };
+    for (s, e) in ranges {
+        if e >= 0x80 {
+            return None;
         }
-        Class::Bytes(b) => {
-            for r in b.ranges() {
-                let (s, e) = (u32::from(r.start()), u32::from(r.end()));
-                if e - s > 2 || e >= 0x80 {
-                    return None;
-                }
-                bytes.extend(s..=e);
-            }
-        }
+        bytes.extend((s..=e).filter_map(|x| u8::try_from(x).ok()));
     }
+    Some(bytes)
+}
+
+fn class_info(c: &Class) -> Info {
+    let Some(bytes) = class_bytes(c) else {
+        return Info::Nothing;
+    };
     match bytes.as_slice() {
-        [one] => u8::try_from(*one).ok().map(|b| b.to_ascii_lowercase()),
-        [a, b] => {
-            let (a, b) = (u8::try_from(*a).ok()?, u8::try_from(*b).ok()?);
-            (a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(&b) && a != b)
-                .then_some(a.to_ascii_lowercase())
+        [one] => return Info::Exact(vec![one.to_ascii_lowercase()]),
+        [a, b] if a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(b) && a != b => {
+            return Info::Exact(vec![a.to_ascii_lowercase()])
         }
-        _ => None,
+        [] => return Info::Nothing,
+        _ => {}
     }
+    let classes = bytes.iter().fold(0u64, |m, &b| m | class::of(b));
+    Info::Need(Gate {
+        factors: Vec::new(),
+        classes,
+    })
 }
 
-fn score(set: &[Vec<u8>]) -> usize {
-    set.iter().map(Vec::len).min().unwrap_or(0)
+/// A short exact string as a gate: its rarest byte, or a factor when long enough.
+fn exact_gate(s: &[u8]) -> Option<Gate> {
+    if s.len() >= MIN_FACTOR {
+        return Some(Gate {
+            factors: vec![s.to_vec()],
+            classes: 0,
+        });
+    }
+    let best = s
+        .iter()
+        .map(|&b| class::of(b))
+        .min_by_key(|&c| class_cost(c))?;
+    Some(Gate {
+        factors: Vec::new(),
+        classes: best,
+    })
 }
 
-fn better(a: Vec<Vec<u8>>, b: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let (sa, sb) = (score(&a), score(&b));
-    if sb > sa || (sb == sa && b.len() < a.len()) {
-        b
-    } else {
-        a
+fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
+    match a {
+        Some(a) if a.cost() <= b.cost() => Some(a),
+        _ => Some(b),
     }
 }
 
@@ -76,10 +173,7 @@ fn info(h: &Hir) -> Info {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Info::Exact(Vec::new()),
         HirKind::Literal(l) => Info::Exact(l.0.iter().map(u8::to_ascii_lowercase).collect()),
-        HirKind::Class(c) => match class_literal(c) {
-            Some(b) => Info::Exact(vec![b]),
-            None => Info::Nothing,
-        },
+        HirKind::Class(c) => class_info(c),
         HirKind::Capture(c) => info(&c.sub),
         HirKind::Repetition(r) => {
             if r.min == 0 {
@@ -87,22 +181,22 @@ fn info(h: &Hir) -> Info {
             }
             match info(&r.sub) {
                 Info::Exact(s) if r.min == 1 && r.max == Some(1) => Info::Exact(s),
-                Info::Exact(s) if !s.is_empty() => Info::Need(vec![s]),
+                Info::Exact(s) => exact_gate(&s).map_or(Info::Nothing, Info::Need),
                 Info::Need(n) => Info::Need(n),
-                _ => Info::Nothing,
+                Info::Nothing => Info::Nothing,
             }
         }
         HirKind::Concat(children) => {
             let mut all_exact = true;
             let mut run: Vec<u8> = Vec::new();
-            let mut best: Vec<Vec<u8>> = Vec::new();
+            let mut best: Option<Gate> = None;
             for child in children {
                 match info(child) {
                     Info::Exact(s) => run.extend_from_slice(&s),
                     other => {
                         all_exact = false;
-                        if !run.is_empty() {
-                            best = better(best, vec![std::mem::take(&mut run)]);
+                        if let Some(g) = exact_gate(&std::mem::take(&mut run)) {
+                            best = better(best, g);
                         }
                         if let Info::Need(n) = other {
                             best = better(best, n);
@@ -113,57 +207,66 @@ fn info(h: &Hir) -> Info {
             if all_exact {
                 return Info::Exact(run);
             }
-            if !run.is_empty() {
-                best = better(best, vec![run]);
+            if let Some(g) = exact_gate(&run) {
+                best = better(best, g);
             }
-            if best.is_empty() {
-                Info::Nothing
-            } else {
-                Info::Need(best)
-            }
+            best.map_or(Info::Nothing, Info::Need)
         }
         HirKind::Alternation(children) => {
-            let mut set = Vec::new();
+            let mut gate = Gate::default();
             for child in children {
-                match info(child) {
-                    Info::Exact(s) if !s.is_empty() => set.push(s),
-                    Info::Need(n) => set.extend(n),
-                    _ => return Info::Nothing,
-                }
-                if set.len() > MAX_FACTORS {
+                let g = match info(child) {
+                    Info::Exact(s) => match exact_gate(&s) {
+                        Some(g) => g,
+                        None => return Info::Nothing,
+                    },
+                    Info::Need(n) => n,
+                    Info::Nothing => return Info::Nothing,
+                };
+                gate = gate.union(g);
+                if gate.factors.len() > MAX_FACTORS {
                     return Info::Nothing;
                 }
             }
-            Info::Need(set)
+            Info::Need(gate)
         }
     }
 }
 
-/// Necessary factors of `pattern`, or `None` when the regex must run unfiltered.
-pub(crate) fn factors(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
+/// The gate of `pattern`, or `None` when the regex must run unfiltered.
+pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .unicode(unicode)
         .build()
         .parse(pattern)
         .ok()?;
-    let set = match info(&hir) {
-        Info::Exact(s) => vec![s],
+    let mut g = match info(&hir) {
+        Info::Exact(s) => exact_gate(&s)?,
         Info::Need(n) => n,
         Info::Nothing => return None,
     };
-    if set.is_empty() || set.len() > MAX_FACTORS || score(&set) < MIN_FACTOR {
+    if (g.factors.is_empty() && g.classes == 0) || g.cost() > MAX_COST {
         return None;
     }
-    let mut set = set;
-    set.sort();
-    set.dedup();
-    Some(set)
+    g.factors.sort();
+    g.factors.dedup();
+    Some(g)
+}
+
+/// Necessary factors of `pattern` alone (no byte classes), or `None`. Kept for tests and
+/// tools that show what the automaton holds.
+#[cfg(test)]
+pub(crate) fn factors(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
+    gate(pattern, unicode)
+        .filter(|g| g.classes == 0)
+        .map(|g| g.factors)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::factors;
+    use super::{factors, gate, Gate};
+    use crate::transform::class;
 
     fn f(p: &str) -> Option<Vec<String>> {
         factors(p, true).map(|v| {
@@ -171,6 +274,10 @@ mod tests {
                 .map(|s| String::from_utf8_lossy(&s).into_owned())
                 .collect()
         })
+    }
+
+    fn bits(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0, |m, &b| m | class::of(b))
     }
 
     #[test]
@@ -202,5 +309,49 @@ mod tests {
         assert_eq!(f(r"(?:abc)?x"), None);
         assert_eq!(f(r"(?:abc)+x"), Some(vec!["abc".into()]));
         assert_eq!(f(r"[a-z]+"), None);
+    }
+
+    #[test]
+    fn rare_bytes_gate_regexes_without_factors() {
+        // Every match holds `<`.
+        assert_eq!(
+            gate(r"<\s*[a-z]+[^\w\s>]", false),
+            Some(Gate {
+                factors: vec![],
+                classes: bits(b"<")
+            })
+        );
+        // A small class: one of its bytes.
+        assert_eq!(
+            gate(r"[;|`]\s*[a-z]+", false),
+            Some(Gate {
+                factors: vec![],
+                classes: bits(b";|`")
+            })
+        );
+        // Factors and bytes mixed through an alternation.
+        assert_eq!(
+            gate(r"\$\{ifs\}|\bwhich\s|[;|]", false),
+            Some(Gate {
+                factors: vec![b"${ifs}".to_vec(), b"which".to_vec()],
+                classes: bits(b";|")
+            })
+        );
+        // Short strings use their rarest byte.
+        assert_eq!(
+            gate(r"\$\(\s*id", false),
+            Some(Gate {
+                factors: vec![],
+                classes: bits(b"$")
+            })
+        );
+    }
+
+    #[test]
+    fn letters_digits_and_negated_classes_are_useless() {
+        assert_eq!(gate(r"[a-z]{3}\d+", false), None);
+        assert_eq!(gate(r"[^\s`]`", false).map(|g| g.classes), Some(bits(b"`")));
+        assert_eq!(gate(r"\bor\b|=", false), None);
+        assert_eq!(gate(r".", false), None);
     }
 }

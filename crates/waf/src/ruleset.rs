@@ -52,11 +52,13 @@ pub(crate) enum Matcher {
         any: Vec<String>,
         words: Vec<String>,
     },
-    /// A regex; `filtered` when its factors are in the shared automaton.
+    /// A regex; `filtered` when it has a gate: factors in the shared automaton and/or byte
+    /// `classes` (see [`crate::prefilter`]).
     Regex {
         re: regex::bytes::Regex,
         filtered: bool,
         unicode: bool,
+        classes: u64,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -154,7 +156,7 @@ pub struct RuleSet {
     pub(crate) trie_len: usize,
     /// Per chain: the union of its transforms' trigger classes; a value whose class mask
     /// shares no bit with it comes out of the chain unchanged.
-    pub(crate) chain_trig: Vec<u32>,
+    pub(crate) chain_trig: Vec<u64>,
     pub(crate) ac: Option<AhoCorasick>,
     pub(crate) patterns: Vec<Vec<u8>>,
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
@@ -165,8 +167,12 @@ pub struct RuleSet {
     /// Rules that must be evaluated outside the automaton and the regex set (detectors,
     /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
-    /// Unfiltered regexes (no literal factor).
+    /// Unfiltered regexes (no gate).
     pub(crate) unfiltered: Bitset,
+    /// Per class bit: the regexes whose gate names that byte class.
+    pub(crate) class_rules: Vec<Bitset>,
+    /// Union of the gate classes of every regex.
+    pub(crate) gate_classes: u64,
     /// Multi-pattern automata over the unfiltered regexes, one per group of target kinds with
     /// the same rules (and per Unicode mode): one pass per value tells which can match; only
     /// those run on their own (for the match span).
@@ -465,15 +471,17 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
         };
         match build(false).or_else(|_| build(true)) {
             Ok((compiled, unicode)) => {
-                let factors = crate::prefilter::factors(&re.value, unicode);
-                let filtered = factors.is_some();
-                for f in factors.unwrap_or_default() {
+                let gate = crate::prefilter::gate(&re.value, unicode);
+                let filtered = gate.is_some();
+                let gate = gate.unwrap_or_default();
+                for f in gate.factors {
                     phrases.push((f, PatKind::Factor));
                 }
                 matcher = Some(Matcher::Regex {
                     re: compiled,
                     filtered,
                     unicode,
+                    classes: gate.classes,
                 });
             }
             Err(err) => errors.push(e(
@@ -665,6 +673,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                     filtered: false,
                     unicode: u,
                     re,
+                    ..
                 } = &r.matcher
                 {
                     if *u == unicode && r.kinds & k.bit() != 0 {
@@ -687,7 +696,8 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                     meta::Config::new()
                         .match_kind(MatchKind::All)
                         .nfa_size_limit(Some(64 << 20))
-                        .hybrid_cache_capacity(8 << 20),
+                        .hybrid_cache_capacity(8 << 20)
+                        .auto_prefilter(false),
                 )
                 .syntax(syntax::Config::new().unicode(unicode).utf8(false))
                 .build_many(&patterns);
@@ -703,6 +713,21 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                     bits,
                 });
                 kind_sets[k as usize].push(sets.len() - 1);
+            }
+        }
+    }
+    let mut class_rules = vec![Bitset::new(n); 64];
+    let mut gate_classes = 0u64;
+    for (i, r) in rules.iter().enumerate() {
+        if let Matcher::Regex { classes, .. } = &r.matcher {
+            gate_classes |= classes;
+            let mut m = *classes;
+            while m != 0 {
+                let bit = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(b) = class_rules.get_mut(bit) {
+                    b.set(i);
+                }
             }
         }
     }
@@ -728,6 +753,8 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         header_rules,
         direct,
         unfiltered,
+        class_rules,
+        gate_classes,
         sets,
         kind_sets,
         max_set_len,
@@ -735,4 +762,80 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         by_id,
         tags,
     })
+}
+#[cfg(test)]
+mod gate_tests {
+    use super::{Matcher, RuleSet};
+    use crate::transform::{apply_chain, class_mask};
+
+    fn lines(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                lines(&p, out);
+            } else if p.extension().is_some_and(|x| x == "txt") {
+                if let Ok(b) = std::fs::read(&p) {
+                    out.extend(b.split(|&c| c == b'\n').map(<[u8]>::to_vec));
+                }
+            }
+        }
+    }
+
+    /// The gate of a regex never hides a match: on every payload of both corpora (attacks and
+    /// benign, after the rule's transforms), a regex that matches always passes its gate.
+    #[test]
+    fn gates_never_hide_a_match_on_the_corpora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        assert!(payloads.len() > 1000, "corpora not found");
+        let mut checked = 0;
+        for r in &rs.rules {
+            let Matcher::Regex {
+                re,
+                filtered: true,
+                classes,
+                ..
+            } = &r.matcher
+            else {
+                continue;
+            };
+            let factors: Vec<&[u8]> = rs
+                .pat_entries
+                .iter()
+                .enumerate()
+                .filter(|(_, es)| {
+                    es.iter().any(|e| {
+                        e.rule as usize == rs.by_id[&r.id]
+                            && matches!(e.kind, super::PatKind::Factor)
+                    })
+                })
+                .map(|(i, _)| rs.patterns[i].as_slice())
+                .collect();
+            for p in &payloads {
+                let v = apply_chain(&r.transforms, p);
+                if !re.is_match(&v) {
+                    continue;
+                }
+                checked += 1;
+                let lower = v.to_ascii_lowercase();
+                let by_class = class_mask(&v) & classes != 0;
+                let by_factor = factors
+                    .iter()
+                    .any(|f| lower.windows(f.len()).any(|w| w == *f));
+                assert!(
+                    by_class || by_factor,
+                    "rule {} matches {:?} but its gate hides it",
+                    r.id,
+                    String::from_utf8_lossy(p)
+                );
+            }
+        }
+        assert!(checked > 1000, "only {checked} matches checked");
+    }
 }

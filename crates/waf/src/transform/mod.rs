@@ -197,63 +197,106 @@ pub(crate) fn push_code_point(out: &mut Vec<u8>, cp: u32) {
 #[cfg(test)]
 mod vector_tests;
 
-/// Byte classes for the engine's identity gate: [`class_mask`] ORs the classes of a value's
-/// bytes, and a transform whose [`Transform::trigger`] shares no bit with that mask leaves the
-/// value unchanged (each transform's own quick check needs one of its trigger bytes).
+/// Byte classes for the engine's gates: [`class_mask`] ORs the classes of a value's bytes.
+///
+/// * Identity gate: a transform whose [`Transform::trigger`] shares no bit with that mask leaves
+///   the value unchanged (each transform's own quick check needs one of its trigger bytes).
+/// * Regex gate: a regex whose every match must contain one of a few rare bytes (see
+///   [`crate::prefilter`]) runs only on values whose mask has one of their classes.
+///
+/// Each ASCII punctuation byte has a bit of its own (bits 0-31, in ASCII order); letters,
+/// digits, whitespace, control and high bytes have coarser classes.
 pub(crate) mod class {
-    /// `%` or `+`.
-    pub const PCT_PLUS: u32 = 1;
+    /// Bit of an ASCII punctuation byte (`!` … `~`), or `None`.
+    pub const fn punct(b: u8) -> Option<u64> {
+        let i = match b {
+            b'!'..=b'/' => b - b'!',
+            b':'..=b'@' => b - b':' + 15,
+            b'['..=b'`' => b - b'[' + 22,
+            b'{'..=b'~' => b - b'{' + 28,
+            _ => return None,
+        };
+        Some(1u64 << i)
+    }
+    const fn p(b: u8) -> u64 {
+        match punct(b) {
+            Some(m) => m,
+            None => 0,
+        }
+    }
+    /// `%`.
+    pub const PCT: u64 = p(b'%');
+    /// `+`.
+    pub const PLUS: u64 = p(b'+');
     /// `&`.
-    pub const AMP: u32 = 1 << 1;
+    pub const AMP: u64 = p(b'&');
     /// `\`.
-    pub const BSLASH: u32 = 1 << 2;
-    /// `A`-`Z`.
-    pub const UPPER: u32 = 1 << 3;
-    /// ` `.
-    pub const SPACE: u32 = 1 << 4;
-    /// `\t \n \r 0x0B 0x0C 0xA0 0xC2`.
-    pub const WS_OTHER: u32 = 1 << 5;
+    pub const BSLASH: u64 = p(b'\\');
     /// `/`.
-    pub const SLASH: u32 = 1 << 6;
+    pub const SLASH: u64 = p(b'/');
     /// `-`.
-    pub const DASH: u32 = 1 << 7;
+    pub const DASH: u64 = p(b'-');
     /// `#`.
-    pub const HASH: u32 = 1 << 8;
+    pub const HASH: u64 = p(b'#');
     /// `.`.
-    pub const DOT: u32 = 1 << 9;
-    /// NUL.
-    pub const NUL: u32 = 1 << 10;
-    /// `0xC0 0xC1 0xE0` (overlong UTF-8 leads).
-    pub const OVERLONG: u32 = 1 << 11;
-    /// `" ' ^ , ;`.
-    pub const CMD: u32 = 1 << 12;
+    pub const DOT: u64 = p(b'.');
     /// `*`.
-    pub const STAR: u32 = 1 << 13;
+    pub const STAR: u64 = p(b'*');
+    /// `" ' ^ , ;` (what `cmd_line` removes or rewrites).
+    pub const CMD: u64 = p(b'"') | p(b'\'') | p(b'^') | p(b',') | p(b';');
+    /// `A`-`Z`.
+    pub const UPPER: u64 = 1 << 32;
+    /// `a`-`z`.
+    pub const LOWER: u64 = 1 << 33;
+    /// `0`-`9`.
+    pub const DIGIT: u64 = 1 << 34;
+    /// ` `.
+    pub const SPACE: u64 = 1 << 35;
+    /// `\t`.
+    pub const TAB: u64 = 1 << 36;
+    /// `\n`.
+    pub const LF: u64 = 1 << 37;
+    /// `\r`.
+    pub const CR: u64 = 1 << 38;
+    /// `0x0B 0x0C`.
+    pub const VT_FF: u64 = 1 << 39;
+    /// NUL.
+    pub const NUL: u64 = 1 << 40;
+    /// Other control bytes and DEL.
+    pub const CTRL: u64 = 1 << 41;
+    /// `0xA0 0xC2` (no-break space and its UTF-8 lead byte).
+    pub const NBSP: u64 = 1 << 42;
+    /// `0xC0 0xC1 0xE0` (overlong UTF-8 leads).
+    pub const OVERLONG: u64 = 1 << 43;
+    /// Every other byte >= 0x80.
+    pub const HIGH: u64 = 1 << 44;
     /// Not a byte class: the value is at least [`super::base64_decode_detect::MIN_RUN`] long.
-    pub const LONG: u32 = 1 << 14;
+    pub const LONG: u64 = 1 << 45;
+    /// Whitespace other than space, as the whitespace transforms see it.
+    pub const WS_OTHER: u64 = TAB | LF | CR | VT_FF | NBSP;
 
-    const fn of(b: u8) -> u32 {
+    /// The class bit of one byte.
+    pub const fn of(b: u8) -> u64 {
         match b {
-            b'%' | b'+' => PCT_PLUS,
-            b'&' => AMP,
-            b'\\' => BSLASH,
             b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'0'..=b'9' => DIGIT,
             b' ' => SPACE,
-            b'\t' | b'\n' | b'\r' | 0x0B | 0x0C | 0xA0 | 0xC2 => WS_OTHER,
-            b'/' => SLASH,
-            b'-' => DASH,
-            b'#' => HASH,
-            b'.' => DOT,
+            b'\t' => TAB,
+            b'\n' => LF,
+            b'\r' => CR,
+            0x0B | 0x0C => VT_FF,
             0 => NUL,
+            0x01..=0x1F | 0x7F => CTRL,
+            0xA0 | 0xC2 => NBSP,
             0xC0 | 0xC1 | 0xE0 => OVERLONG,
-            b'"' | b'\'' | b'^' | b',' | b';' => CMD,
-            b'*' => STAR,
-            _ => 0,
+            0x80..=0xFF => HIGH,
+            _ => p(b),
         }
     }
 
-    pub(crate) static TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
+    pub(crate) static TABLE: [u64; 256] = {
+        let mut t = [0u64; 256];
         let mut i = 0;
         while i < 256 {
             t[i] = of(i as u8);
@@ -265,8 +308,8 @@ pub(crate) mod class {
 
 /// The [`class`] mask of `value`.
 #[inline]
-pub(crate) fn class_mask(value: &[u8]) -> u32 {
-    let mut m = 0u32;
+pub(crate) fn class_mask(value: &[u8]) -> u64 {
+    let mut m = 0u64;
     for &b in value {
         m |= class::TABLE[usize::from(b)];
     }
@@ -278,10 +321,12 @@ pub(crate) fn class_mask(value: &[u8]) -> u32 {
 
 impl Transform {
     /// Classes one of which a value must contain for this transform to change it.
-    pub(crate) const fn trigger(self) -> u32 {
+    pub(crate) const fn trigger(self) -> u64 {
         use class::*;
         match self {
-            Transform::UrlDecode | Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => PCT_PLUS,
+            Transform::UrlDecode | Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => {
+                PCT | PLUS
+            }
             Transform::HtmlEntityDecode => AMP,
             Transform::JsDecode => BSLASH,
             Transform::Base64DecodeDetect => LONG,
@@ -292,7 +337,7 @@ impl Transform {
             Transform::RemoveNulls => NUL,
             Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
             Transform::Utf8Overlong => OVERLONG,
-            Transform::DecodeAll => LONG | PCT_PLUS | AMP | BSLASH | OVERLONG,
+            Transform::DecodeAll => LONG | PCT | PLUS | AMP | BSLASH | OVERLONG,
         }
     }
 }
