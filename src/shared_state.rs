@@ -64,7 +64,7 @@ impl SharedState {
     pub async fn acquire_quota(&self, pending: &PendingQuota) -> Option<QuotaDecision> {
         let nonce: u128 = rand::random();
         for _ in 0..2 {
-            let Some(mut conn) = self.redis.connection().await else {
+            let Some(mut conn) = self.redis.local_connection().await else {
                 continue;
             };
             match palisade_keys::remote::acquire(&mut conn, pending, nonce).await {

@@ -288,9 +288,8 @@ impl Guard {
                 }
                 _ => match &backend {
                     Some(b) => b.limiter(scope, rate, keyed, max_keys),
-                    None if keyed => {
-                        Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>
-                    }
+                    None if keyed => Arc::new(Limiter::keyed(rate, max_keys, clock.clone()))
+                        as Arc<dyn RateLimit>,
                     None => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
                 },
             };

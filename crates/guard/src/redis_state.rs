@@ -24,6 +24,7 @@
 //!   connection is dropped and reopened (at most one attempt per [`RECONNECT_BACKOFF`]), so
 //!   service recovers when Redis does.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
@@ -85,6 +86,8 @@ pub struct RedisState {
     errors: AtomicU64,
     up: AtomicBool,
     syncing: AtomicBool,
+    /// Bumped when a connection error drops the connections (thread-local ones included).
+    generation: AtomicU64,
     limiters: Mutex<Vec<Weak<SyncedLimiter>>>,
     bans: Mutex<Vec<Weak<RedisBans>>>,
     /// Distinguishes this process's violation records from other gateways'.
@@ -100,6 +103,12 @@ impl std::fmt::Debug for RedisState {
             .field("errors", &self.errors())
             .finish_non_exhaustive()
     }
+}
+
+thread_local! {
+    /// The calling thread's connection: (state address, generation, connection).
+    static LOCAL_CONN: RefCell<Option<(usize, u64, MultiplexedConnection)>> =
+        const { RefCell::new(None) };
 }
 
 fn is_connection_error(e: &RedisError) -> bool {
@@ -134,6 +143,7 @@ impl RedisState {
             errors: AtomicU64::new(0),
             up: AtomicBool::new(true),
             syncing: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             limiters: Mutex::new(Vec::new()),
             bans: Mutex::new(Vec::new()),
             node: seed,
@@ -167,16 +177,47 @@ impl RedisState {
         &self.prefix
     }
 
-    /// A handle on the shared connection, connecting first if there is none (at most one
-    /// attempt per [`RECONNECT_BACKOFF`]; other callers meanwhile get `None` at once).
-    /// `None` is counted as a failure.
+    /// A handle on the shared connection (used by the sync task), connecting first if there
+    /// is none. `None` is counted as a failure.
     pub async fn connection(&self) -> Option<MultiplexedConnection> {
         if let Some(c) = self.conn.load_full() {
             return Some((*c).clone());
         }
+        let c = self.connect(true).await?;
+        self.conn.store(Some(Arc::new(c.clone())));
+        Some(c)
+    }
+
+    /// A connection of the calling thread, made on its first use there, for the request path:
+    /// its I/O task runs on the calling thread's runtime (each Pingora worker has its own), so a
+    /// call does not hop to another thread and back. Dropped with the others after a
+    /// connection error. `None` is counted as a failure.
+    pub async fn local_connection(&self) -> Option<MultiplexedConnection> {
+        let id = self as *const Self as usize;
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = LOCAL_CONN.with(|l| match &*l.borrow() {
+            Some((i, g, c)) if *i == id && *g == generation => Some(c.clone()),
+            _ => None,
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        let c = self.connect(false).await?;
+        LOCAL_CONN.with(|l| *l.borrow_mut() = Some((id, generation, c.clone())));
+        Some(c)
+    }
+
+    /// Opens a connection. While Redis is down at most one attempt is made per
+    /// [`RECONNECT_BACKOFF`]; other callers meanwhile get `None` at once (no request waits for
+    /// a connect timeout). `single`: at most one such attempt at a time.
+    async fn connect(&self, single: bool) -> Option<MultiplexedConnection> {
         let now_ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if now_ms < self.next_attempt_ms.load(Ordering::Relaxed)
-            || self
+        if !self.is_up() && now_ms < self.next_attempt_ms.load(Ordering::Relaxed) {
+            self.count_failure();
+            return None;
+        }
+        if single
+            && self
                 .connecting
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
@@ -194,12 +235,11 @@ impl RedisState {
             .client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await;
-        self.connecting.store(false, Ordering::Release);
+        if single {
+            self.connecting.store(false, Ordering::Release);
+        }
         match r {
-            Ok(c) => {
-                self.conn.store(Some(Arc::new(c.clone())));
-                Some(c)
-            }
+            Ok(c) => Some(c),
             Err(e) => {
                 self.failed(&e);
                 None
@@ -212,6 +252,7 @@ impl RedisState {
     pub fn failed(&self, e: &RedisError) {
         if is_connection_error(e) {
             self.conn.store(None);
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
         if self.count_failure() {
             tracing::warn!(error = %e, policy = ?self.policy, "redis unreachable: shared limits, quotas and bans degrade per the failure policy");
@@ -626,7 +667,6 @@ end
 return 0
 "#;
 
-
 #[derive(Debug, Clone)]
 enum BanOp {
     Ban(Ban),
@@ -753,11 +793,8 @@ impl RedisBans {
             if let Err(e) = pipe.query_async::<()>(conn).await {
                 // Not counted (or unknown): keep them for the next sync.
                 let mut v = self.violations.lock();
-                let rest: Vec<(IpAddr, Timestamp)> = violations
-                    .iter()
-                    .skip(i * SYNC_BATCH)
-                    .copied()
-                    .collect();
+                let rest: Vec<(IpAddr, Timestamp)> =
+                    violations.iter().skip(i * SYNC_BATCH).copied().collect();
                 v.splice(0..0, rest);
                 return Err(e);
             }

@@ -10,7 +10,7 @@
 //!   step on the server, so concurrent gateways never pass the limit.
 //! - No double counting on retries: each admission carries a random nonce chosen by the
 //!   gateway (never the client's request id, which a client could replay); the script stores
-//!   its answer under the nonce for a minute, so re-sending the same call after a timeout
+//!   its answer under the nonce for 10 s (far longer than a call's timeout), so re-sending the same call after a timeout
 //!   returns the first answer instead of counting again.
 //! - [`PendingQuota::resolve`] turns the answer into the admission (remaining quota, reset
 //!   time) or the `quota_exceeded` rejection, exactly as a local counter would.
@@ -145,7 +145,7 @@ pub type Connection = redis::aio::MultiplexedConnection;
 
 /// How long an answer is kept for a nonce, in milliseconds.
 #[cfg(feature = "redis")]
-const NONCE_TTL_MS: u64 = 60_000;
+const NONCE_TTL_MS: u64 = 10_000;
 
 /// Counters are kept this long past the end of their window (for usage views), in seconds.
 #[cfg(feature = "redis")]
