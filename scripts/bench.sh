@@ -297,10 +297,6 @@ upstreams:
   peer:
     targets:
       - address: $UPSTREAM
-    # Passive ejection off: palisade counts a client that hangs up while its request is at the
-    # upstream (wrk does, at the end of every run) as an upstream failure, so three of them eject
-    # the only target for 10 s and the next run gets 502s (reported as a bug).
-    passive: {max_failures: 0}
 routes:
   - name: all
     path: /*

@@ -144,10 +144,6 @@ upstreams:
   bench:
     targets:
       - address: $UPSTREAM
-    # Passive ejection off: palisade counts a client that hangs up while its request is at the
-    # upstream (wrk does, at the end of every run) as an upstream failure; three eject the only
-    # target for 10 s and the next run gets 502s (see scripts/bench.sh).
-    passive: {max_failures: 0}
 routes:
   - name: all
     path: /*
