@@ -11,7 +11,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use palisade_guard::BanStore;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -139,6 +138,10 @@ async fn add_ban(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
     }
     let ban = bans.ban(b.ip, std::time::Duration::from_secs(secs), &reason, g.now());
     persist_bans(shared).await;
+    // Shared state: publish at once rather than at the next sync.
+    if let Some(st) = &shared.state {
+        st.redis.sync().await;
+    }
     json(StatusCode::CREATED, serde_json::json!({"ban": ban}))
 }
 
@@ -317,6 +320,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
             if let Some(a) = shared.analytics.get() {
                 a.stats().render_prometheus(&mut body);
             }
+            if let Some(st) = &shared.state {
+                st.render_prometheus(&mut body);
+            }
             text(StatusCode::OK, body, "text/plain; version=0.0.4")
         }
         (Method::GET, "/config") => {
@@ -366,6 +372,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
                             .unwrap_or(false);
                         if removed {
                             persist_bans(&shared).await;
+                        }
+                        // Shared state: publish at once rather than at the next sync.
+                        if let Some(st) = &shared.state {
+                            st.redis.sync().await;
                         }
                         json(
                             if removed {

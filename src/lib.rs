@@ -7,7 +7,8 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` phases, where the pipeline stages run.
 //! - [`forward`]: request/response rewriting and the forwarder for large held bodies.
 //! - [`context`]: the per-request record every stage writes its decision into.
-//! - [`state`]: the runtime snapshot and atomic reload.
+//! - [`state`]: the runtime snapshot and atomic reload. [`shared_state`]: limits, quotas and
+//!   bans shared by several gateways through Redis.
 //! - [`admin`]: the admin listener. [`metrics`]: Prometheus metrics.
 //! - [`server`]: process wiring. [`demo_upstream`]: the demo API used by the quickstart and tests.
 
@@ -25,5 +26,6 @@ pub mod proxy;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod shared_state;
 pub mod state;
 pub mod upstream;

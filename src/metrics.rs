@@ -21,6 +21,14 @@ pub mod name {
     pub const UPSTREAM_FAILURES: &str = "palisade_upstream_failures_total";
     /// Bodies larger than the inspection limit passed uninspected, by route.
     pub const BODY_UNINSPECTED: &str = "palisade_body_uninspected_total";
+    /// Shared state (Redis): 1 when the last operation succeeded.
+    pub const STATE_UP: &str = "palisade_state_up";
+    /// Shared state (Redis): failed operations.
+    pub const STATE_ERRORS: &str = "palisade_state_errors_total";
+    /// Shared state (Redis): requests served with the quota uncounted (`on_failure: open`).
+    pub const STATE_FAIL_OPEN: &str = "palisade_state_fail_open_total";
+    /// Shared state (Redis): requests refused with 503 (`on_failure: closed`).
+    pub const STATE_REFUSED: &str = "palisade_state_refused_total";
 }
 
 /// The gateway's metrics.

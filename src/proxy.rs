@@ -211,6 +211,11 @@ impl Gateway {
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         let ip = guard.client_ip(peer, &session.req_header().headers);
         ctx.client_ip = Some(ip);
+        if let Some(st) = &self.shared.state {
+            if st.refuse_now() {
+                return self.state_unavailable(session, ctx, stage::THROTTLE).await;
+            }
+        }
         let d = guard.check(ip, route, guard.now());
         ctx.rate_limit = d.rate_limit;
         if d.short_circuits() {
@@ -263,7 +268,22 @@ impl Gateway {
             })
         });
         let now = std::time::SystemTime::now();
-        match auth.check(presented, route, now) {
+        let checked = match &self.shared.state {
+            // Shared quotas: one atomic round trip to Redis, after the local checks.
+            Some(st) => match auth.check_deferred(presented, route, now) {
+                Ok((adm, Some(pending))) => match st.acquire_quota(&pending).await {
+                    Some(d) => pending.resolve(adm, d),
+                    None if st.on_quota_failure() => Ok(adm),
+                    None => {
+                        return self.state_unavailable(session, ctx, stage::API_KEY).await;
+                    }
+                },
+                Ok((adm, None)) => Ok(adm),
+                Err(rej) => Err(rej),
+            },
+            None => auth.check(presented, route, now),
+        };
+        match checked {
             Ok(adm) => {
                 ctx.decide(
                     stage::API_KEY,
@@ -292,6 +312,19 @@ impl Gateway {
                 Ok(Some(true))
             }
         }
+    }
+
+    /// 503 `state_unavailable`: Redis is unreachable and `state.on_failure` is `closed`.
+    async fn state_unavailable(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        st: &'static str,
+    ) -> Result<Option<bool>> {
+        ctx.decide(st, verdict::BLOCK, "state_unavailable".to_string());
+        self.answer(session, ctx, 503, reason::STATE_UNAVAILABLE, st, true)
+            .await
+            .map(Some)
     }
 
     /// Act on the WAF's verdict so far: block (403), or record a detection and go on.

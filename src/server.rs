@@ -86,6 +86,9 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
                 }
                 tokio::spawn(guard_maintenance(side_shared.clone()));
                 tokio::spawn(quota_flush(side_shared.clone()));
+                if let Some(st) = side_shared.state.clone() {
+                    tokio::spawn(st.run_sync());
+                }
                 tokio::spawn(health_loop(side_shared.clone()));
                 let mut hup =
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {

@@ -127,8 +127,10 @@ pub struct Shared {
     pub analytics: std::sync::OnceLock<palisade_analytics::Analytics>,
     /// API keys and usage plans; plans and keys are reloaded in place on reload.
     pub keys: ArcSwapOption<palisade_keys::KeyAuth>,
-    /// Quota counters, flushed to disk by a background task.
+    /// Quota counters, flushed to disk by a background task (`None` with a Redis backend).
     pub quotas: ArcSwapOption<palisade_keys::QuotaStore>,
+    /// Shared state through Redis (`state:` section), fixed at start.
+    pub state: Option<Arc<crate::shared_state::SharedState>>,
 }
 
 type KeyParts = (
@@ -136,23 +138,43 @@ type KeyParts = (
     Option<Arc<palisade_keys::QuotaStore>>,
 );
 
-fn build_keys(config: &Config) -> Result<KeyParts, BuildError> {
+fn build_keys(
+    config: &Config,
+    state: Option<&crate::shared_state::SharedState>,
+) -> Result<KeyParts, BuildError> {
     let Some(k) = &config.api_keys else {
         return Ok((None, None));
     };
     let err = |e: String| BuildError::Rules(format!("{}: api_keys: {e}", config.source.display()));
     let store =
         Arc::new(palisade_keys::KeyStore::open(&k.key_file).map_err(|e| err(e.to_string()))?);
-    let quotas =
-        Arc::new(palisade_keys::QuotaStore::open(&k.quota_file).map_err(|e| err(e.to_string()))?);
     let plans = palisade_keys::PlanSet::compile(&k.plans).map_err(|e| err(e.to_string()))?;
-    let auth = palisade_keys::KeyAuth::new(
-        store,
-        plans,
-        quotas.clone(),
-        Arc::new(palisade_keys::SystemClock),
-    );
-    Ok((Some(Arc::new(auth)), Some(quotas)))
+    let (backend, quotas): (Arc<dyn palisade_keys::QuotaBackend>, _) = match state {
+        Some(st) => (st.quota_backend(), None),
+        None => {
+            let q = Arc::new(
+                palisade_keys::QuotaStore::open(&k.quota_file).map_err(|e| err(e.to_string()))?,
+            );
+            (q.clone(), Some(q))
+        }
+    };
+    let auth =
+        palisade_keys::KeyAuth::new(store, plans, backend, Arc::new(palisade_keys::SystemClock));
+    Ok((Some(Arc::new(auth)), quotas))
+}
+
+/// A guard for `g`, with the shared backend when there is one.
+fn new_guard(
+    config: &Config,
+    g: &palisade_guard::GuardConfig,
+    clock: &SharedClock,
+    state: Option<&crate::shared_state::SharedState>,
+) -> Result<Guard, BuildError> {
+    match state {
+        Some(st) => Guard::with_backend(g, route_rates(config), clock.clone(), st.guard_backend()),
+        None => Guard::new(g, route_rates(config), clock.clone()),
+    }
+    .map_err(|e| guard_error(config, e))
 }
 
 fn route_rates(config: &Config) -> Vec<(&str, palisade_guard::Rate)> {
@@ -176,14 +198,19 @@ impl Shared {
         let clock = SharedClock::new(
             CoarseClock::start(Duration::from_millis(1)).map_err(|e| guard_error(&config, e))?,
         );
-        let guard = match &config.guard {
-            Some(g) => Some(Arc::new(
-                Guard::new(g, route_rates(&config), clock.clone())
-                    .map_err(|e| guard_error(&config, e))?,
-            )),
+        let state = match &config.state {
+            Some(s) => Some(
+                crate::shared_state::SharedState::new(s, clock.clone()).map_err(|e| {
+                    BuildError::Rules(format!("{}: state: {e}", config.source.display()))
+                })?,
+            ),
             None => None,
         };
-        let (keys, quotas) = build_keys(&config)?;
+        let guard = match &config.guard {
+            Some(g) => Some(Arc::new(new_guard(&config, g, &clock, state.as_deref())?)),
+            None => None,
+        };
+        let (keys, quotas) = build_keys(&config, state.as_deref())?;
         let runtime = Runtime::build(config, &health, 1)?;
         let metrics = Metrics::new().map_err(|e| BuildError::Rules(format!("metrics: {e}")))?;
         Ok(Arc::new(Self {
@@ -198,6 +225,7 @@ impl Shared {
             analytics: std::sync::OnceLock::new(),
             keys: ArcSwapOption::new(keys),
             quotas: ArcSwapOption::new(quotas),
+            state,
         }))
     }
 
@@ -219,15 +247,20 @@ impl Shared {
                         "listener changes take effect after a restart; other changes are applied"
                     );
                 }
+                if config.state != old.config.state {
+                    tracing::warn!("`state` changes take effect after a restart");
+                }
                 let guard = match (&config.guard, self.guard.load_full()) {
                     (Some(g), Some(old)) => Some(Arc::new(
                         old.reconfigure(g, route_rates(&config))
                             .map_err(|e| guard_error(&config, e))?,
                     )),
-                    (Some(g), None) => Some(Arc::new(
-                        Guard::new(g, route_rates(&config), self.clock.clone())
-                            .map_err(|e| guard_error(&config, e))?,
-                    )),
+                    (Some(g), None) => Some(Arc::new(new_guard(
+                        &config,
+                        g,
+                        &self.clock,
+                        self.state.as_deref(),
+                    )?)),
                     (None, _) => None,
                 };
                 let same_file = config.api_keys.as_ref().map(|a| &a.key_file)
@@ -237,7 +270,9 @@ impl Shared {
                     self.keys.load_full(),
                     self.quotas.load_full(),
                 ) {
-                    (Some(k), Some(auth), Some(q)) if same_file => {
+                    (Some(k), Some(auth), q)
+                        if same_file && (q.is_some() || self.state.is_some()) =>
+                    {
                         let err = |e: String| {
                             BuildError::Rules(format!("{}: api_keys: {e}", config.source.display()))
                         };
@@ -246,9 +281,9 @@ impl Shared {
                         // Keys first: on a bad key file nothing changes.
                         auth.reload_keys().map_err(|e| err(e.to_string()))?;
                         auth.set_plans(plans);
-                        (Some(auth), Some(q))
+                        (Some(auth), q)
                     }
-                    _ => build_keys(&config)?,
+                    _ => build_keys(&config, self.state.as_deref())?,
                 };
                 Ok((
                     Runtime::build(config, &self.health, old.generation + 1)?,

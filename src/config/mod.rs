@@ -82,6 +82,36 @@ pub struct Config {
     pub analytics: Option<palisade_analytics::AnalyticsConfig>,
     /// API keys: key file, quota file (resolved paths) and plans.
     pub api_keys: Option<ApiKeys>,
+    /// Shared state in Redis (`None`: everything in this process). Read at start only.
+    pub state: Option<StateConfig>,
+}
+
+/// Validated `state: {backend: redis, …}` settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateConfig {
+    /// The Redis URL (any password is redacted in `/config`).
+    #[serde(serialize_with = "redact_url")]
+    pub url: String,
+    /// What to do with requests that need Redis while it is unreachable.
+    pub on_failure: palisade_guard::redis_state::FailurePolicy,
+    /// Key prefix.
+    pub prefix: String,
+    /// Timeout of each Redis operation.
+    pub timeout: std::time::Duration,
+    /// Interval of limit and ban synchronisation.
+    pub sync_interval: std::time::Duration,
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn redact_url<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    match (v.find("://"), v.rfind('@')) {
+        (Some(i), Some(at)) if at > i + 3 => {
+            let userinfo = &v[i + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            s.serialize_str(&format!("{}{user}:***{}", &v[..i + 3], &v[at..]))
+        }
+        _ => s.serialize_str(v),
+    }
 }
 
 /// Validated API key settings.
@@ -528,6 +558,8 @@ impl<'a> Validator<'a> {
             }
         }
 
+        let state = raw.state.as_ref().and_then(|st| self.state(st));
+
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.col));
             return Err(ConfigErrors(self.errors));
@@ -560,6 +592,60 @@ impl<'a> Validator<'a> {
             }),
             analytics: raw.analytics,
             api_keys,
+            state,
+        })
+    }
+
+    fn state(&mut self, st: &Spanned<raw::RawState>) -> Option<StateConfig> {
+        let raw = &st.value;
+        if raw.backend == raw::StateBackendKind::Local {
+            return None;
+        }
+        let Some(url) = raw.url.clone() else {
+            self.err(
+                &st.referenced,
+                "state: backend `redis` needs a `url` (hint: `url: redis://127.0.0.1:6379/0`)",
+            );
+            return None;
+        };
+        let known = ["redis://", "rediss://", "unix://", "redis+unix://"];
+        if !known.iter().any(|p| url.starts_with(p)) {
+            self.err(
+                &st.referenced,
+                format!("state.url `{url}` is not a Redis URL (hint: it starts with redis://, rediss:// or unix://)"),
+            );
+            return None;
+        }
+        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
+            self.err(
+                &st.referenced,
+                format!(
+                    "state.timeout_ms {} is out of range (1..=60000)",
+                    raw.timeout_ms
+                ),
+            );
+        }
+        if !(10..=60_000).contains(&raw.sync_interval_ms) {
+            self.err(
+                &st.referenced,
+                format!(
+                    "state.sync_interval_ms {} is out of range (10..=60000)",
+                    raw.sync_interval_ms
+                ),
+            );
+        }
+        if raw.prefix.is_empty() || raw.prefix.contains(char::is_whitespace) {
+            self.err(
+                &st.referenced,
+                "state.prefix must be non-empty and without spaces",
+            );
+        }
+        Some(StateConfig {
+            url,
+            on_failure: raw.on_failure,
+            prefix: raw.prefix.clone(),
+            timeout: std::time::Duration::from_millis(raw.timeout_ms),
+            sync_interval: std::time::Duration::from_millis(raw.sync_interval_ms),
         })
     }
 

@@ -41,6 +41,53 @@ pub struct FileConfig {
     /// API keys and usage plans (absent: stage off).
     #[serde(default)]
     pub api_keys: Option<RawApiKeys>,
+    /// Where limits, quotas and bans live (absent or `backend: local`: in this process).
+    #[serde(default)]
+    pub state: Option<Spanned<RawState>>,
+}
+
+/// Which store holds rate limits, quota counters and bans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackendKind {
+    /// In this process (the default).
+    Local,
+    /// In Redis, shared by every gateway using the same `url` and `prefix`.
+    Redis,
+}
+
+/// The `state` section: shared state for several gateways (see `docs/REDIS.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `local` or `redis`.
+    pub backend: StateBackendKind,
+    /// `redis://[:password@]host:port/db` (required for `redis`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// What to do with requests that need Redis while it is unreachable: `open` (serve) or
+    /// `closed` (503).
+    #[serde(default)]
+    pub on_failure: palisade_guard::redis_state::FailurePolicy,
+    /// Prefix of every Redis key (gateways sharing state use the same one).
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+    /// Timeout of each Redis operation, in milliseconds.
+    #[serde(default = "default_state_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How often limits and bans are synchronised, in milliseconds.
+    #[serde(default = "default_state_sync_ms")]
+    pub sync_interval_ms: u64,
+}
+
+fn default_state_prefix() -> String {
+    "palisade".to_string()
+}
+fn default_state_timeout_ms() -> u64 {
+    250
+}
+fn default_state_sync_ms() -> u64 {
+    1000
 }
 
 /// API keys and usage plans.

@@ -90,6 +90,9 @@ pub mod reason {
     pub const WAF_BLOCKED: &str = "waf_blocked";
     /// Reason code `body_uninspected`.
     pub const BODY_UNINSPECTED: &str = "body_uninspected";
+    /// Reason code `state_unavailable`: the shared state (Redis) is unreachable and
+    /// `state.on_failure` is `closed` (503).
+    pub const STATE_UNAVAILABLE: &str = "state_unavailable";
 }
 
 /// Columns of the raw `events` table, in the order the writer encodes them (RowBinary) and the

@@ -196,6 +196,17 @@ impl AutoBan {
             .retain(|_, q| q.back().is_some_and(|t| *t > horizon));
     }
 
+    /// Replaces every ban with `bans` (a shared store's copy, see `redis_state`); violation
+    /// counts are kept and nothing is marked for the state file.
+    pub fn replace_bans(&self, bans: impl IntoIterator<Item = Ban>) {
+        let mut map = self.bans.write();
+        map.clear();
+        for b in bans {
+            map.insert(canonical_ip(b.ip), b);
+        }
+        self.ban_count.store(map.len(), Ordering::Release);
+    }
+
     /// Addresses whose violations are being counted.
     pub fn tracked(&self) -> usize {
         self.strikes.lock().len()

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::autoban::{AutoBan, Ban, BanStore};
+use crate::backend::StateBackend;
 use crate::client_ip::{client_ip, TrustedProxies};
 use crate::config::{GuardConfig, Rate};
 use crate::conn::ConnGuard;
@@ -187,6 +188,23 @@ struct RouteLimit {
     limiter: Arc<dyn RateLimit>,
 }
 
+/// The ban store: the local one (with its state file), or a shared backend's.
+#[derive(Debug, Clone)]
+enum Bans {
+    Local(Arc<AutoBan>),
+    Shared(Arc<dyn BanStore>),
+}
+
+impl Bans {
+    #[inline]
+    fn store(&self) -> &dyn BanStore {
+        match self {
+            Bans::Local(b) => b.as_ref(),
+            Bans::Shared(b) => b.as_ref(),
+        }
+    }
+}
+
 /// IP lists, bans, limiters and the connection counter, built from a [`GuardConfig`].
 #[derive(Debug)]
 pub struct Guard {
@@ -197,9 +215,11 @@ pub struct Guard {
     global: Option<Arc<dyn RateLimit>>,
     /// Route names come from the config (not from clients), so a fast hash is safe here.
     routes: HashMap<Box<str>, RouteLimit, foldhash::fast::RandomState>,
-    bans: Option<Arc<AutoBan>>,
+    bans: Option<Bans>,
     conns: ConnGuard,
     clock: SharedClock,
+    /// Shared state (Redis): limiters and bans come from it; fixed for the guard's lifetime.
+    backend: Option<Arc<dyn StateBackend>>,
 }
 
 impl Guard {
@@ -211,7 +231,18 @@ impl Guard {
         routes: impl IntoIterator<Item = (&'a str, Rate)>,
         clock: SharedClock,
     ) -> Result<Guard, GuardError> {
-        Self::build(cfg, routes, clock, None)
+        Self::build(cfg, routes, clock, None, None)
+    }
+
+    /// Like [`Guard::new`], with limiters and bans from a shared `backend` (which must read
+    /// the same clock). [`Guard::reconfigure`] keeps the backend.
+    pub fn with_backend<'a>(
+        cfg: &GuardConfig,
+        routes: impl IntoIterator<Item = (&'a str, Rate)>,
+        clock: SharedClock,
+        backend: Arc<dyn StateBackend>,
+    ) -> Result<Guard, GuardError> {
+        Self::build(cfg, routes, clock, None, Some(backend))
     }
 
     /// A guard for a new config that keeps this one's state where the settings allow: bans
@@ -222,7 +253,13 @@ impl Guard {
         cfg: &GuardConfig,
         routes: impl IntoIterator<Item = (&'a str, Rate)>,
     ) -> Result<Guard, GuardError> {
-        Self::build(cfg, routes, self.clock.clone(), Some(self))
+        Self::build(
+            cfg,
+            routes,
+            self.clock.clone(),
+            Some(self),
+            self.backend.clone(),
+        )
     }
 
     fn build<'a>(
@@ -230,6 +267,7 @@ impl Guard {
         routes: impl IntoIterator<Item = (&'a str, Rate)>,
         clock: SharedClock,
         prev: Option<&Guard>,
+        backend: Option<Arc<dyn StateBackend>>,
     ) -> Result<Guard, GuardError> {
         cfg.validate()?;
         let now = clock.now();
@@ -239,26 +277,30 @@ impl Guard {
         };
         let trusted = TrustedProxies::new(&cfg.ip.trusted_proxies, cfg.ip.client_ip_header);
         let max_keys = cfg.throttle.max_keys;
-        let keep = |old: Option<&Arc<dyn RateLimit>>, rate: Rate, keyed: bool| match old {
-            Some(l)
-                if l.rate() == rate
-                    && (!keyed || prev.is_some_and(|p| p.cfg.throttle.max_keys == max_keys)) =>
-            {
-                Arc::clone(l)
-            }
-            _ if keyed => {
-                Arc::new(Limiter::keyed(rate, max_keys, clock.clone())) as Arc<dyn RateLimit>
-            }
-            _ => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
-        };
+        let keep =
+            |old: Option<&Arc<dyn RateLimit>>, rate: Rate, keyed: bool, scope: &str| match old {
+                Some(l)
+                    if l.rate() == rate
+                        && (!keyed
+                            || prev.is_some_and(|p| p.cfg.throttle.max_keys == max_keys)) =>
+                {
+                    Arc::clone(l)
+                }
+                _ => match &backend {
+                    Some(b) => b.limiter(scope, rate, keyed, max_keys),
+                    None if keyed => Arc::new(Limiter::keyed(rate, max_keys, clock.clone()))
+                        as Arc<dyn RateLimit>,
+                    None => Arc::new(Limiter::shared(rate, clock.clone())) as Arc<dyn RateLimit>,
+                },
+            };
         let per_ip = cfg
             .throttle
             .per_ip
-            .map(|r| keep(prev.and_then(|p| p.per_ip.as_ref()), r, true));
+            .map(|r| keep(prev.and_then(|p| p.per_ip.as_ref()), r, true, "ip"));
         let global = cfg
             .throttle
             .global
-            .map(|r| keep(prev.and_then(|p| p.global.as_ref()), r, false));
+            .map(|r| keep(prev.and_then(|p| p.global.as_ref()), r, false, "global"));
         let mut route_map = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (name, rate) in routes {
             let old = prev.and_then(|p| p.routes.get(name)).map(|r| &r.limiter);
@@ -266,17 +308,18 @@ impl Guard {
                 Box::from(name),
                 RouteLimit {
                     name: Arc::from(name),
-                    limiter: keep(old, rate, false),
+                    limiter: keep(old, rate, false, &format!("route:{name}")),
                 },
             );
         }
         let bans = match (&cfg.autoban, prev.and_then(|p| p.bans.as_ref())) {
             (None, _) => None,
             (Some(c), Some(old)) if prev.is_some_and(|p| p.cfg.autoban.as_ref() == Some(c)) => {
-                Some(Arc::clone(old))
+                Some(old.clone())
             }
-            (Some(c), Some(old)) => Some(Arc::new(old.reconfigured(c))),
-            (Some(c), None) => Some(Arc::new(AutoBan::load(c, now)?)),
+            (Some(c), _) if backend.is_some() => backend.as_ref().map(|b| Bans::Shared(b.bans(c))),
+            (Some(c), Some(Bans::Local(old))) => Some(Bans::Local(Arc::new(old.reconfigured(c)))),
+            (Some(c), _) => Some(Bans::Local(Arc::new(AutoBan::load(c, now)?))),
         };
         let conns = match prev {
             Some(p) => {
@@ -295,6 +338,7 @@ impl Guard {
             bans,
             conns,
             clock,
+            backend,
         })
     }
 
@@ -340,6 +384,7 @@ impl Guard {
         drop(lists);
         if allow_hit.is_none() {
             if let Some(b) = &self.bans {
+                let b = b.store();
                 if b.is_banned(ip, now) {
                     let until = b.get(ip, now).map_or(now, |ban| ban.until);
                     return GuardDecision::verdict(Verdict::Banned { ip, until });
@@ -396,7 +441,7 @@ impl Guard {
         allow_hit: &Option<ListHit>,
     ) -> GuardDecision {
         let new_ban = match (allow_hit, &self.bans) {
-            (None, Some(b)) => b.record_violation(ip, now),
+            (None, Some(b)) => b.store().record_violation(ip, now),
             _ => None,
         };
         GuardDecision {
@@ -417,12 +462,12 @@ impl Guard {
         {
             return None;
         }
-        b.record_violation(ip, now)
+        b.store().record_violation(ip, now)
     }
 
     /// The ban store (admin API: list, ban, unban), if auto-ban is configured.
-    pub fn bans(&self) -> Option<&Arc<AutoBan>> {
-        self.bans.as_ref()
+    pub fn bans(&self) -> Option<&dyn BanStore> {
+        self.bans.as_ref().map(Bans::store)
     }
 
     /// The feeds and lists.
@@ -452,7 +497,7 @@ impl Guard {
         if let Some(l) = &self.per_ip {
             l.sweep();
         }
-        if let Some(b) = &self.bans {
+        if let Some(Bans::Local(b)) = &self.bans {
             b.purge_expired(now);
         }
     }
@@ -460,8 +505,8 @@ impl Guard {
     /// Writes the ban state file if bans changed (blocking I/O: background task).
     pub fn persist_bans(&self) -> Result<bool, GuardError> {
         match &self.bans {
-            Some(b) => b.persist(self.now()),
-            None => Ok(false),
+            Some(Bans::Local(b)) => b.persist(self.now()),
+            _ => Ok(false),
         }
     }
 

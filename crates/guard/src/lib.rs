@@ -6,11 +6,14 @@
 //! Modules, one job each: [`time`] (injected clock), [`config`] (file types), [`lists`] and the
 //! private `prefix` table (allow/deny lookups), [`feeds`] (feed files, reload and swap),
 //! [`client_ip`] (trusted proxies), [`limiter`] (GCRA over bounded state), [`autoban`] (bans and
-//! their persistence), [`conn`] (connection cap, body rate, header caps), [`guard`] (the facade).
+//! their persistence), [`conn`] (connection cap, body rate, header caps), [`guard`] (the facade), [`backend`]
+//! (the seam for shared state) and `redis_state` (feature `redis`: limits and bans shared through
+//! Redis).
 
 #![warn(missing_docs)]
 
 pub mod autoban;
+pub mod backend;
 pub mod client_ip;
 pub mod config;
 pub mod conn;
@@ -25,6 +28,7 @@ pub mod redis_state;
 pub mod time;
 
 pub use autoban::{AutoBan, Ban, BanStore};
+pub use backend::StateBackend;
 pub use client_ip::{client_ip, TrustedProxies};
 pub use config::{
     Action, AutoBanConfig, ClientIpHeader, ConnectionConfig, FeedConfig, FeedFormat, GuardConfig,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 use palisade_guard::{
-    Action, AutoBanConfig, BanStore, FakeClock, FeedConfig, FeedFormat, Guard, GuardConfig, Rate,
+    Action, AutoBanConfig, FakeClock, FeedConfig, FeedFormat, Guard, GuardConfig, Rate,
     SharedClock, ThrottleScope, Timestamp, Verdict,
 };
 

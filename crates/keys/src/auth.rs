@@ -252,6 +252,30 @@ impl KeyAuth {
         route: &str,
         now: SystemTime,
     ) -> Result<Admission, Rejection> {
+        self.check_inner(presented, route, now, false)
+            .map(|(admission, _)| admission)
+    }
+
+    /// Like [`Self::check`], except that a quota held by a shared backend (a counter with a
+    /// [`QuotaCounter::remote_key`]) is not counted here: it is returned as a
+    /// [`crate::PendingQuota`] for the caller to count with one round trip (see
+    /// `crate::remote`) and resolve. Local quotas are counted as by `check`.
+    pub fn check_deferred(
+        &self,
+        presented: Option<&str>,
+        route: &str,
+        now: SystemTime,
+    ) -> Result<(Admission, Option<crate::remote::PendingQuota>), Rejection> {
+        self.check_inner(presented, route, now, true)
+    }
+
+    fn check_inner(
+        &self,
+        presented: Option<&str>,
+        route: &str,
+        now: SystemTime,
+        defer: bool,
+    ) -> Result<(Admission, Option<crate::remote::PendingQuota>), Rejection> {
         let presented = match presented {
             Some(p) if !p.is_empty() => p,
             _ => return Err(Rejection::Missing),
@@ -302,6 +326,14 @@ impl KeyAuth {
         if let Some((quota, slot)) = &limits.quota {
             if let Some(counter) = e.quotas.get(*slot) {
                 let window = quota.period.window_at(now_ns.div_euclid(1_000_000_000));
+                if defer && counter.remote_key().is_some() {
+                    let pending = crate::remote::PendingQuota {
+                        counter: counter.clone(),
+                        window,
+                        limit: quota.limit,
+                    };
+                    return Ok((admission, Some(pending)));
+                }
                 match counter.try_acquire(&window, quota.limit) {
                     QuotaDecision::Granted { used } => {
                         admission.quota_limit = Some(quota.limit);
@@ -318,7 +350,7 @@ impl KeyAuth {
                 }
             }
         }
-        Ok(admission)
+        Ok((admission, None))
     }
 
     /// Whether `presented` is the key `e` had before a rotation with a grace period still

@@ -5,6 +5,8 @@
 //!   overrides.
 //! - [`KeyAuth::check`]: one request's key → [`Admission`] or [`Rejection`] (status + reason).
 //! - [`QuotaStore`]: exact quota counters, flushed to disk off the request path.
+//! - [`RemoteQuotas`] / [`PendingQuota`]: quota counters shared by several gateways in Redis
+//!   (the round trip itself behind feature `redis`, [`remote::acquire`]).
 //! - [`Clock`] / [`ManualClock`]: injected time.
 //!
 //! See `docs/API_KEYS.md` for the key format, plan semantics and persistence.
@@ -47,6 +49,7 @@ mod name;
 mod plan;
 mod quota;
 mod rate;
+pub mod remote;
 mod store;
 mod token;
 
@@ -59,5 +62,6 @@ pub use plan::{
     MAX_QUOTA, MAX_RATE, MIN_RATE, PLAN_SCOPE,
 };
 pub use quota::{QuotaBackend, QuotaCounter, QuotaDecision, QuotaError, QuotaStore};
+pub use remote::{PendingQuota, RemoteQuotas};
 pub use store::{KeyRecord, KeyStore, StoreError};
 pub use token::{is_valid_id, KeyHash, ID_LEN, ID_PREFIX, KEY_LEN, KEY_PREFIX, SECRET_LEN};

@@ -51,6 +51,11 @@ pub trait QuotaCounter: Send + Sync + 'static {
     fn try_acquire(&self, window: &Window, limit: u64) -> QuotaDecision;
     /// Requests counted in `window` so far.
     fn used(&self, window: &Window) -> u64;
+    /// The shared (Redis) key of a counter kept outside this process, counted by the caller
+    /// of [`crate::KeyAuth::check_deferred`]; `None` (the default) for local counters.
+    fn remote_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Where quota counters live. Counters are resolved once per key when the key set or the plans
