@@ -808,3 +808,43 @@ fn check_prints_file_line_col_errors() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// SIGTERM: the gateway stops accepting, lets the request in flight finish within the grace
+/// period, and exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
+    let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
+    let mut gw = Gateway::start(&simple(up, ""));
+    let url = gw.url("/slow?ms=500");
+    let in_flight = tokio::spawn(async move {
+        let r = client().get(url).send().await?;
+        let status = r.status();
+        let body = r.text().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    });
+    // The request is at the upstream before the signal.
+    assert!(eventually(Duration::from_secs(5), async || rec.total() >= 1).await);
+    gw.signal("TERM");
+    let (status, body) = in_flight.await.expect("join").expect("in-flight request");
+    assert_eq!(status, 200, "the request in flight must finish");
+    assert_eq!(body, "slow\n");
+    // The process exits by itself, successfully, within grace period + shutdown timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(st) = gw.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway still running 15 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "exit status {code:?}\n{}", gw.log());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+            .await
+            .is_err(),
+        "the listener is closed after exit"
+    );
+}
