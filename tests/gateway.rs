@@ -848,3 +848,58 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
         "the listener is closed after exit"
     );
 }
+
+/// Fault injection: an upstream that dies in the middle of its response. The client sees a
+/// cut response (never a made-up complete one), the gateway keeps serving, and the failure is
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_dying_mid_response_is_contained() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dying = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly part of it")
+                    .await;
+                // and the process "dies": the connection is dropped mid-body
+            });
+        }
+    });
+    let (live, _rec, _h) = spawn_on(any()).await.expect("live");
+    let body = format!(
+        "upstreams:\n{}{}routes:\n  - name: dying\n    path: /dying/*\n    upstream: dying\n  - name: all\n    path: /*\n    upstream: live\n",
+        pool_yaml("dying", &[dying], "retries: 0"),
+        pool_yaml("live", &[live], "")
+    );
+    let gw = Gateway::start(&body);
+    let c = client();
+    for _ in 0..3 {
+        match c.get(gw.url("/dying/x")).send().await {
+            Ok(r) => {
+                // Headers may have been relayed already; the body must not arrive whole.
+                let got = r.bytes().await;
+                assert!(
+                    got.as_ref().map_or(true, |b| b.len() < 1000),
+                    "a cut upstream body arrived as complete: {got:?}"
+                );
+            }
+            Err(_) => {} // the connection was closed: also a correct outcome
+        }
+    }
+    let r = c.get(gw.url("/echo/after")).send().await.expect("send");
+    assert_eq!(r.status(), 200, "the gateway keeps serving");
+    let m = gw.metrics().await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("palisade_upstream_failures_total")
+                && l.contains("pool=\"dying\"")
+                && !l.ends_with(" 0")),
+        "the failure is counted:\n{m}"
+    );
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}
