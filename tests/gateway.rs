@@ -879,16 +879,14 @@ async fn upstream_dying_mid_response_is_contained() {
     let gw = Gateway::start(&body);
     let c = client();
     for _ in 0..3 {
-        match c.get(gw.url("/dying/x")).send().await {
-            Ok(r) => {
-                // Headers may have been relayed already; the body must not arrive whole.
-                let got = r.bytes().await;
-                assert!(
-                    got.as_ref().map_or(true, |b| b.len() < 1000),
-                    "a cut upstream body arrived as complete: {got:?}"
-                );
-            }
-            Err(_) => {} // the connection was closed: also a correct outcome
+        // A closed connection (send error) is also a correct outcome.
+        if let Ok(r) = c.get(gw.url("/dying/x")).send().await {
+            // Headers may have been relayed already; the body must not arrive whole.
+            let got = r.bytes().await;
+            assert!(
+                got.as_ref().map_or(true, |b| b.len() < 1000),
+                "a cut upstream body arrived as complete: {got:?}"
+            );
         }
     }
     let r = c.get(gw.url("/echo/after")).send().await.expect("send");
