@@ -130,13 +130,22 @@ request = function()
     return wrk.format("GET", "/limited/x")
   end
 end
-local statuses = {}
+-- response() runs in each thread's Lua state and done() in the main one: collect the threads
+-- in setup() and read their counters back in done().
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+statuses = {}
 response = function(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
 done = function(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for s, c in pairs(t:get("statuses")) do total[s] = (total[s] or 0) + c end
+  end
   local f = io.open(os.getenv("SOAK_STATUS_FILE"), "w")
-  for s, c in pairs(statuses) do f:write(s .. " " .. c .. "\n") end
+  for s, c in pairs(total) do f:write(s .. " " .. c .. "\n") end
+  f:write("errors " .. (summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout) .. "\n")
   f:close()
 end
 EOF
@@ -168,9 +177,16 @@ import datetime, os, subprocess, sys
 work, warmup, duration, write, doc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 samples = [tuple(map(int, l.split())) for l in open(os.path.join(work, "samples")) if l.strip()]
 statuses = {}
+errors = 0
 for l in open(os.path.join(work, "statuses")):
     s, c = l.split()
-    statuses[int(s)] = int(c)
+    if s == "errors":
+        errors = int(c)
+    else:
+        statuses[int(s)] = int(c)
+if not statuses:
+    print(open(os.path.join(work, "wrk.txt")).read())
+    sys.exit("soak.sh: wrk reported no responses")
 total = sum(statuses.values())
 after = [s for s in samples if s[0] >= warmup]
 base = after[0][1]
@@ -192,7 +208,7 @@ lines = [
     f"| RSS after warm-up → end (peak) | {base / 1024:.1f} → {end / 1024:.1f} MiB ({peak / 1024:.1f}) |",
     f"| **RSS growth after warm-up** | **{growth:+.1f}%** (pass mark < 5%) |",
     f"| open fds min / max / end | {min(fds)} / {max(fds)} / {fds[-1]} |",
-    f"| gateway 5xx | {five} |",
+    f"| gateway 5xx / socket errors | {five} / {errors} |",
 ]
 series = " ".join(f"{t}s:{r // 1024}M/{f}fd" for t, r, f in samples)
 stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
