@@ -590,7 +590,24 @@ impl<'a> Validator<'a> {
                 }
                 g
             }),
-            analytics: raw.analytics,
+            analytics: raw.analytics.map(|mut a| {
+                // Event files, the spool and the security log are relative to the config file
+                // too (not to the process's working directory).
+                let base = self.base;
+                let abs = |p: &mut PathBuf| {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                };
+                if let palisade_analytics::SinkConfig::Ndjson(n) = &mut a.sink {
+                    abs(&mut n.dir);
+                }
+                abs(&mut a.spool.dir);
+                if let Some(l) = &mut a.security_log {
+                    abs(&mut l.path);
+                }
+                a
+            }),
             api_keys,
             state,
         })
@@ -847,5 +864,28 @@ impl<'a> Validator<'a> {
             rate_limit: r.rate_limit,
             api_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use std::path::Path;
+
+    #[test]
+    fn analytics_paths_are_relative_to_the_config_file() {
+        let text = "listeners:\n  - address: 127.0.0.1:8080\nupstreams:\n  demo:\n    targets:\n      - address: 127.0.0.1:8081\nroutes:\n  - name: all\n    path: /*\n    upstream: demo\nanalytics:\n  sink:\n    ndjson: {dir: events}\n  spool: {dir: spool}\n  security_log: {path: logs/security.log}\n";
+        let cfg = super::parse(Path::new("/etc/palisade/palisade.yaml"), text).expect("parses");
+        let a = cfg.analytics.expect("analytics section");
+        match &a.sink {
+            palisade_analytics::SinkConfig::Ndjson(n) => {
+                assert_eq!(n.dir, Path::new("/etc/palisade/events"))
+            }
+            other => panic!("unexpected sink {other:?}"),
+        }
+        assert_eq!(a.spool.dir, Path::new("/etc/palisade/spool"));
+        assert_eq!(
+            a.security_log.expect("security log").path,
+            Path::new("/etc/palisade/logs/security.log")
+        );
     }
 }
