@@ -564,6 +564,13 @@ impl<'a> Validator<'a> {
             self.errors.sort_by_key(|e| (e.line, e.col));
             return Err(ConfigErrors(self.errors));
         }
+        // Makes a path from the file absolute (relative paths are relative to the config file).
+        let base = self.base;
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
         Ok(Config {
             source: path.to_path_buf(),
             listeners,
@@ -574,12 +581,6 @@ impl<'a> Validator<'a> {
             rules_dir,
             guard: raw.guard.map(|mut g| {
                 // Guard files are relative to the config file, like every other path.
-                let base = self.base;
-                let abs = |p: &mut PathBuf| {
-                    if p.is_relative() {
-                        *p = base.join(&*p);
-                    }
-                };
                 for f in &mut g.ip.feeds {
                     abs(&mut f.path);
                 }
@@ -593,12 +594,6 @@ impl<'a> Validator<'a> {
             analytics: raw.analytics.map(|mut a| {
                 // Event files, the spool and the security log are relative to the config file
                 // too (not to the process's working directory).
-                let base = self.base;
-                let abs = |p: &mut PathBuf| {
-                    if p.is_relative() {
-                        *p = base.join(&*p);
-                    }
-                };
                 if let palisade_analytics::SinkConfig::Ndjson(n) = &mut a.sink {
                     abs(&mut n.dir);
                 }
