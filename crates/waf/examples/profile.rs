@@ -35,4 +35,9 @@ fn main() {
         }
     }
     println!("{:?} per iteration", t.elapsed() / n);
+    if which == "json" {
+        // The workload must be a valid body with no finding, or the figure means nothing.
+        assert!(out.body_error().is_none(), "{:?}", out.body_error());
+        println!("{} byte body, score {}", body.len(), out.score());
+    }
 }

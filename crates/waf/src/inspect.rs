@@ -129,6 +129,10 @@ pub(crate) struct State {
     spans: Vec<(u32, u32, u32)>,
     detections: Vec<(u16, Detector, Option<palisade_detect::Detection>)>,
     patset: Option<regex_automata::PatternSet>,
+    /// The values already inspected in this request (see [`crate::seen`]).
+    seen: crate::seen::Seen,
+    /// Values skipped because they were already inspected.
+    pub skipped: u32,
 }
 
 /// Per-request accumulator, reusable across requests (its buffers are kept).
@@ -152,11 +156,19 @@ impl Inspection {
         st.matched.clear();
         st.body_error = None;
         st.over_limit = false;
+        st.seen.clear();
+        st.skipped = 0;
     }
 
     /// Records every (rule, target) match instead of only the first per rule (for `explain`).
     pub fn set_record_all(&mut self, on: bool) {
         self.st.record_all = on;
+    }
+
+    /// Values not inspected again because the same kind, name and value had already been
+    /// inspected in this request (see [`crate::seen`]).
+    pub fn skipped(&self) -> u32 {
+        self.st.skipped
     }
 
     /// Total anomaly score.
@@ -213,6 +225,10 @@ impl Inspection {
 pub(crate) trait Sink {
     /// One value of `kind`, named `name` (argument name, header name, JSON path…).
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]);
+    /// The raw body. `parsed` is true when a JSON or urlencoded parser read all of it, so every
+    /// byte of it already went out as a key or a value: then only the rules that do not look at
+    /// both `args` and `args_names` need the raw body.
+    fn raw_body(&mut self, body: &[u8], parsed: bool);
 }
 
 /// Evaluates values against a rule set under a policy.
@@ -662,17 +678,25 @@ fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::Detection> {
     }
 }
 
-impl Sink for Engine<'_> {
-    fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+impl Engine<'_> {
+    /// Puts the rules (and chains) that look at `kind`/`name` under the policy into
+    /// `st.cand`/`st.chains`; with `residual`, only the raw-body rules of a fully parsed body.
+    /// Returns false when there is none.
+    fn select(&mut self, kind: Kind, name: &[u8], residual: bool) -> bool {
         let rs = self.rs;
         let pol = self.pol;
         let st = &mut *self.st;
         let k = kind as usize;
         let (Some(kr), Some(kc)) = (rs.kind_rules.get(k), rs.kind_chains.get(k)) else {
-            return;
+            return false;
         };
-        st.cand.copy_from(kr);
-        st.chains.copy_from(kc);
+        if residual {
+            st.cand.copy_from(&rs.body_residual.0);
+            st.chains.copy_from(&rs.body_residual.1);
+        } else {
+            st.cand.copy_from(kr);
+            st.chains.copy_from(kc);
+        }
         if kind == Kind::Header {
             if let Some((hr, hc)) = rs.header_rules.get(name) {
                 st.cand.or_with(hr);
@@ -685,10 +709,27 @@ impl Sink for Engine<'_> {
                 st.cand.and_not(rules);
             }
         }
-        if st.cand.is_empty() {
+        !st.cand.is_empty()
+    }
+}
+
+impl Sink for Engine<'_> {
+    fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+        if !self.select(kind, name, false) {
+            return;
+        }
+        let st = &mut *self.st;
+        if !st.record_all && st.seen.check_insert(kind, name, value) {
+            st.skipped += 1;
             return;
         }
         self.eval(kind, name, json, value);
+    }
+
+    fn raw_body(&mut self, body: &[u8], parsed: bool) {
+        if self.select(Kind::Body, b"", parsed) {
+            self.eval(Kind::Body, b"", false, body);
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod protocol;
 mod raw;
 mod request;
 mod ruleset;
+mod seen;
 mod selftest;
 pub mod target;
 pub mod transform;

@@ -1,7 +1,8 @@
 //! Prefilters (gates) for regexes.
 //!
 //! From a regex's syntax tree we compute a [`Gate`]: a set of lowercase *factors* (byte strings
-//! of at least [`MIN_FACTOR`] bytes, compared ASCII-case-insensitively) and a set of byte
+//! of at least [`MIN_FACTOR`] bytes, or two punctuation bytes such as `..` or `{{`, compared
+//! ASCII-case-insensitively) and a set of byte
 //! classes (see [`crate::transform::class`]) such that **every match of the regex contains one
 //! of the factors or one byte of one of the classes**. The factors of every regex go into the
 //! rule set's one Aho-Corasick automaton; the classes are checked against the value's class
@@ -32,7 +33,7 @@ const USELESS: u32 = 1000;
 /// A necessary condition for a regex to match: one of `factors` or a byte of `classes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Gate {
-    /// Lowercase factors (each at least [`MIN_FACTOR`] bytes).
+    /// Lowercase factors (each at least [`MIN_FACTOR`] bytes, or a punctuation pair).
     pub factors: Vec<Vec<u8>>,
     /// Byte classes ([`crate::transform::class`] bits).
     pub classes: u64,
@@ -43,7 +44,11 @@ impl Gate {
         let f: u32 = self
             .factors
             .iter()
-            .map(|s| if s.len() >= 4 { 1 } else { 2 })
+            .map(|s| match s.len() {
+                0..=2 => 3,
+                3 => 2,
+                _ => 1,
+            })
             .sum();
         let mut c = f;
         let mut m = self.classes;
@@ -144,7 +149,14 @@ fn class_info(c: &Class) -> Info {
     })
 }
 
-/// A short exact string as a gate: its rarest byte, or a factor when long enough.
+/// True for a two-byte string of punctuation (`..`, `--`, `/*`, `{{`, `${`): rare enough in
+/// benign text to be a factor although shorter than [`MIN_FACTOR`].
+fn punct_pair(s: &[u8]) -> bool {
+    s.len() == 2 && s.iter().all(u8::is_ascii_punctuation)
+}
+
+/// A short exact string as a gate: its rarest byte, or a factor when long enough (or a pair
+/// of punctuation bytes).
 fn exact_gate(s: &[u8]) -> Option<Gate> {
     if s.len() >= MIN_FACTOR {
         return Some(Gate {
@@ -156,10 +168,20 @@ fn exact_gate(s: &[u8]) -> Option<Gate> {
         .iter()
         .map(|&b| class::of(b))
         .min_by_key(|&c| class_cost(c))?;
-    Some(Gate {
+    let by_class = Gate {
         factors: Vec::new(),
         classes: best,
-    })
+    };
+    if punct_pair(s) {
+        let by_factor = Gate {
+            factors: vec![s.to_vec()],
+            classes: 0,
+        };
+        if by_factor.cost() < by_class.cost() {
+            return Some(by_factor);
+        }
+    }
+    Some(by_class)
 }
 
 fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
@@ -181,6 +203,11 @@ fn info(h: &Hir) -> Info {
             }
             match info(&r.sub) {
                 Info::Exact(s) if r.min == 1 && r.max == Some(1) => Info::Exact(s),
+                // `x{2,}`: every match holds `x` repeated `min` times.
+                Info::Exact(s) if r.min >= 2 && !s.is_empty() => {
+                    let times = (r.min as usize).min(8usize.div_ceil(s.len()));
+                    exact_gate(&s.repeat(times)).map_or(Info::Nothing, Info::Need)
+                }
                 Info::Exact(s) => exact_gate(&s).map_or(Info::Nothing, Info::Need),
                 Info::Need(n) => Info::Need(n),
                 Info::Nothing => Info::Nothing,
@@ -377,6 +404,22 @@ mod tests {
             Some(Gate {
                 factors: vec![b"${ifs}".to_vec(), b"which".to_vec()],
                 classes: bits(b";|")
+            })
+        );
+        // A pair of common punctuation is a factor (`..`, also from `\.{2,}`); a pair holding a
+        // rare byte stays that byte.
+        assert_eq!(
+            gate(r"\.{2,}[\\/]", false),
+            Some(Gate {
+                factors: vec![b"..".to_vec()],
+                classes: 0
+            })
+        );
+        assert_eq!(
+            gate(r"'\s*--", false),
+            Some(Gate {
+                factors: vec![b"--".to_vec()],
+                classes: 0
             })
         );
         // Short strings use their rarest byte.

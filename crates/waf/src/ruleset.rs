@@ -187,6 +187,10 @@ pub struct RuleSet {
     /// Largest pattern count of the sets.
     pub(crate) max_set_len: usize,
     pub(crate) negated: Bitset,
+    /// Rules (and their chains) that still read the raw body of a JSON or urlencoded body that
+    /// parsed whole: those that do not target both `args` and `args_names` (the parsed keys and
+    /// values already carry every byte of such a body).
+    pub(crate) body_residual: (Bitset, Bitset),
     pub(crate) by_id: HashMap<u32, usize>,
     pub(crate) tags: HashSet<String>,
 }
@@ -782,6 +786,14 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             }
         }
     }
+    let mut body_residual = (Bitset::new(n), Bitset::new(chains.len()));
+    let both = Kind::BodyArg.bit() | Kind::ArgName.bit();
+    for (i, r) in rules.iter().enumerate() {
+        if r.kinds & Kind::Body.bit() != 0 && r.kinds & both != both {
+            body_residual.0.set(i);
+            body_residual.1.set(r.chain);
+        }
+    }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     let chain_trig = chains
@@ -810,6 +822,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         kind_sets,
         max_set_len,
         negated,
+        body_residual,
         by_id,
         tags,
     })

@@ -61,16 +61,55 @@ pub fn headers() -> HeaderMap {
 /// The query string of the 1 KB request (10 arguments).
 pub const QUERY: &[u8] = b"q=running+shoes+for+men%27s+trail&category=sports&brand=Salomon&min_price=50&max_price=180&sort=price_asc&page=2&per_page=48&color=black&ref=homepage_banner";
 
-/// A JSON body of about `target` bytes (orders with prose, names and numbers).
+/// A JSON body of about `target` bytes: orders with prose notes, names (O'Brien and friends),
+/// e-mail addresses, streets and numbers. Keys repeat from order to order as in any array of
+/// objects; the values vary (names and cities from small lists, notes, e-mails, streets and SKUs
+/// unique per order), so nothing here rewards caching values that a real body would not repeat.
 pub fn json_body(target: usize) -> Vec<u8> {
+    const FIRST: [&str; 8] = [
+        "Seán",
+        "Zoë",
+        "Marie-Claire",
+        "José",
+        "Ngozi",
+        "Björn",
+        "Aoife",
+        "Priya",
+    ];
+    const LAST: [&str; 8] = [
+        "O'Brien",
+        "D'Angelo",
+        "Smith-Jones",
+        "Núñez",
+        "Okafor",
+        "Åberg",
+        "McCarthy",
+        "Iyer",
+    ];
+    const CITY: [&str; 6] = ["Dublin", "Lyon", "São Paulo", "Lagos", "Malmö", "Bengaluru"];
+    const NOTE: [&str; 6] = [
+        "Please select the blue one; leave it at the door if nobody answers. Thanks!",
+        "Gift wrap, please -- it's for my mother's 70th birthday (she likes \\\"surprises\\\").",
+        "Call before delivery: the bell doesn't work & the dog is loud, but friendly :)",
+        "Order #{i} replaces the one from last week, which was sent to the wrong address.",
+        "If size 42 is out of stock, 43 is OK; otherwise cancel and refund to the card.",
+        "Deliver to reception (2nd floor), ask for the office manager or use the side door.",
+    ];
     let mut s = String::from("{\"orders\":[");
-    let mut i = 0;
+    let mut i = 0usize;
     while s.len() < target - 400 {
         if i > 0 {
             s.push(',');
         }
+        let (first, last) = (FIRST[i % 8], LAST[(i / 8 + i) % 8]);
+        let note = NOTE[i % 6].replace("{i}", &i.to_string());
         s.push_str(&format!(
-            "{{\"id\":{i},\"customer\":{{\"name\":\"Seán O'Brien\",\"email\":\"sean.obrien{i}@example.org\",\"address\":{{\"street\":\"{i} Main Street\",\"city\":\"Dublin\"}}}},\"note\":\"Please select the blue one; leave it at the door if nobody answers. Thanks!\",\"items\":[{{\"sku\":\"SKU-{i}-A\",\"qty\":2,\"price\":19.99}},{{\"sku\":\"SKU-{i}-B\",\"qty\":1,\"price\":5.5}}],\"gift\":false}}"
+            "{{\"id\":{i},\"customer\":{{\"name\":\"{first} {last}\",\"email\":\"{}.{}{i}@example.org\",\"address\":{{\"street\":\"{} Main Street\",\"city\":\"{}\"}}}},\"note\":\"{note} (ref {i})\",\"items\":[{{\"sku\":\"SKU-{i}-A\",\"qty\":2,\"price\":19.99}},{{\"sku\":\"SKU-{i}-B\",\"qty\":1,\"price\":5.5}}],\"gift\":{}}}",
+            first.to_lowercase(),
+            last.to_lowercase().replace('\'', ""),
+            i * 7 + 1,
+            CITY[i % 6],
+            i.is_multiple_of(5)
         ));
         i += 1;
     }

@@ -1,6 +1,9 @@
-//! Body parsers. The parser is chosen by Content-Type; the raw body is always inspected as the
-//! `body` target too, so a body that fails its parser (or has an unknown type) is still
-//! scanned. With no Content-Type, a body starting with `{`/`[` is tried as JSON and one
+//! Body parsers. The parser is chosen by Content-Type; the raw body is inspected as the `body`
+//! target too, so a body that fails its parser (or has an unknown type) is still scanned. When
+//! a JSON or urlencoded body parses whole, its keys and values carry every byte of it, so the
+//! raw body goes only to the rules that do not already see both `args` and `args_names` (XML
+//! and multipart bodies always go to every `body` rule: DTDs, comments and file contents are
+//! not values). With no Content-Type, a body starting with `{`/`[` is tried as JSON and one
 //! starting with `<` as XML (without reporting parse errors).
 
 pub(crate) mod json;
@@ -31,45 +34,49 @@ pub(crate) fn extract_body(
     if body.is_empty() {
         return None;
     }
-    let err = parsed(content_type, body, bufs, sink);
+    let (err, whole) = parsed(content_type, body, bufs, sink);
     // The raw body last, so the more precise targets are reported first.
-    sink.value(Kind::Body, b"", false, body);
+    sink.raw_body(body, whole);
     err
 }
 
+/// Runs the parser the body calls for. Returns the parse error to report, and whether a JSON
+/// or urlencoded parser read the whole body.
 fn parsed(
     content_type: Option<&[u8]>,
     body: &[u8],
     bufs: &mut ParseBufs,
     sink: &mut impl Sink,
-) -> Option<BodyError> {
+) -> (Option<BodyError>, bool) {
     let Some(ct) = content_type else {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        match first {
-            Some(b'{' | b'[') => {
-                let _ = json::parse(body, bufs, sink);
-            }
+        let whole = match first {
+            Some(b'{' | b'[') => json::parse(body, bufs, sink).is_ok(),
             Some(b'<') => {
                 let _ = xml::parse(body, bufs, sink);
+                false
             }
-            _ => {}
-        }
-        return None;
+            _ => false,
+        };
+        return (None, whole);
     };
     let m = mime(ct);
     if m == b"application/x-www-form-urlencoded" {
         urlencoded(body, Kind::BodyArg, bufs, sink);
-        None
+        (None, true)
     } else if m == b"application/json" || m.ends_with(b"+json") || m == b"text/json" {
-        json::parse(body, bufs, sink).err()
+        let err = json::parse(body, bufs, sink).err();
+        let whole = err.is_none();
+        (err, whole)
     } else if m.starts_with(b"multipart/") {
-        match multipart::boundary(ct) {
+        let err = match multipart::boundary(ct) {
             Some(b) => multipart::parse(body, &b, bufs, sink).err(),
             None => Some(BodyError::MalformedMultipart("no boundary in content-type")),
-        }
+        };
+        (err, false)
     } else if m == b"application/xml" || m == b"text/xml" || m.ends_with(b"+xml") {
-        xml::parse(body, bufs, sink).err()
+        (xml::parse(body, bufs, sink).err(), false)
     } else {
-        None
+        (None, false)
     }
 }

@@ -10,15 +10,32 @@
 /// Shortest run considered base64.
 pub const MIN_RUN: usize = 16;
 
-fn b64_val(b: u8) -> Option<u8> {
-    match b {
-        b'A'..=b'Z' => Some(b - b'A'),
-        b'a'..=b'z' => Some(b - b'a' + 26),
-        b'0'..=b'9' => Some(b - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
+/// Base64 value of each byte (standard and URL-safe alphabets), `INVALID` for the others.
+const INVALID: u8 = 0xFF;
+static B64: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
     }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
+#[inline]
+fn b64_val(b: u8) -> Option<u8> {
+    let v = B64[usize::from(b)];
+    (v != INVALID).then_some(v)
 }
 
 /// Decodes `run` (no padding) into `out`, returning whether the result looks like text.

@@ -67,8 +67,10 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
     while i < input.len() {
         let b = input[i];
         if b != b'&' {
-            out.push(b);
-            i += 1;
+            // Copy the run up to the next `&` at once.
+            let run = memchr::memchr(b'&', &input[i..]).unwrap_or(input.len() - i);
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
             continue;
         }
         let rest = &input[i + 1..];

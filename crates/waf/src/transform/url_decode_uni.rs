@@ -8,7 +8,7 @@ use super::{hex_val, push_code_point};
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
-    if !input.iter().any(|&b| b == b'%' || b == b'+') {
+    if memchr::memchr2(b'%', b'+', input).is_none() {
         return false;
     }
     out.clear();
@@ -51,7 +51,11 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
             out.push(b' ');
             changed = true;
         } else {
-            out.push(b);
+            // Copy the run up to the next `%` or `+` at once.
+            let run = memchr::memchr2(b'%', b'+', &input[i..]).unwrap_or(input.len() - i);
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
+            continue;
         }
         i += 1;
     }

@@ -6,7 +6,7 @@
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
-    if !input.iter().any(|&b| b == 0xC0 || b == 0xC1 || b == 0xE0) {
+    if memchr::memchr3(0xC0, 0xC1, 0xE0, input).is_none() {
         return false;
     }
     out.clear();
@@ -25,9 +25,14 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
             out.push(((c1 & 0x3F) << 6) | (c2 & 0x3F));
             i += 3;
             changed = true;
-        } else {
+        } else if matches!(b, 0xC0 | 0xC1 | 0xE0) {
             out.push(b);
             i += 1;
+        } else {
+            // Copy the run up to the next possible overlong lead at once.
+            let run = memchr::memchr3(0xC0, 0xC1, 0xE0, &input[i..]).unwrap_or(input.len() - i);
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
         }
     }
     changed

@@ -1,0 +1,161 @@
+//! Repeated values are inspected once per request, and the raw body of a JSON or urlencoded
+//! body that parsed whole goes only to the rules that do not already see its keys and values.
+//! Neither may hide an attack.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use palisade_waf::RuleSet;
+
+fn shipped() -> RuleSet {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+    match RuleSet::load_dir(&dir) {
+        Ok(rs) => rs,
+        Err(e) => panic!("shipped rules do not load:\n{e}"),
+    }
+}
+
+#[test]
+fn repeated_keys_are_inspected_once_and_a_later_attack_still_fires() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let mut body = String::from("[");
+    for i in 0..200 {
+        body.push_str(&format!(r#"{{"name":"n{i}","kind":"order"}},"#));
+    }
+    body.push_str(r#"{"name":"<script>alert(1)</script>","kind":"order"}]"#);
+    // A plain inspection (`Req::run` records every match, which turns the memory off).
+    let mut i = palisade_waf::Inspection::new();
+    Req::post("/", "application/json", body.as_bytes()).run_into(&rs, &p, &mut i);
+    assert!(
+        fired(&i).contains(&(2002, "json:name".into())),
+        "{:?}",
+        fired(&i)
+    );
+    // Two keys and one value repeat in each of the 200 later elements.
+    assert!(i.skipped() >= 3 * 200, "skipped {}", i.skipped());
+    // A new request starts with an empty memory.
+    Req::post("/", "application/json", br#"{"name":"x"}"#).run_into(&rs, &p, &mut i);
+    assert_eq!(i.skipped(), 0);
+}
+
+#[test]
+fn an_excluded_name_does_not_hide_the_same_value_under_another_name() {
+    let rs = fixtures();
+    let p = policy(
+        &rs,
+        "exclusions:\n  - {rule_ids: [2002], targets: [\"json:a\"]}\n",
+    );
+    for body in [
+        &br#"{"a":"<script>alert(1)</script>","b":"<script>alert(1)</script>"}"#[..],
+        br#"{"b":"<script>alert(1)</script>","a":"<script>alert(1)</script>"}"#,
+    ] {
+        let i = Req::post("/", "application/json", body).run(&rs, &p);
+        let f = fired(&i);
+        assert!(f.contains(&(2002, "json:b".into())), "{f:?}");
+        assert!(!f.contains(&(2002, "json:a".into())), "{f:?}");
+    }
+}
+
+#[test]
+fn a_value_repeated_under_another_kind_is_inspected_again() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    // The same bytes as a query argument and as a cookie, in a plain inspection: the cookie
+    // is not skipped as "already seen" (the first match per rule is the argument; the rule
+    // must still be able to fire on the cookie alone).
+    let mut i = palisade_waf::Inspection::new();
+    Req::get("/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .header("cookie", "q=<script>alert(1)</script>")
+        .run_into(&rs, &p, &mut i);
+    assert_eq!(i.skipped(), 0, "{:?}", i.matches());
+    Req::get("/")
+        .header("cookie", "q=<script>alert(1)</script>")
+        .run_into(&rs, &p, &mut i);
+    assert!(i.score() > 0);
+}
+
+#[test]
+fn a_rule_that_does_not_see_keys_still_reads_the_raw_body_of_a_parsed_json() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    // Fixture rule 2002 targets args and body, not args_names: an attack in a key reaches it
+    // only through the raw body.
+    let i = Req::post(
+        "/",
+        "application/json",
+        br#"{"<script>alert(1)</script>":1}"#,
+    )
+    .run(&rs, &p);
+    assert!(
+        fired(&i).contains(&(2002, "body".into())),
+        "{:?}",
+        fired(&i)
+    );
+}
+
+#[test]
+fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
+    let rs = shipped();
+    let p = default_policy(&rs);
+    // fastjson autoType: `"@type":"com.sun…"` spans a key and a value (rule 13002).
+    let i = Req::post(
+        "/",
+        "application/json",
+        br#"{"@type":"com.sun.rowset.JdbcRowSetImpl","dataSourceName":"rmi://x/y","autoCommit":true}"#,
+    )
+    .run(&rs, &p);
+    assert!(
+        fired(&i).contains(&(13002, "body".into())),
+        "{:?}",
+        fired(&i)
+    );
+    // An off-site redirect parameter in a form body (rule 16001 reads the raw query and body).
+    let i = Req::post(
+        "/login",
+        "application/x-www-form-urlencoded",
+        b"user=a&next=https://evil.example/",
+    )
+    .run(&rs, &p);
+    assert!(
+        fired(&i).contains(&(16001, "body".into())),
+        "{:?}",
+        fired(&i)
+    );
+}
+
+#[test]
+fn rules_that_see_keys_and_values_skip_the_raw_body_of_a_parsed_json() {
+    let rs = shipped();
+    let p = default_policy(&rs);
+    let body = br#"{"__proto__":{"isAdmin":true}}"#;
+    let mut out = palisade_waf::Inspection::new();
+    out.set_record_all(true);
+    Req::post("/", "application/json", body).run_into(&rs, &p, &mut out);
+    let hits: Vec<(u32, String)> = out
+        .matches()
+        .iter()
+        .map(|m| (m.rule_id, m.target.clone()))
+        .collect();
+    // Rule 13003 targets args, args_names and body: the key carries the finding …
+    assert!(
+        hits.contains(&(13003, "args_names:__proto__".into())),
+        "{hits:?}"
+    );
+    // … and the raw body is not scanned again for it.
+    assert!(!hits.contains(&(13003, "body".into())), "{hits:?}");
+    // A body that does not parse is scanned raw by every body rule.
+    let mut out = palisade_waf::Inspection::new();
+    out.set_record_all(true);
+    Req::post("/", "application/json", br#"{"__proto__":{"isAdmin":true}"#)
+        .run_into(&rs, &p, &mut out);
+    assert!(
+        out.matches()
+            .iter()
+            .any(|m| m.rule_id == 13003 && m.target == "body"),
+        "{:?}",
+        out.matches()
+    );
+}
