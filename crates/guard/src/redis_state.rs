@@ -479,7 +479,10 @@ impl SyncedLimiter {
         let (amount, period) = if nanos <= 1_000_000_000 {
             (1_000_000_000 / nanos, crate::config::RatePeriod::Second)
         } else {
-            ((60_000_000_000 / nanos).max(1), crate::config::RatePeriod::Minute)
+            (
+                (60_000_000_000 / nanos).max(1),
+                crate::config::RatePeriod::Minute,
+            )
         };
         let amount = std::num::NonZeroU32::new(u32::try_from(amount).unwrap_or(u32::MAX))
             .unwrap_or(std::num::NonZeroU32::MIN);

@@ -28,9 +28,9 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
 use crate::name::ShortName;
+use crate::plan::RateLimit;
 use crate::plan::{CompiledPlan, PlanSet};
 use crate::quota::{QuotaBackend, QuotaCounter, QuotaDecision};
-use crate::plan::RateLimit;
 use crate::rate::{Gcra, RateBackend, RateDecision, SharedRate};
 use crate::store::{KeyRecord, KeyStore, StoreError};
 use crate::token::{self, IdBuildHasher, IdChars, KeyHash};

@@ -59,12 +59,12 @@ pub use auth::{Admission, KeyAuth, QuotaUsage, Rejection};
 pub use calendar::{Period, Window};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use name::ShortName;
-pub use rate::{RateBackend, RateDecision, SharedRate};
 pub use plan::{
     CompiledPlan, PlanError, PlanSet, QuotaConfig, RateLimit, RouteOverride, UsagePlan, MAX_BURST,
     MAX_QUOTA, MAX_RATE, MIN_RATE, PLAN_SCOPE,
 };
 pub use quota::{QuotaBackend, QuotaCounter, QuotaDecision, QuotaError, QuotaStore};
+pub use rate::{RateBackend, RateDecision, SharedRate};
 #[cfg(feature = "redis")]
 pub use remote::SharedRates;
 pub use remote::{PendingQuota, RemoteQuotas};

@@ -233,11 +233,7 @@ pub struct SharedRates(pub Arc<palisade_guard::redis_state::RedisState>);
 
 #[cfg(feature = "redis")]
 impl crate::RateBackend for SharedRates {
-    fn buckets(
-        &self,
-        scope: &str,
-        limit: &crate::RateLimit,
-    ) -> Arc<dyn crate::rate::SharedRate> {
+    fn buckets(&self, scope: &str, limit: &crate::RateLimit) -> Arc<dyn crate::rate::SharedRate> {
         let interval =
             std::time::Duration::from_nanos(u64::try_from(limit.interval_ns).unwrap_or(1));
         let burst = std::num::NonZeroU32::new(limit.burst).unwrap_or(std::num::NonZeroU32::MIN);

@@ -138,15 +138,24 @@ fn shared_key_rate_error_bound_and_convergence() {
         .create("o", "tests", "p", None)
         .unwrap_or_else(|e| panic!("{e}"));
     b.refresh();
-    let sync = || assert!(rt.block_on(sa.sync()) && rt.block_on(sb.sync()) && rt.block_on(sa.sync()));
+    let sync =
+        || assert!(rt.block_on(sa.sync()) && rt.block_on(sb.sync()) && rt.block_on(sa.sync()));
 
     // Before any sync each gateway admits from its own memory: one burst per other gateway
     // beyond the limit (the bound (N − 1) × (burst + rate × interval)).
     assert_eq!(admitted(&a, &key, "orders", 15, &clock), 10);
     assert_eq!(admitted(&b, &key, "orders", 15, &clock), 10);
     sync();
-    assert_eq!(admitted(&a, &key, "orders", 5, &clock), 0, "A sees B's usage");
-    assert_eq!(admitted(&b, &key, "orders", 5, &clock), 0, "B sees A's usage");
+    assert_eq!(
+        admitted(&a, &key, "orders", 5, &clock),
+        0,
+        "A sees B's usage"
+    );
+    assert_eq!(
+        admitted(&b, &key, "orders", 5, &clock),
+        0,
+        "B sees A's usage"
+    );
     // The 10 admitted beyond the limit are owed: 5 minutes later (5 cells) still nothing.
     clock.advance(Duration::from_secs(300));
     assert_eq!(
