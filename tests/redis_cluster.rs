@@ -535,7 +535,7 @@ async fn key_rate_and_usage_are_shared_and_state_changes_need_a_restart() {
         2 * limit
     );
     assert!(admitted >= 10, "the burst is admitted: {admitted}");
-    assert_eq!(rec.total() as u64, admitted, "what the upstream saw");
+    assert_eq!(rec.total(), admitted, "what the upstream saw");
     for gw in [&a, &b] {
         let (s, r) = reason(&c, gw.url("/echo/rated/x"), Some(&key)).await;
         assert_eq!((s, r.as_str()), (429, "rate_limited_key"));
