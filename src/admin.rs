@@ -232,11 +232,24 @@ async fn keys_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
         }
         (Method::GET, [id]) => match auth.store().get(id) {
             Some(record) => {
-                let usage = auth.usage(id, std::time::SystemTime::now());
-                json(
-                    StatusCode::OK,
-                    serde_json::json!({"record": record, "usage": usage}),
-                )
+                let now = std::time::SystemTime::now();
+                match &shared.state {
+                    // Counters held in Redis (shared by every gateway): one MGET.
+                    Some(st) => match st.read_usage(&auth, id, now).await {
+                        Ok(usage) => json(
+                            StatusCode::OK,
+                            serde_json::json!({"record": record, "usage": usage, "usage_source": "redis"}),
+                        ),
+                        Err(e) => json(
+                            StatusCode::OK,
+                            serde_json::json!({"record": record, "usage": null, "usage_error": e, "usage_source": "redis"}),
+                        ),
+                    },
+                    None => json(
+                        StatusCode::OK,
+                        serde_json::json!({"record": record, "usage": auth.usage(id, now)}),
+                    ),
+                }
             }
             None => key_error(palisade_keys::StoreError::NotFound((*id).to_string())),
         },

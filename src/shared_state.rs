@@ -7,7 +7,10 @@ use crate::config::StateConfig;
 use crate::metrics::name;
 use palisade_guard::redis_state::{FailurePolicy, RedisBackend, RedisState};
 use palisade_guard::{SharedClock, StateBackend};
-use palisade_keys::{PendingQuota, QuotaBackend, QuotaDecision, RemoteQuotas};
+use palisade_keys::{
+    KeyAuth, PendingQuota, QuotaBackend, QuotaDecision, QuotaUsage, RateBackend, RemoteQuotas,
+    SharedRates,
+};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +49,29 @@ impl SharedState {
     /// The quota backend: counters in Redis.
     pub fn quota_backend(&self) -> Arc<dyn QuotaBackend> {
         Arc::new(RemoteQuotas::new(&self.config.prefix))
+    }
+
+    /// The API-key rate backend: plan rate limits synchronised through Redis like the guard's.
+    pub fn rate_backend(&self) -> Arc<dyn RateBackend> {
+        Arc::new(SharedRates(self.redis.clone()))
+    }
+
+    /// Quota usage of key `id` at `now` with the counters read from Redis (one `MGET`, for the
+    /// admin API, never on the request path). `Ok(None)`: no such key; `Err`: Redis failed.
+    pub async fn read_usage(
+        &self,
+        auth: &KeyAuth,
+        id: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Option<Vec<QuotaUsage>>, String> {
+        let Some(entries) = auth.usage_with_keys(id, now) else {
+            return Ok(None);
+        };
+        self.redis
+            .run(|mut conn| async move { palisade_keys::remote::read_usage(&mut conn, entries).await })
+            .await
+            .map(Some)
+            .ok_or_else(|| "redis unreachable: usage unknown".to_string())
     }
 
     /// Whether a request that needs Redis must be refused now (down and `closed`); counts it.

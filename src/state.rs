@@ -24,6 +24,31 @@ pub enum BuildError {
     /// The WAF rule files are invalid.
     #[error("{0}")]
     Rules(String),
+    /// The change cannot be applied by a reload (the message names the file and the keys).
+    #[error("{0}")]
+    NeedsRestart(String),
+}
+
+/// The `state` keys that differ between `old` and `new` (`state` when the section appears or
+/// goes), for the reload refusal.
+fn state_changes(
+    old: Option<&crate::config::StateConfig>,
+    new: Option<&crate::config::StateConfig>,
+) -> Vec<&'static str> {
+    match (old, new) {
+        (None, None) => Vec::new(),
+        (Some(o), Some(n)) => [
+            ("state.url", o.url != n.url),
+            ("state.on_failure", o.on_failure != n.on_failure),
+            ("state.prefix", o.prefix != n.prefix),
+            ("state.timeout_ms", o.timeout != n.timeout),
+            ("state.sync_interval_ms", o.sync_interval != n.sync_interval),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect(),
+        _ => vec!["state"],
+    }
 }
 
 /// One route's runtime view.
@@ -158,8 +183,17 @@ fn build_keys(
             (q.clone(), Some(q))
         }
     };
-    let auth =
-        palisade_keys::KeyAuth::new(store, plans, backend, Arc::new(palisade_keys::SystemClock));
+    let clock = Arc::new(palisade_keys::SystemClock);
+    let auth = match state {
+        Some(st) => palisade_keys::KeyAuth::with_shared_rates(
+            store,
+            plans,
+            backend,
+            st.rate_backend(),
+            clock,
+        ),
+        None => palisade_keys::KeyAuth::new(store, plans, backend, clock),
+    };
     Ok((Some(Arc::new(auth)), quotas))
 }
 
@@ -247,8 +281,16 @@ impl Shared {
                         "listener changes take effect after a restart; other changes are applied"
                     );
                 }
-                if config.state != old.config.state {
-                    tracing::warn!("`state` changes take effect after a restart");
+                // The shared state is wired into the guard's limiters and bans and the keys'
+                // buckets and counters: swapping it under them could lose or double count. A
+                // reload that changes it is refused whole; the running configuration stays.
+                let changed = state_changes(old.config.state.as_ref(), config.state.as_ref());
+                if !changed.is_empty() {
+                    return Err(BuildError::NeedsRestart(format!(
+                        "{}: {}: the shared state cannot change on reload (hint: restart the gateway to apply it, or undo the change); nothing was reloaded",
+                        config.source.display(),
+                        changed.join(", ")
+                    )));
                 }
                 let guard = match (&config.guard, self.guard.load_full()) {
                     (Some(g), Some(old)) => Some(Arc::new(

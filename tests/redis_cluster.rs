@@ -7,6 +7,10 @@
 //! - Redis stopped: with `on_failure: open` both keep serving (quota uncounted), with `closed`
 //!   requests get 503 `state_unavailable`; both log it and count it in `/metrics`;
 //! - Redis restarted: both recover (state up again, bans propagate, quotas counted).
+//! - a key's plan rate (1/min, burst 10) is shared: across both gateways the admitted total
+//!   stays within the documented bound and near one gateway's budget, not two;
+//! - `GET /keys/{id}` on either admin API shows the quota counter held in Redis;
+//! - a reload that changes `state:` is refused (file and key named), the old config serves.
 
 mod common;
 
@@ -109,7 +113,15 @@ api_keys:
   plans:
     - name: small
       quota: {limit: 20, period: day}
+    - name: rated
+      rate: 0.0166666667
+      burst: 10
+      quota: {limit: 100000, period: day}
 routes:
+  - name: rated
+    path: /echo/rated/*
+    upstream: demo
+    api_key: {}
   - name: private
     path: /private/*
     upstream: demo
@@ -130,15 +142,19 @@ routes:
 
 /// Creates a key on plan `small` through the CLI; returns (key file dir, key).
 fn create_key(body: &str) -> (tempfile::TempDir, String) {
+    let (dir, _, key) = create_key_on(body, "small");
+    (dir, key)
+}
+
+/// Creates a key on `plan` through the CLI; returns (key file dir, key id, key).
+fn create_key_on(body: &str, plan: &str) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().expect("dir");
     let pre = dir.path().join("palisade.yaml");
     std::fs::write(&pre, Gateway::config_text(1, 2, body)).expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["keys", "--config"])
         .arg(&pre)
-        .args([
-            "create", "--name", "ci", "--owner", "tests", "--plan", "small",
-        ])
+        .args(["create", "--name", "ci", "--owner", "tests", "--plan", plan])
         .output()
         .expect("palisade keys");
     assert!(
@@ -146,12 +162,16 @@ fn create_key(body: &str) -> (tempfile::TempDir, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("key: "))
-        .expect("the key is printed once")
-        .to_string();
-    (dir, key)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .expect("id and key are printed")
+    };
+    let (id, key) = (field("id:"), field("key:"));
+    (dir, id, key)
 }
 
 fn start_pair(body: &str, keys: &std::path::Path) -> (Gateway, Gateway) {
@@ -423,4 +443,141 @@ async fn fail_closed_refuses_while_redis_is_down_and_recovers() {
         );
         assert_eq!(reason(&c, gw.url("/private/x"), Some(&key)).await.0, 404);
     }
+}
+
+/// `used` of the plan-wide quota in `GET /keys/{id}` of `gw`'s admin API.
+async fn used(c: &reqwest::Client, gw: &Gateway, id: &str) -> u64 {
+    let v: serde_json::Value = c
+        .get(gw.admin_url(&format!("/keys/{id}")))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .expect("get key")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["usage_source"], "redis", "{v}");
+    assert_eq!(v["usage"][0]["scope"], "*", "{v}");
+    v["usage"][0]["used"].as_u64().expect("used")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_rate_and_usage_are_shared_and_state_changes_need_a_restart() {
+    let redis = Redis::start();
+    let (up, rec, _h) = spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("upstream");
+    let body = config(&redis, up, "open", "cluster-rate");
+    let (keys_dir, id, key) = create_key_on(&body, "rated");
+    let (a, b) = start_pair(&body, keys_dir.path());
+    let c = client();
+    let started = std::time::Instant::now();
+    let now_us = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    };
+    let t0_us = now_us();
+
+    // Usage: three keyed requests through A; B's admin API reads the counter in Redis.
+    for _ in 0..3 {
+        assert_eq!(reason(&c, a.url("/echo/rated/x"), Some(&key)).await.0, 200);
+    }
+    assert_eq!(used(&c, &b, &id).await, 3, "B shows what A counted");
+    assert_eq!(used(&c, &a, &id).await, 3);
+
+    // Shared plan rate (1 per minute, burst 10). Rounds of one request through each gateway;
+    // each round waits until Redis holds every admission so far (pushed by a sync), so the
+    // traffic spans many syncs, as a sustained client's would. Two independent gateways would
+    // admit a burst each (20); shared, the total stays near one burst.
+    let rl_key = || {
+        let out = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "--scan", "--pattern"])
+            .arg("cluster-rate:rl:key:*")
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut admitted = 3u64;
+    for _ in 0..30 {
+        for gw in [&a, &b] {
+            match reason(&c, gw.url("/echo/rated/x"), Some(&key)).await {
+                (200, _) => admitted += 1,
+                (429, r) => assert_eq!(r, "rate_limited_key"),
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        // Each admission pushed moves the shared TAT one interval (60 s); it started after t0.
+        let want = t0_us + admitted * 60_000_000;
+        assert!(
+            eventually(Duration::from_secs(10), async || {
+                redis
+                    .get(&rl_key())
+                    .parse::<u64>()
+                    .is_ok_and(|tat| tat + 5_000_000 >= want)
+            })
+            .await,
+            "the admissions reach Redis"
+        );
+    }
+    let elapsed_min = started.elapsed().as_secs() / 60 + 1;
+    let limit = 10 + elapsed_min;
+    // Documented bound: (N − 1) × (burst + rate × sync_interval) beyond the limit (N = 2).
+    assert!(
+        admitted <= limit + 10 + 1,
+        "{admitted} admitted: beyond the documented bound of {}",
+        limit + 11
+    );
+    assert!(
+        admitted <= limit + 3,
+        "{admitted} admitted of 63: far below two independent gateways' {}",
+        2 * limit
+    );
+    assert!(admitted >= 10, "the burst is admitted: {admitted}");
+    assert_eq!(rec.total(), admitted, "what the upstream saw");
+    for gw in [&a, &b] {
+        let (s, r) = reason(&c, gw.url("/echo/rated/x"), Some(&key)).await;
+        assert_eq!((s, r.as_str()), (429, "rate_limited_key"));
+    }
+    // Rate-limited requests are not counted against the quota.
+    assert_eq!(used(&c, &a, &id).await, admitted);
+
+    // A reload that changes `state:` is refused whole, naming the file and the key; the old
+    // configuration (and prefix) keeps serving.
+    a.write_config(&body.replace("prefix: cluster-rate", "prefix: elsewhere"));
+    let r = c
+        .post(a.admin_url("/reload"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(r.status(), 422);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains("palisade.yaml: state.prefix: the shared state cannot change on reload"),
+        "{errors}"
+    );
+    assert!(errors.contains("restart"), "{errors}");
+    let cfg: serde_json::Value = c
+        .get(a.admin_url("/config"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("config")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cfg["state"]["prefix"], "cluster-rate", "{cfg}");
+    assert_eq!(used(&c, &a, &id).await, admitted, "still the old prefix");
+    // The same file without the state change reloads.
+    a.write_config(&body);
+    let r = c
+        .post(a.admin_url("/reload"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(r.status(), 200);
 }

@@ -82,7 +82,8 @@ pub struct Config {
     pub analytics: Option<palisade_analytics::AnalyticsConfig>,
     /// API keys: key file, quota file (resolved paths) and plans.
     pub api_keys: Option<ApiKeys>,
-    /// Shared state in Redis (`None`: everything in this process). Read at start only.
+    /// Shared state in Redis (`None`: everything in this process). Read at start only: a reload
+    /// that changes it is refused.
     pub state: Option<StateConfig>,
 }
 

@@ -359,6 +359,30 @@ impl RedisState {
 #[derive(Debug, Clone)]
 pub struct RedisBackend(pub Arc<RedisState>);
 
+impl RedisBackend {
+    /// A keyed limiter synchronised like the guard's, for limits whose rate is not a whole
+    /// number per second or minute (API-key plans): one request per `interval`, `burst` at
+    /// once, at most `max_keys` keys held here. Registered for the sync like
+    /// [`StateBackend::limiter`]'s.
+    pub fn keyed_limiter(
+        &self,
+        scope: &str,
+        interval: Duration,
+        burst: std::num::NonZeroU32,
+        max_keys: usize,
+    ) -> Arc<SyncedLimiter> {
+        let l = Arc::new(SyncedLimiter::with_interval(
+            self.0.clone(),
+            scope,
+            interval,
+            burst,
+            Some(max_keys),
+        ));
+        self.0.limiters.lock().push(Arc::downgrade(&l));
+        l
+    }
+}
+
 impl StateBackend for RedisBackend {
     fn limiter(&self, scope: &str, rate: Rate, keyed: bool, max_keys: usize) -> Arc<dyn RateLimit> {
         let l = Arc::new(SyncedLimiter::new(
@@ -438,8 +462,47 @@ impl SyncedLimiter {
     /// A limiter named `scope` (part of the Redis key): one bucket per key holding at most
     /// `Some(max_keys)` keys here, or one bucket for everyone (`None`).
     pub fn new(state: Arc<RedisState>, scope: &str, rate: Rate, keyed: Option<usize>) -> Self {
+        Self::build(state, scope, rate, rate.replenish_interval(), keyed)
+    }
+
+    /// Like [`Self::new`] with one request per `interval` (at least 1 µs) and `burst` at once;
+    /// [`RateLimit::rate`] then reports the nearest whole rate per second or minute (for
+    /// display only: the limiter runs on `interval`).
+    pub fn with_interval(
+        state: Arc<RedisState>,
+        scope: &str,
+        interval: Duration,
+        burst: std::num::NonZeroU32,
+        keyed: Option<usize>,
+    ) -> Self {
+        let nanos = interval.as_nanos().max(1);
+        let (amount, period) = if nanos <= 1_000_000_000 {
+            (1_000_000_000 / nanos, crate::config::RatePeriod::Second)
+        } else {
+            (
+                (60_000_000_000 / nanos).max(1),
+                crate::config::RatePeriod::Minute,
+            )
+        };
+        let amount = std::num::NonZeroU32::new(u32::try_from(amount).unwrap_or(u32::MAX))
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let rate = Rate {
+            amount,
+            period,
+            burst,
+        };
+        Self::build(state, scope, rate, interval, keyed)
+    }
+
+    fn build(
+        state: Arc<RedisState>,
+        scope: &str,
+        rate: Rate,
+        interval: Duration,
+        keyed: Option<usize>,
+    ) -> Self {
         let max_keys = keyed.unwrap_or(1);
-        let t_ns = u64::try_from(rate.replenish_interval().as_nanos())
+        let t_ns = u64::try_from(interval.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1_000);
         let max_keys = max_keys.max(1);

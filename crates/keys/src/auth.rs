@@ -28,9 +28,10 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::{from_unix_secs, unix_nanos, Clock};
 use crate::name::ShortName;
+use crate::plan::RateLimit;
 use crate::plan::{CompiledPlan, PlanSet};
 use crate::quota::{QuotaBackend, QuotaCounter, QuotaDecision};
-use crate::rate::{Gcra, RateDecision};
+use crate::rate::{Gcra, RateBackend, RateDecision, SharedRate};
 use crate::store::{KeyRecord, KeyStore, StoreError};
 use crate::token::{self, IdBuildHasher, IdChars, KeyHash};
 
@@ -174,9 +175,26 @@ struct Entry {
     expires_ns: Option<i64>,
     plan: Option<Arc<CompiledPlan>>,
     /// Indexed like the plan's `rate_scopes`.
-    rates: Box<[Arc<Gcra>]>,
+    rates: Box<[Bucket]>,
     /// Indexed like the plan's `quota_scopes`.
     quotas: Box<[Arc<dyn QuotaCounter>]>,
+}
+
+/// A key's rate bucket of one scope: its own GCRA, or its share of buckets synchronised with
+/// other gateways (checked with the key id).
+enum Bucket {
+    Local(Arc<Gcra>),
+    Shared(Arc<dyn SharedRate>),
+}
+
+impl Bucket {
+    #[inline]
+    fn check(&self, id: &ShortName, limit: &RateLimit, now_ns: i64) -> RateDecision {
+        match self {
+            Bucket::Local(g) => g.check(limit, now_ns),
+            Bucket::Shared(s) => s.check(id.as_str(), now_ns),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -186,6 +204,10 @@ struct Index {
 }
 
 type RateRegistry = HashMap<(Arc<str>, Arc<str>), Arc<Gcra>>;
+
+/// Shared buckets by (scope, interval, burst), kept across rebuilds so that admissions not yet
+/// synchronised survive key and plan changes.
+type SharedRegistry = HashMap<(Arc<str>, i64, u32), Arc<dyn SharedRate>>;
 
 /// API key authentication with usage plans. Cheap to share (`Arc<KeyAuth>`); every method takes
 /// `&self`.
@@ -197,6 +219,8 @@ pub struct KeyAuth {
     index: ArcSwap<Index>,
     /// Rate buckets by (key id, scope), kept across rebuilds; held while rebuilding.
     rates: Mutex<RateRegistry>,
+    /// Shared rate buckets (several gateways), when a [`RateBackend`] is set.
+    shared_rates: Option<(Arc<dyn RateBackend>, Mutex<SharedRegistry>)>,
     /// Keyed hash for the verified-key cache; `None` if the OS gave no randomness (then every
     /// request pays SHA-256).
     mac: Option<SipHasher13>,
@@ -231,6 +255,28 @@ impl KeyAuth {
         quotas: Arc<dyn QuotaBackend>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::build(store, plans, quotas, None, clock)
+    }
+
+    /// Like [`Self::new`], with the plans' rate limits held in `rates` (shared by several
+    /// gateways, e.g. `crate::remote::SharedRates`) instead of one local bucket per key.
+    pub fn with_shared_rates(
+        store: Arc<KeyStore>,
+        plans: PlanSet,
+        quotas: Arc<dyn QuotaBackend>,
+        rates: Arc<dyn RateBackend>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::build(store, plans, quotas, Some(rates), clock)
+    }
+
+    fn build(
+        store: Arc<KeyStore>,
+        plans: PlanSet,
+        quotas: Arc<dyn QuotaBackend>,
+        rates: Option<Arc<dyn RateBackend>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let auth = Self {
             store,
             plans: ArcSwap::from_pointee(plans),
@@ -238,6 +284,7 @@ impl KeyAuth {
             clock,
             index: ArcSwap::from_pointee(Index::default()),
             rates: Mutex::new(HashMap::new()),
+            shared_rates: rates.map(|r| (r, Mutex::new(HashMap::new()))),
             mac: new_mac(),
         };
         auth.rebuild();
@@ -306,7 +353,7 @@ impl KeyAuth {
         };
         if let Some((limit, slot)) = &limits.rate {
             if let Some(bucket) = e.rates.get(*slot) {
-                match bucket.check(limit, now_ns) {
+                match bucket.check(&e.id, limit, now_ns) {
                     RateDecision::Allowed { remaining } => {
                         admission.rate_limit = Some(limit.burst);
                         admission.rate_remaining = Some(remaining);
@@ -468,6 +515,18 @@ impl KeyAuth {
     /// Quota usage of key `id` in the windows containing `now`, one entry per quota scope of its
     /// plan; `None` when the key or its plan does not exist.
     pub fn usage(&self, id: &str, now: SystemTime) -> Option<Vec<QuotaUsage>> {
+        self.usage_with_keys(id, now)
+            .map(|v| v.into_iter().map(|(u, _)| u).collect())
+    }
+
+    /// Like [`Self::usage`], each entry with the Redis key of its window's counter when the
+    /// counter is shared (its `used` is then 0 here: read it from Redis, see
+    /// `crate::remote::read_usage`).
+    pub fn usage_with_keys(
+        &self,
+        id: &str,
+        now: SystemTime,
+    ) -> Option<Vec<(QuotaUsage, Option<String>)>> {
         let chars = token::parse_id(id)?;
         let index = self.index.load();
         let e = index.by_id.get(&chars)?;
@@ -479,13 +538,17 @@ impl KeyAuth {
                 .zip(e.quotas.iter())
                 .map(|((scope, q), counter)| {
                     let window = q.period.window_at(secs);
-                    QuotaUsage {
+                    let usage = QuotaUsage {
                         scope: scope.to_string(),
                         limit: q.limit,
                         period: q.period,
                         used: counter.used(&window),
                         reset_at_unix: window.end,
-                    }
+                    };
+                    let key = counter
+                        .remote_key()
+                        .map(|k| crate::remote::window_key(k, &window));
+                    (usage, key)
                 })
                 .collect(),
         )
@@ -499,6 +562,8 @@ impl KeyAuth {
 
     fn rebuild(&self) {
         let mut registry = self.rates.lock();
+        let mut shared = self.shared_rates.as_ref().map(|(b, r)| (b, r.lock()));
+        let mut live_shared: SharedRegistry = HashMap::new();
         let keys = self.store.snapshot();
         let plans = self.plans.load_full();
         let mut by_id = HashMap::with_capacity_and_hasher(keys.len(), IdBuildHasher::default());
@@ -515,14 +580,27 @@ impl KeyAuth {
             let plan = plans.get(&k.record.plan).cloned();
             let (rates, quotas) = match &plan {
                 Some(p) => {
-                    let rates: Box<[Arc<Gcra>]> = p
+                    let rates: Box<[Bucket]> = p
                         .rate_scopes
                         .iter()
-                        .map(|scope| {
-                            let slot = (id.clone(), scope.clone());
-                            let bucket = registry.remove(&slot).unwrap_or_default();
-                            live.insert(slot, bucket.clone());
-                            bucket
+                        .enumerate()
+                        .map(|(i, scope)| match (&mut shared, p.rate_of_slot(i)) {
+                            (Some((backend, reg)), Some(limit)) => {
+                                let slot = (scope.clone(), limit.interval_ns, limit.burst);
+                                let b = live_shared
+                                    .get(&slot)
+                                    .cloned()
+                                    .or_else(|| reg.remove(&slot))
+                                    .unwrap_or_else(|| backend.buckets(scope, &limit));
+                                live_shared.insert(slot, b.clone());
+                                Bucket::Shared(b)
+                            }
+                            _ => {
+                                let slot = (id.clone(), scope.clone());
+                                let bucket = registry.remove(&slot).unwrap_or_default();
+                                live.insert(slot, bucket.clone());
+                                Bucket::Local(bucket)
+                            }
                         })
                         .collect();
                     let quotas: Box<[Arc<dyn QuotaCounter>]> = p
@@ -562,6 +640,9 @@ impl KeyAuth {
             );
         }
         *registry = live;
+        if let Some((_, reg)) = &mut shared {
+            **reg = live_shared;
+        }
         self.index.store(Arc::new(Index {
             by_id,
             without_plan,

@@ -7,6 +7,8 @@
 //! - [`QuotaStore`]: exact quota counters, flushed to disk off the request path.
 //! - [`RemoteQuotas`] / [`PendingQuota`]: quota counters shared by several gateways in Redis
 //!   (the round trip itself behind feature `redis`, [`remote::acquire`]).
+//! - [`RateBackend`] / [`SharedRate`]: plan rate limits shared by several gateways (feature
+//!   `redis`: `SharedRates`, on the guard's Redis-synchronised limiter).
 //! - [`Clock`] / [`ManualClock`]: injected time.
 //!
 //! See `docs/API_KEYS.md` for the key format, plan semantics and persistence.
@@ -62,6 +64,9 @@ pub use plan::{
     MAX_QUOTA, MAX_RATE, MIN_RATE, PLAN_SCOPE,
 };
 pub use quota::{QuotaBackend, QuotaCounter, QuotaDecision, QuotaError, QuotaStore};
+pub use rate::{RateBackend, RateDecision, SharedRate};
+#[cfg(feature = "redis")]
+pub use remote::SharedRates;
 pub use remote::{PendingQuota, RemoteQuotas};
 pub use store::{KeyRecord, KeyStore, StoreError};
 pub use token::{is_valid_id, KeyHash, ID_LEN, ID_PREFIX, KEY_LEN, KEY_PREFIX, SECRET_LEN};

@@ -197,6 +197,13 @@ impl CompiledPlan {
         self.limits(route).quota.map(|(q, _)| q)
     }
 
+    /// The rate limit of rate scope `slot` (an index into `rate_scopes`).
+    pub(crate) fn rate_of_slot(&self, slot: usize) -> Option<RateLimit> {
+        std::iter::once(&self.base)
+            .chain(self.routes.values())
+            .find_map(|l| l.rate.filter(|(_, i)| *i == slot).map(|(r, _)| r))
+    }
+
     pub(crate) fn limits(&self, route: &str) -> &Limits {
         if self.routes.is_empty() {
             return &self.base;

@@ -2,8 +2,14 @@
 //! next request, in Unix nanoseconds. A request at `t` is admitted when
 //! `max(TAT, t) + T - t <= burst × T` (with `T = 1 / rate`), and then moves TAT to
 //! `max(TAT, t) + T`. One compare-and-swap per admitted request, no lock, no allocation.
+//!
+//! With several gateways, [`RateBackend`] hands out [`SharedRate`] buckets instead (one per
+//! plan scope and limit, keyed by key id), which decide in memory and synchronise in the
+//! background (see `crate::remote::SharedRates` and `docs/REDIS.md`).
 
+use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use crate::plan::RateLimit;
 
@@ -15,11 +21,33 @@ pub(crate) struct Gcra {
 
 /// The outcome of a rate check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RateDecision {
+pub enum RateDecision {
     /// Admitted; this many more requests would be admitted right now.
-    Allowed { remaining: u32 },
+    Allowed {
+        /// Requests that would still be admitted right now.
+        remaining: u32,
+    },
     /// Refused; a request is admitted again after this many nanoseconds.
-    Limited { retry_after_ns: i64 },
+    Limited {
+        /// Nanoseconds until a request is admitted again.
+        retry_after_ns: i64,
+    },
+}
+
+/// Rate buckets of one plan scope and limit shared by several gateways: one bucket per key id,
+/// decided in this process's memory (no I/O) and synchronised in the background.
+pub trait SharedRate: Send + Sync + fmt::Debug {
+    /// Checks (and on admission records) one request of key `key_id` at `now_ns` (Unix
+    /// nanoseconds).
+    fn check(&self, key_id: &str, now_ns: i64) -> RateDecision;
+}
+
+/// Where [`crate::KeyAuth`] gets shared rate buckets (without one, each key has a local
+/// [`Gcra`] bucket per scope).
+pub trait RateBackend: Send + Sync + fmt::Debug {
+    /// The buckets of scope `scope` (`*` for the plan's own rate, else a route) for `limit`.
+    /// Called when keys or plans change, never per request.
+    fn buckets(&self, scope: &str, limit: &RateLimit) -> Arc<dyn SharedRate>;
 }
 
 impl Gcra {

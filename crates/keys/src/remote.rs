@@ -14,6 +14,11 @@
 //!   returns the first answer instead of counting again.
 //! - [`PendingQuota::resolve`] turns the answer into the admission (remaining quota, reset
 //!   time) or the `quota_exceeded` rejection, exactly as a local counter would.
+//! - [`read_usage`] (feature `redis`) fills usage views with the counters held in Redis (one
+//!   `MGET`).
+//! - [`SharedRates`] (feature `redis`): the plans' rate limits shared across gateways, on the
+//!   guard's synchronised limiter (local GCRA pre-admission, pushed and pulled every sync
+//!   interval by `RedisState::sync`; same error bound as the guard's shared limits).
 
 use std::sync::Arc;
 
@@ -64,6 +69,11 @@ impl QuotaCounter for RemoteCounter {
     fn remote_key(&self) -> Option<&str> {
         Some(&self.key)
     }
+}
+
+/// The Redis key of a shared counter (`remote_key`) in calendar window `window`.
+pub fn window_key(remote_key: &str, window: &Window) -> String {
+    format!("{remote_key}:{}", window.start)
 }
 
 /// A quota admission still to be counted in Redis: the counter, the calendar window the
@@ -167,7 +177,7 @@ pub async fn acquire(
         .saturating_add(COUNTER_GRACE_SECS)
         .saturating_mul(1000);
     let used: i64 = ACQUIRE_SCRIPT
-        .key(format!("{key}:{}", pending.window.start))
+        .key(window_key(key, &pending.window))
         .key(format!("{key}:nonce:{nonce:032x}"))
         .arg(pending.limit)
         .arg(expire_ms)
@@ -178,4 +188,86 @@ pub async fn acquire(
         Ok(used) if used > 0 => QuotaDecision::Granted { used },
         _ => QuotaDecision::Exhausted,
     })
+}
+
+/// Fills the `used` of every entry that has a Redis key (from
+/// [`crate::KeyAuth::usage_with_keys`]) with the counter in Redis, in one `MGET`; a missing
+/// counter is 0. Entries without a key keep their local count.
+#[cfg(feature = "redis")]
+pub async fn read_usage(
+    conn: &mut impl redis::aio::ConnectionLike,
+    entries: Vec<(crate::QuotaUsage, Option<String>)>,
+) -> redis::RedisResult<Vec<crate::QuotaUsage>> {
+    let keys: Vec<&str> = entries.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    let mut values: std::vec::IntoIter<Option<u64>> = if keys.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        redis::cmd("MGET")
+            .arg(&keys)
+            .query_async::<Vec<Option<u64>>>(conn)
+            .await?
+            .into_iter()
+    };
+    Ok(entries
+        .into_iter()
+        .map(|(mut u, k)| {
+            if k.is_some() {
+                u.used = values.next().flatten().unwrap_or(0);
+            }
+            u
+        })
+        .collect())
+}
+
+/// Keys of one scope held here per shared rate limiter, at most (beyond that the least
+/// recently active are evicted; see `SyncedLimiter`).
+#[cfg(feature = "redis")]
+pub const MAX_RATE_KEYS: usize = 1 << 20;
+
+/// The [`crate::RateBackend`] of several gateways: each plan scope and limit gets one of the
+/// guard's Redis-synchronised limiters (`SyncedLimiter`, scope `key:<scope>`), keyed by key
+/// id. Requests are decided in memory; `RedisState::sync` exchanges the counts.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone)]
+pub struct SharedRates(pub Arc<palisade_guard::redis_state::RedisState>);
+
+#[cfg(feature = "redis")]
+impl crate::RateBackend for SharedRates {
+    fn buckets(&self, scope: &str, limit: &crate::RateLimit) -> Arc<dyn crate::rate::SharedRate> {
+        let interval =
+            std::time::Duration::from_nanos(u64::try_from(limit.interval_ns).unwrap_or(1));
+        let burst = std::num::NonZeroU32::new(limit.burst).unwrap_or(std::num::NonZeroU32::MIN);
+        Arc::new(KeyLimiter(
+            palisade_guard::redis_state::RedisBackend(self.0.clone()).keyed_limiter(
+                &format!("key:{scope}"),
+                interval,
+                burst,
+                MAX_RATE_KEYS,
+            ),
+        ))
+    }
+}
+
+/// One scope's shared buckets, checked by key id.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+struct KeyLimiter(Arc<palisade_guard::redis_state::SyncedLimiter>);
+
+#[cfg(feature = "redis")]
+impl crate::rate::SharedRate for KeyLimiter {
+    fn check(&self, key_id: &str, now_ns: i64) -> crate::RateDecision {
+        use palisade_guard::{LimitKey, RateLimit as _, Timestamp};
+        let now = Timestamp::from_nanos(u64::try_from(now_ns).unwrap_or(0));
+        let d = self.0.check_at(LimitKey::Str(key_id), now);
+        if d.allowed {
+            crate::RateDecision::Allowed {
+                remaining: d.remaining,
+            }
+        } else {
+            let ns = d.retry_after.unwrap_or_default().as_nanos();
+            crate::RateDecision::Limited {
+                retry_after_ns: i64::try_from(ns).unwrap_or(i64::MAX),
+            }
+        }
+    }
 }
