@@ -166,18 +166,18 @@ for sys in "${systems[@]}"; do
   pids+=("$pid")
   wait_http "http://127.0.0.1:$port/" || { echo "profile.sh: $sys did not come up" >&2; tail "$d/log" >&2; exit 1; }
   client "$port" "$WARMUP"
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
   t0=$(date +%s.%N)
   client "$port" "$REQUESTS"
   t1=$(date +%s.%N)
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   req_dump=$(ls -t "$cg".* 2>/dev/null | head -n1)
   # Idle window of the same length: the cost of timers alone.
   elapsed=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
   sleep "$elapsed"
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   idle_dump=$(ls -t "$cg".* 2>/dev/null | head -n1)
   kill "$pid" 2>/dev/null || true
