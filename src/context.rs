@@ -144,8 +144,9 @@ pub struct RequestCtx {
     pub rate_limit: Option<palisade_guard::Decision>,
     /// The request was allow-listed: later stages were skipped.
     pub allow_listed: bool,
-    /// The admitted API key and its plan decision.
-    pub api_key: Option<palisade_keys::Admission>,
+    /// The admitted API key and its plan decision (boxed: 136 bytes the record, which Pingora
+    /// moves with every request, need not carry when keys are off).
+    pub api_key: Option<Box<palisade_keys::Admission>>,
     /// The key id of a refused key, when known.
     pub rejected_key_id: Option<String>,
     /// The request body's read timers (body timeout, minimum rate), from the first body read.

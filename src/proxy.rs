@@ -322,7 +322,7 @@ impl Gateway {
                     verdict::ALLOW,
                     format!("key={} plan={}", &*adm.key_id, &*adm.plan),
                 );
-                ctx.api_key = Some(adm);
+                ctx.api_key = Some(Box::new(adm));
                 Ok(None)
             }
             Err(rej) => {
