@@ -14,7 +14,8 @@
 #   --rounds N  run every system N times, interleaved, and report each system's median run
 # Environment: DURATION, CONNECTIONS, WRK_THREADS, ROUNDS, WARMUP (default 2s), LOAD_CPU (1),
 # PROXY_CPU (0), BARE_PORT (18282), PALISADE_PORT (18383), PALISADE_ADMIN_PORT (18384),
-# PALISADE_BENCH_CONFIG (a config file to use instead of the generated one), URL_PATH (/).
+# PALISADE_BENCH_CONFIG (a config file to use instead of the generated one), URL_PATH (/),
+# CARGO_TARGET_DIR (where the binaries are built; default target/), PALISADE_SHARED (../shared).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,8 +91,14 @@ wait_http() {
   return 1
 }
 
+# ../shared beside the repository; from a git worktree, beside the main checkout.
+shared=${PALISADE_SHARED:-$root/../shared}
+if ! [ -d "$shared" ]; then
+  common=$(git -C "$root" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  [ -n "$common" ] && shared="$(dirname "$common")/../shared"
+fi
 echo "== peer: nginx upstream :18080 and plain nginx proxy :$NGINX_PORT"
-"$root/../shared/peers/nginx-modsec/start.sh" >/dev/null
+"$shared/peers/nginx-modsec/start.sh" >/dev/null
 wait_http "http://$UPSTREAM/" || { echo "load.sh: upstream $UPSTREAM does not answer" >&2; exit 1; }
 if [ ${#pin_proxy[@]} -gt 0 ] && [ -f /tmp/peer-modsec/nginx.pid ]; then
   # Pin the proxy nginx (master and its one worker) like the other proxies.
@@ -111,8 +118,9 @@ if [ "$build" = 1 ]; then
     skip_reason="the palisade binary does not build"
   fi
 fi
-bare_bin="$root/target/release/examples/bare_pingora"
-palisade_bin="$root/target/release/palisade"
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bare_bin="$target_dir/release/examples/bare_pingora"
+palisade_bin="$target_dir/release/palisade"
 [ -x "$bare_bin" ] || { echo "load.sh: $bare_bin missing (run without --no-build)" >&2; exit 1; }
 
 echo "== start bare Pingora on :$BARE_PORT"

@@ -12,8 +12,31 @@ fn header(session: &Session, name: http::HeaderName) -> String {
         .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect())
+        .map(|s| first_chars(s, 512))
         .unwrap_or_default()
+}
+
+/// The first `n` characters of `s` (a copy of the whole when it is no longer: the common case,
+/// without walking the characters).
+fn first_chars(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n).collect()
+    }
+}
+
+/// `format!("{:?}", version)` without formatting.
+fn version_text(v: http::Version) -> String {
+    let s = match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        other => return format!("{other:?}"),
+    };
+    s.to_owned()
 }
 
 /// Build the event of one finished request.
@@ -65,13 +88,13 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
     };
     Event {
         ts_ms,
-        request_id: ctx.request_id.clone(),
+        request_id: ctx.request_id.as_str().to_owned(),
         route,
         route_template: template,
         method: req.method.as_str().to_string(),
         host: header(session, http::header::HOST),
-        path: req.uri.path().chars().take(1024).collect(),
-        http_version: format!("{:?}", req.version),
+        path: first_chars(req.uri.path(), 1024),
+        http_version: version_text(req.version),
         status,
         bytes_in: ctx.bytes_in,
         bytes_out: session.as_ref().body_bytes_sent() as u64,
@@ -80,7 +103,10 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .upstream_latency
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0),
-        client_ip: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+        client_ip: ctx
+            .client_ip
+            .map(|i| crate::forward::IpText::new().format_str(i).to_owned())
+            .unwrap_or_default(),
         user_agent: header(session, http::header::USER_AGENT),
         verdict: ctx.verdict.to_string(),
         decided_by: ctx.decided_by.to_string(),
@@ -177,4 +203,32 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
         user_agent: ev.user_agent.clone(),
         matches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{first_chars, version_text};
+
+    #[test]
+    fn first_chars_counts_characters_not_bytes() {
+        assert_eq!(first_chars("abc", 512), "abc");
+        assert_eq!(first_chars("abcdef", 3), "abc");
+        let long = "é".repeat(600); // 1,200 bytes, 600 characters
+        assert_eq!(first_chars(&long, 512), "é".repeat(512));
+        let exact = "é".repeat(256); // 512 bytes
+        assert_eq!(first_chars(&exact, 512), exact);
+    }
+
+    #[test]
+    fn version_text_is_the_debug_form() {
+        for v in [
+            http::Version::HTTP_09,
+            http::Version::HTTP_10,
+            http::Version::HTTP_11,
+            http::Version::HTTP_2,
+            http::Version::HTTP_3,
+        ] {
+            assert_eq!(version_text(v), format!("{v:?}"));
+        }
+    }
 }

@@ -12,6 +12,7 @@ use crate::context::{BodyState, RequestCtx};
 use crate::proxy::Gateway;
 use crate::respond;
 use bytes::Bytes;
+use http::HeaderValue;
 use palisade_analytics::names::{reason, stage};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
@@ -33,23 +34,33 @@ pub fn prepare_upstream_request(
             up.set_uri(uri);
         }
     }
-    up.insert_header("x-request-id", ctx.request_id.as_str())?;
+    up.insert_header("x-request-id", ctx.request_id.header_value())?;
     if let Some(ip) = ctx.client_ip {
-        let xff = match up
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-            _ => ip.to_string(),
+        let mut buf = IpText::new();
+        let ip = buf.format(ip);
+        let xff = match up.headers.get("x-forwarded-for").map(HeaderValue::as_bytes) {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev);
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip);
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+            }
+            _ => HeaderValue::from_bytes(ip),
         };
-        up.insert_header("x-forwarded-for", xff)?;
+        // The previous value came from a parsed header and an IP's text is ASCII: always valid.
+        if let Ok(xff) = xff {
+            up.insert_header("x-forwarded-for", xff)?;
+        }
     }
     let tls = session
         .digest()
         .and_then(|d| d.ssl_digest.as_ref())
         .is_some();
-    up.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    up.insert_header(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    )?;
     if matches!(
         ctx.body_state,
         BodyState::Buffered | BodyState::BufferedLarge | BodyState::OverLimit
@@ -68,13 +79,67 @@ pub fn prepare_upstream_request(
     Ok(())
 }
 
+/// An IP address's text in a stack buffer (no allocation): IPv4 by hand, IPv6 through `Display`.
+pub(crate) struct IpText {
+    buf: [u8; 48],
+}
+
+impl IpText {
+    /// An empty buffer.
+    pub(crate) fn new() -> Self {
+        IpText { buf: [0; 48] }
+    }
+
+    /// The text of `ip`, as `Display` writes it.
+    pub(crate) fn format_str(&mut self, ip: std::net::IpAddr) -> &str {
+        // Digits, dots, hex and colons: always UTF-8.
+        std::str::from_utf8(self.format(ip)).unwrap_or("")
+    }
+
+    /// The text of `ip`, as `Display` writes it, as bytes.
+    pub(crate) fn format(&mut self, ip: std::net::IpAddr) -> &[u8] {
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                let mut n = 0;
+                let mut put = |b: u8| {
+                    if let Some(slot) = self.buf.get_mut(n) {
+                        *slot = b;
+                        n += 1;
+                    }
+                };
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        put(b'.');
+                    }
+                    if octet >= 100 {
+                        put(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        put(b'0' + octet / 10 % 10);
+                    }
+                    put(b'0' + octet % 10);
+                }
+                self.buf.get(..n).unwrap_or_default()
+            }
+            std::net::IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut cur = std::io::Cursor::new(&mut self.buf[..]);
+                // 45 characters at most (`ffff:…:255.255.255.255`): the buffer holds it.
+                let _ = write!(cur, "{v6}");
+                let n = usize::try_from(cur.position()).unwrap_or(0);
+                self.buf.get(..n).unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// Rewrite the response sent to the client: `X-Request-Id`, CORS, header rules.
 pub fn prepare_response(
     req: &RequestHeader,
     resp: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> Result<()> {
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header("x-request-id", ctx.request_id.header_value())?;
     if let Some(rl) = &ctx.rate_limit {
         for (k, v) in rl.rate_limit_headers() {
             resp.insert_header(k, v.to_string())?;
@@ -286,4 +351,32 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
             .await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ip_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "9.10.99.100",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "0:0:0:0:0:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
+            assert_eq!(IpText::new().format_str(ip), ip.to_string());
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! | `logging`                | metrics and the analytics event                                    |
 
 use crate::conn_guard::{connection_config, BodyTimer};
-use crate::context::{BodyState, RequestCtx};
+use crate::context::{BodyState, RequestCtx, RequestId};
 use crate::cors::Cors;
 use crate::forward;
 use crate::respond;
@@ -29,8 +29,13 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A boxed future borrowing the request.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Pingora keeps at most this much of a request body for replay (its retry buffer).
 pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
@@ -51,7 +56,24 @@ impl Gateway {
         }
     }
 
-    async fn answer(
+    /// Answer the request with a gateway error (JSON body) and record who decided.
+    ///
+    /// Boxed, like every await off the common path of `request_filter`: async-trait copies
+    /// `request_filter`'s whole state into a heap box on every request, so the state must not
+    /// carry the large futures of paths that rarely run (see docs/BENCHMARKS.md, issue 2).
+    fn answer<'a>(
+        &'a self,
+        session: &'a mut Session,
+        ctx: &'a mut RequestCtx,
+        status: u16,
+        reason: &'static str,
+        stage: &'static str,
+        block: bool,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.answer_now(session, ctx, status, reason, stage, block))
+    }
+
+    async fn answer_now(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -110,18 +132,12 @@ impl Gateway {
         }
     }
 
-    /// Read the request body (up to the inspection limit) before anything reaches the upstream.
-    /// Returns `Some(answered)` when the gateway answered the request itself.
-    async fn read_body(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        max_body: u64,
-        inspect_limit: usize,
-    ) -> Result<Option<bool>> {
+    /// Is there a body for the gateway to read before the verdict? Upgrades and gRPC streams
+    /// are not held (recorded as streamed); an empty body has nothing to read.
+    fn body_to_read(session: &mut Session, ctx: &mut RequestCtx) -> bool {
         if session.is_upgrade_req() {
             ctx.body_state = BodyState::Streamed;
-            return Ok(None);
+            return false;
         }
         let is_grpc = session
             .req_header()
@@ -132,11 +148,20 @@ impl Gateway {
             // gRPC streams (client and bidirectional streaming) cannot be held back whole; the
             // protobuf payload is not inspected. Recorded as streamed.
             ctx.body_state = BodyState::Streamed;
-            return Ok(None);
+            return false;
         }
-        if session.as_mut().is_body_empty() {
-            return Ok(None);
-        }
+        !session.as_mut().is_body_empty()
+    }
+
+    /// Read the request body (up to the inspection limit) before anything reaches the upstream.
+    /// Returns `Some(answered)` when the gateway answered the request itself.
+    async fn read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        max_body: u64,
+        inspect_limit: usize,
+    ) -> Result<Option<bool>> {
         let expect_continue = session
             .req_header()
             .headers
@@ -245,7 +270,14 @@ impl Gateway {
                 extra.push((http::HeaderName::from_static(k), HeaderValue::from(v)));
             }
         }
-        respond::send_error(session, status, why, &ctx.request_id, &extra).await?;
+        Box::pin(respond::send_error(
+            session,
+            status,
+            why,
+            &ctx.request_id,
+            &extra,
+        ))
+        .await?;
         Ok(Some(true))
     }
 
@@ -271,7 +303,7 @@ impl Gateway {
         let checked = match &self.shared.state {
             // Shared quotas: one atomic round trip to Redis, after the local checks.
             Some(st) => match auth.check_deferred(presented, route, now) {
-                Ok((adm, Some(pending))) => match st.acquire_quota(&pending).await {
+                Ok((adm, Some(pending))) => match Box::pin(st.acquire_quota(&pending)).await {
                     Some(d) => pending.resolve(adm, d),
                     None if st.on_quota_failure() => Ok(adm),
                     None => {
@@ -290,7 +322,7 @@ impl Gateway {
                     verdict::ALLOW,
                     format!("key={} plan={}", &*adm.key_id, &*adm.plan),
                 );
-                ctx.api_key = Some(adm);
+                ctx.api_key = Some(Box::new(adm));
                 Ok(None)
             }
             Err(rej) => {
@@ -308,7 +340,14 @@ impl Gateway {
                 if let Some(secs) = rej.retry_after_secs(now) {
                     extra.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
                 }
-                respond::send_error(session, status, why, &ctx.request_id, &extra).await?;
+                Box::pin(respond::send_error(
+                    session,
+                    status,
+                    why,
+                    &ctx.request_id,
+                    &extra,
+                ))
+                .await?;
                 Ok(Some(true))
             }
         }
@@ -363,6 +402,31 @@ impl Gateway {
         }
     }
 
+    /// The logging phase: metrics and the analytics event.
+    fn log_request(&self, session: &Session, ctx: &RequestCtx) {
+        crate::conn_guard::request_done(session);
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.status);
+        let route = ctx.route_name();
+        let m = &self.shared.metrics;
+        m.requests
+            .with_label_values(&[route.as_ref(), status_label(status).as_ref()])
+            .inc();
+        m.duration
+            .with_label_values(&[route.as_ref()])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        drop(route);
+        if let Some(a) = self.shared.analytics.get() {
+            let ev = crate::event::build(session, ctx, status);
+            if let Some(sec) = crate::event::security(ctx, &ev) {
+                a.security(sec);
+            }
+            a.record(ev);
+        }
+    }
+
     /// The upstream request's path (normalised, prefix stripped), if it differs from the raw one.
     fn rewrite_path(raw_path: &str, normalized: &str, strip: Option<&str>) -> Option<String> {
         let mut p = normalized;
@@ -384,6 +448,33 @@ impl Gateway {
         } else {
             p.to_string()
         })
+    }
+}
+
+/// The `status` label: `status.to_string()`, from `StatusCode`'s static table when it can
+/// (no per-request formatting).
+fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match http::StatusCode::from_u16(status) {
+        Ok(code) => match code.as_u16() {
+            // `as_str` borrows the code but points into a static table; copy the few bytes only
+            // when it is not one of the common statuses below.
+            200 => "200".into(),
+            204 => "204".into(),
+            301 => "301".into(),
+            302 => "302".into(),
+            304 => "304".into(),
+            400 => "400".into(),
+            401 => "401".into(),
+            403 => "403".into(),
+            404 => "404".into(),
+            429 => "429".into(),
+            500 => "500".into(),
+            502 => "502".into(),
+            503 => "503".into(),
+            504 => "504".into(),
+            _ => code.as_str().to_owned().into(),
+        },
+        Err(_) => status.to_string().into(),
     }
 }
 
@@ -415,22 +506,11 @@ fn request_host(req: &RequestHeader) -> &str {
 }
 
 /// A propagated request id is kept when it is short and printable; otherwise a new one is made.
-fn request_id(req: &RequestHeader) -> String {
-    if let Some(v) = req.headers.get("x-request-id") {
-        let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
-            if let Ok(s) = std::str::from_utf8(b) {
-                return s.to_string();
-            }
-        }
-    }
-    new_request_id()
-}
-
-/// A random 128-bit id in hex.
-pub fn new_request_id() -> String {
-    let v: u128 = rand::random();
-    format!("{v:032x}")
+fn request_id(req: &RequestHeader) -> RequestId {
+    req.headers
+        .get("x-request-id")
+        .and_then(RequestId::propagated)
+        .unwrap_or_else(RequestId::generate)
 }
 
 #[async_trait]
@@ -525,7 +605,7 @@ impl ProxyHttp for Gateway {
                     Some(headers) => {
                         ctx.gateway_answer(stage::GATEWAY, "cors_preflight", 204);
                         let h = respond::header(204, &ctx.request_id, 0, &headers)?;
-                        session.write_response_header(Box::new(h), true).await?;
+                        Box::pin(session.write_response_header(Box::new(h), true)).await?;
                         Ok(true)
                     }
                     None => {
@@ -640,11 +720,12 @@ impl ProxyHttp for Gateway {
                 .unwrap_or(usize::MAX)
                 .min(128 * 1024),
         };
-        if let Some(answered) = self
-            .read_body(session, ctx, max_body, inspect_limit)
-            .await?
-        {
-            return Ok(answered);
+        if Self::body_to_read(session, ctx) {
+            if let Some(answered) =
+                Box::pin(self.read_body(session, ctx, max_body, inspect_limit)).await?
+            {
+                return Ok(answered);
+            }
         }
 
         // Stage 5, second pass: the WAF on the buffered body.
@@ -690,7 +771,7 @@ impl ProxyHttp for Gateway {
 
         match ctx.body_state {
             BodyState::BufferedLarge | BodyState::OverLimit => {
-                forward::forward(self, session, ctx).await?;
+                Box::pin(forward::forward(self, session, ctx)).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -892,32 +973,26 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        crate::conn_guard::request_done(session);
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(ctx.status);
-        let route = ctx.route_name();
-        let m = &self.shared.metrics;
-        let status_label = status.to_string();
-        m.requests
-            .with_label_values(&[route.as_ref(), status_label.as_str()])
-            .inc();
-        m.duration
-            .with_label_values(&[route.as_ref()])
-            .observe(ctx.started.elapsed().as_secs_f64());
-        drop(route);
-        if let Some(a) = self.shared.analytics.get() {
-            let ev = crate::event::build(session, ctx, status);
-            if let Some(sec) = crate::event::security(ctx, &ev) {
-                a.security(sec);
-            }
-            a.record(ev);
-        }
+        // Synchronous: the future async-trait boxes stays as small as its arguments.
+        self.log_request(session, ctx);
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // Blocks and client mistakes are logged as events, not as errors.
         ctx.status > 0 && ctx.status < 500
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_label;
+
+    #[test]
+    fn status_label_is_the_status_as_text() {
+        for status in [
+            0u16, 1, 99, 100, 200, 204, 301, 404, 429, 499, 502, 504, 599, 999, 1000,
+        ] {
+            assert_eq!(status_label(status), status.to_string(), "status {status}");
+        }
     }
 }
