@@ -202,15 +202,21 @@ pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
             return Err(Violation::InvalidHeaderValue(name.as_str().into()));
         }
     }
-    let cls: Vec<_> = headers.get_all(CONTENT_LENGTH).iter().collect();
-    let tes: Vec<_> = headers.get_all(TRANSFER_ENCODING).iter().collect();
-    if !cls.is_empty() && !tes.is_empty() {
+    // First value and count of each framing header, without collecting (this runs on every
+    // request).
+    let (mut cls, mut tes) = (
+        headers.get_all(CONTENT_LENGTH).iter(),
+        headers.get_all(TRANSFER_ENCODING).iter(),
+    );
+    let (cl_first, te_first) = (cls.next(), tes.next());
+    let (cl_more, te_more) = (cls.next().is_some(), tes.next().is_some());
+    if cl_first.is_some() && te_first.is_some() {
         return Err(Violation::ContentLengthAndTransferEncoding);
     }
-    if cls.len() > 1 {
+    if cl_more {
         return Err(Violation::DuplicateContentLength);
     }
-    if let Some(cl) = cls.first() {
+    if let Some(cl) = cl_first {
         let v = cl.as_bytes();
         if v.contains(&b',') {
             return Err(Violation::DuplicateContentLength);
@@ -219,12 +225,12 @@ pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
             return Err(Violation::InvalidContentLength);
         }
     }
-    if tes.len() > 1 {
+    if te_more {
         return Err(Violation::UnsupportedTransferEncoding(
             "several headers".into(),
         ));
     }
-    if let Some(te) = tes.first() {
+    if let Some(te) = te_first {
         if te.as_bytes() != b"chunked" {
             return Err(Violation::UnsupportedTransferEncoding(
                 String::from_utf8_lossy(te.as_bytes())
