@@ -863,23 +863,8 @@ impl fmt::Display for RuleMatch {
 #[cfg(test)]
 mod gate_tests {
     use super::xss_possible;
+    use crate::ruleset::gate_tests::lines;
     use crate::transform::{apply_chain, Transform};
-
-    fn lines(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.filter_map(Result::ok) {
-            let p = e.path();
-            if p.is_dir() {
-                lines(&p, out);
-            } else if p.extension().is_some_and(|x| x == "txt") {
-                if let Ok(b) = std::fs::read(&p) {
-                    out.extend(b.split(|&c| c == b'\n').map(<[u8]>::to_vec));
-                }
-            }
-        }
-    }
 
     /// The XSS gate never hides a detection: on every payload of both corpora, as written and
     /// after the decoding chains the shipped rules use, a value the detector flags passes the

@@ -828,11 +828,12 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     })
 }
 #[cfg(test)]
-mod gate_tests {
+pub(crate) mod gate_tests {
     use super::{Matcher, RuleSet};
     use crate::transform::{apply_chain, class_mask};
 
-    fn lines(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+    /// Every line of every `.txt` file under `dir` (the corpora), for the soundness tests.
+    pub(crate) fn lines(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
