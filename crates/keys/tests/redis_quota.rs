@@ -4,56 +4,17 @@
 //! Run: `cargo test -p palisade-keys --features redis --test redis_quota`.
 #![cfg(feature = "redis")]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Server;
 use palisade_keys::remote::acquire;
 use palisade_keys::{
     KeyAuth, KeyStore, ManualClock, PendingQuota, Period, PlanSet, QuotaBackend, QuotaDecision,
     Rejection, RemoteQuotas, UsagePlan,
 };
-
-struct Server(Child, u16);
-
-impl Server {
-    fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}"));
-        let server = Server(child, port);
-        // Wait for the process to accept connections (start-up, not a time window).
-        for _ in 0..500 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on {port}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn conn(port: u16) -> palisade_keys::remote::Connection {
     redis::Client::open(format!("redis://127.0.0.1:{port}/"))

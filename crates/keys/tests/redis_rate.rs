@@ -6,11 +6,12 @@
 //! Run: `cargo test -p palisade-keys --features redis --test redis_rate`.
 #![cfg(feature = "redis")]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::Server;
 use palisade_guard::redis_state::{FailurePolicy, RedisState};
 use palisade_guard::{FakeClock, SharedClock, Timestamp};
 use palisade_keys::remote::{acquire, read_usage};
@@ -18,50 +19,6 @@ use palisade_keys::{
     KeyAuth, KeyStore, PlanSet, QuotaDecision, QuotaStore, Rejection, RemoteQuotas, SharedRates,
     SystemClock, UsagePlan,
 };
-
-struct Server(Child, u16);
-
-impl Server {
-    fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}"));
-        let server = Server(child, port);
-        // Wait for the process to accept connections (start-up, not a time window).
-        for _ in 0..500 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.1)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn plans(json: &str) -> PlanSet {
     let raw: Vec<UsagePlan> = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
