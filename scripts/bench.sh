@@ -275,6 +275,19 @@ if has full1 || has full2 || has analytics; then
     "$root/scripts/start-clickhouse.sh"
   fi
   curl -fsS "$CLICKHOUSE_URL/ping" >/dev/null || { echo "bench.sh: ClickHouse at $CLICKHOUSE_URL does not answer" >&2; exit 1; }
+  # The local ClickHouse server (inserts, merges, materialized views) is the analytics
+  # *destination*, which a deployment runs on its own machine: keep it off the proxies' CPU, with
+  # wrk and the upstream, so that the proxy's own analytics cost is what the ratio measures.
+  # Put back on exit (cleanup).
+  if [ -n "$UPSTREAM_CPU" ] && [ "$CLICKHOUSE_URL" = http://127.0.0.1:8123 ]; then
+    ch_pid=$(pgrep -o -x clickhouse-serv || pgrep -o -f 'clickhouse-server' || true)
+    if [ -n "$ch_pid" ]; then
+      cpus=$(taskset -p -c "$ch_pid" 2>/dev/null | sed -n 's/.*: //p')
+      [ -n "$cpus" ] && repin+=("$ch_pid:$cpus")
+      taskset -a -p -c "$UPSTREAM_CPU" "$ch_pid" >/dev/null 2>&1 || true
+      pinned="$pinned, ClickHouse server on CPU $UPSTREAM_CPU"
+    fi
+  fi
   # A fresh database each run, so the event count below is this run's.
   curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $ch_db" >/dev/null
 fi

@@ -4,6 +4,10 @@
 #   - off        `palisade run` with every stage off (the load.sh config)
 #   - ndjson     stages off, analytics to rotating NDJSON files
 #   - clickhouse stages off, analytics to the local ClickHouse (bench.sh's `analytics` system)
+#   - full       every protection on, as bench.sh's `full1`: WAF PL1 (block, threshold 5), IP deny
+#                list, per-IP/route/global limits and a usage plan far above the load, an API key
+#                required (`x-api-key`), analytics to the local ClickHouse with spool and security log
+#   - full2      the same at paranoia 2
 # each proxying to its own nginx upstream (answering 200 "ok"), driven by the same sequential
 # keep-alive client: WARMUP requests, then the counters are zeroed (`callgrind_control -z`),
 # REQUESTS requests, then dumped (`callgrind_control -d`). Every thread of the process counts
@@ -12,7 +16,9 @@
 # the requests, reported as `idle Ir/s`; `Ir/request` is the request window's total / REQUESTS.
 #
 # usage: scripts/profile.sh [--requests 20000] [--warmup 2000] [--systems bare,off,ndjson,clickhouse]
-#                           [--no-build] [--out DIR] [--top 40]
+#                           [--shape get|args|post4k] [--no-build] [--out DIR] [--top 40]
+#   --shape     the request every system gets (bench.sh's shapes): `get` (GET /, the default),
+#               `args` (10 query arguments and 5 cookies), `post4k` (a 4 KB JSON order)
 #   --out DIR   keep the callgrind dumps there (default: a temp dir, removed) and write
 #               DIR/<system>.annotate (`callgrind_annotate --inclusive=yes`, top lines)
 # Environment: CLICKHOUSE_URL (http://127.0.0.1:8123), UPSTREAM_PORT (28080), BASE_PORT (28300),
@@ -29,6 +35,7 @@ CLICKHOUSE_URL=${CLICKHOUSE_URL:-http://127.0.0.1:8123}
 UPSTREAM_PORT=${UPSTREAM_PORT:-28080}
 BASE_PORT=${BASE_PORT:-28300}
 TOP=${TOP:-40}
+SHAPE=${SHAPE:-get}
 build=1
 out=""
 
@@ -40,7 +47,8 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
     --top) TOP=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --shape) SHAPE=$2; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "profile.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -100,14 +108,50 @@ wait_http() {
 }
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/" || { echo "profile.sh: upstream does not answer" >&2; exit 1; }
 
-# client PORT N: N sequential GET / on one keep-alive connection; fails on any non-200.
+# wait_listening URL: until the proxy answers at all (`full` answers 401 without an API key).
+wait_listening() {
+  local code
+  for _ in $(seq 1 600); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null || true)
+    [ -n "$code" ] && [ "$code" != 000 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# client PORT N [KEY]: N sequential requests of $SHAPE on one keep-alive connection (with the
+# API key when given); fails on any status but 200.
 client() {
-  python3 - "$1" "$2" <<'PY'
-import http.client, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+  python3 - "$1" "$2" "${3:-}" "$SHAPE" <<'PY'
+import http.client, json, sys
+port, n, key, shape = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+headers = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+           "Accept": "application/json"}
+if key:
+    headers["x-api-key"] = key
+method, path, body = "GET", "/", None
+if shape == "args":
+    path = ("/search?q=laptop+bag&category=electronics&brand=acme&min_price=100&max_price=2000"
+            "&sort=price_asc&page=2&per_page=50&color=silver&in_stock=true")
+    headers["Cookie"] = ("session=3f9a1c77e2b54d0c9e8f1a2b3c4d5e6f; theme=dark; lang=en-US; "
+                         "cart_id=98765; consent=analytics")
+elif shape == "post4k":
+    words = "laptop bag silver charger cable keyboard mouse monitor stand desk lamp".split()
+    items, i = [], 0
+    while len(json.dumps(items)) < 3800:
+        items.append({"id": 100000 + i, "sku": f"SKU-{i % 997:04d}", "quantity": i % 9 + 1,
+                      "name": f"{words[i % len(words)].title()} {words[(i * 3) % len(words)]} item {i}",
+                      "note": f"Please wrap the {words[(i * 5) % len(words)]} before noon"})
+        i += 1
+    method, path = "POST", "/api/orders"
+    body = json.dumps({"customer": {"name": "Maria Lopez", "email": "maria.lopez@example.com"},
+                       "items": items}, separators=(",", ":")).encode()
+    headers["Content-Type"] = "application/json"
+elif shape != "get":
+    sys.exit(f"unknown shape {shape}")
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for i in range(n):
-    c.request("GET", "/", headers={"User-Agent": "profile/1.0", "Accept": "*/*"})
+    c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
     r.read()
     if r.status != 200:
@@ -136,6 +180,38 @@ routes:
     upstream: bench
 EOF
   case "$1" in
+    full|full2)
+      local pl=1
+      [ "$1" = full2 ] && pl=2
+      cat <<EOF
+    rate_limit: {per_second: 1000000, burst: 1000000}
+    api_key: {header: x-api-key}
+    waf: {mode: block, paranoia: $pl, threshold: 5}
+waf:
+  rules_dir: $root/rules
+  defaults: {mode: block, paranoia: $pl, threshold: 5}
+guard:
+  ip:
+    deny: [203.0.113.0/24, "2001:db8::/32"]
+  throttle:
+    per_ip: {per_second: 1000000, burst: 1000000}
+    global: {per_second: 1000000, burst: 1000000}
+  connections:
+    max_per_ip: 4096
+api_keys:
+  key_file: $4/keys.json
+  plans:
+    - name: bench
+      rate: 1000000
+      burst: 1000000
+      quota: {limit: 1000000000000, period: month}
+analytics:
+  sink:
+    clickhouse: {url: "$CLICKHOUSE_URL", database: palisade_profile}
+  spool: {dir: $4/spool}
+  security_log: {path: $4/security.log}
+EOF
+      ;;
     ndjson) printf 'analytics:\n  sink:\n    ndjson: {dir: %s/events}\n' "$4" ;;
     clickhouse)
       printf 'analytics:\n  sink:\n    clickhouse: {url: "%s", database: palisade_profile}\n  spool: {dir: %s/spool}\n' \
@@ -152,11 +228,17 @@ for sys in "${systems[@]}"; do
   d="$work/$sys"
   mkdir -p "$d"
   cg="$d/callgrind.out"
+  key=""
   case "$sys" in
     bare) cmd=("$bare_bin" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UPSTREAM_PORT" --threads 1) ;;
-    off|ndjson|clickhouse)
+    off|ndjson|clickhouse|full|full2)
       config "$sys" "$port" $((port + 1)) "$d" >"$d/palisade.yaml"
       "$palisade_bin" check "$d/palisade.yaml" >/dev/null
+      case "$sys" in full|full2)
+        key=$("$palisade_bin" keys --config "$d/palisade.yaml" create --name profile \
+          --owner profile --plan bench 2>/dev/null | sed -n 's/^key: //p')
+        [ -n "$key" ] || { echo "profile.sh: palisade keys create printed no key" >&2; exit 1; } ;;
+      esac
       cmd=("$palisade_bin" run --config "$d/palisade.yaml") ;;
     *) echo "profile.sh: unknown system '$sys'" >&2; exit 2 ;;
   esac
@@ -164,11 +246,11 @@ for sys in "${systems[@]}"; do
   valgrind --tool=callgrind --callgrind-out-file="$cg" "${cmd[@]}" >"$d/log" 2>&1 </dev/null &
   pid=$!
   pids+=("$pid")
-  wait_http "http://127.0.0.1:$port/" || { echo "profile.sh: $sys did not come up" >&2; tail "$d/log" >&2; exit 1; }
-  client "$port" "$WARMUP"
+  wait_listening "http://127.0.0.1:$port/" || { echo "profile.sh: $sys did not come up" >&2; tail "$d/log" >&2; exit 1; }
+  client "$port" "$WARMUP" "$key"
   callgrind_control -z "$pid" >/dev/null 2>&1
   t0=$(date +%s.%N)
-  client "$port" "$REQUESTS"
+  client "$port" "$REQUESTS" "$key"
   t1=$(date +%s.%N)
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
@@ -195,7 +277,7 @@ for sys in "${systems[@]}"; do
 done
 
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown): \`scripts/profile.sh --requests $REQUESTS --warmup $WARMUP\`, one keep-alive connection, GET /"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown): \`scripts/profile.sh --requests $REQUESTS --warmup $WARMUP --shape $SHAPE\`, one keep-alive connection"
 echo
 echo "| system | Ir/request | Ir/request minus idle timers | idle Ir/s | window s |"
 echo "|---|---:|---:|---:|---:|"

@@ -139,7 +139,8 @@ pub struct RequestCtx {
     /// Bytes of request body received.
     pub bytes_in: u64,
     /// The WAF's per-request accumulator (present when the route has a WAF policy).
-    pub waf: Option<Box<palisade_waf::Inspection>>,
+    /// On loan from the worker thread's pool (its buffers are reused from request to request).
+    pub waf: Option<crate::inspect_pool::PooledInspection>,
     /// The guard's rate-limit decision for `RateLimit-*` headers on the response.
     pub rate_limit: Option<palisade_guard::Decision>,
     /// The request was allow-listed: later stages were skipped.

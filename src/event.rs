@@ -66,7 +66,7 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         (Some(insp), Some((rt, _))) => (
             rt.waf
                 .as_ref()
-                .map(|p| format!("{:?}", p.mode).to_lowercase())
+                .map(|p| waf_mode_text(p.mode).to_string())
                 .unwrap_or_default(),
             insp.score(),
             insp.rule_ids(),
@@ -205,9 +205,29 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
     })
 }
 
+/// The `waf_mode` column: the mode's lowercase name (its `Debug` form, lowercased).
+fn waf_mode_text(m: palisade_waf::Mode) -> &'static str {
+    match m {
+        palisade_waf::Mode::Block => "block",
+        palisade_waf::Mode::Detect => "detect",
+        palisade_waf::Mode::Off => "off",
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{first_chars, version_text};
+    use super::{first_chars, version_text, waf_mode_text};
+
+    #[test]
+    fn waf_mode_text_is_the_lowercase_debug_form() {
+        for m in [
+            palisade_waf::Mode::Block,
+            palisade_waf::Mode::Detect,
+            palisade_waf::Mode::Off,
+        ] {
+            assert_eq!(waf_mode_text(m), format!("{m:?}").to_lowercase());
+        }
+    }
 
     #[test]
     fn first_chars_counts_characters_not_bytes() {

@@ -133,49 +133,93 @@ impl IpText {
     }
 }
 
-/// Rewrite the response sent to the client: `X-Request-Id`, CORS, header rules.
+/// Rewrite the response sent to the client: `X-Request-Id`, `RateLimit-*` and `X-Quota-*`,
+/// CORS, header rules.
+///
+/// The headers are written into the response's `http::HeaderMap` directly, with names made at
+/// compile time, after one `reserve`: Pingora's `insert_header` parses and copies every name
+/// again and keeps a second map of the original name case, growing both maps as headers are
+/// added (about 2,500 instructions per header, see docs/BENCHMARKS.md). The response then goes
+/// to the client without that case map: names are written in their canonical title case
+/// (`Content-Type`), which HTTP/1.1 clients must treat alike (RFC 9110 §5.1) and HTTP/2 lowercases
+/// anyway; a non-standard reason phrase from the upstream is replaced by the standard one.
 pub fn prepare_response(
     req: &RequestHeader,
     resp: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> Result<()> {
-    resp.insert_header("x-request-id", ctx.request_id.header_value())?;
+    let route = ctx.route().map(|(_, r)| r);
+    let cors = route
+        .and_then(|r| r.cors.as_ref())
+        .map(|c| c.response_headers(req.headers.get(http::header::ORIGIN)))
+        .unwrap_or_default();
+    let mut extra = 1 + cors.len();
+    if ctx.rate_limit.is_some() {
+        extra += 3;
+    }
+    if ctx.api_key.is_some() {
+        extra += 4;
+    }
+    if let Some(r) = route {
+        extra += r.response_headers.additions().len();
+    }
+    let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
+    let h = &mut parts.headers;
+    h.reserve(extra);
+    h.insert(X_REQUEST_ID, ctx.request_id.header_value());
     if let Some(rl) = &ctx.rate_limit {
         for (k, v) in rl.rate_limit_headers() {
-            resp.insert_header(k, v.to_string())?;
+            let name = match k {
+                "ratelimit-limit" => RATELIMIT_LIMIT,
+                "ratelimit-remaining" => RATELIMIT_REMAINING,
+                "ratelimit-reset" => RATELIMIT_RESET,
+                // A name the guard adds later: checked at run time, never a client's.
+                other => http::HeaderName::from_static(other),
+            };
+            h.insert(name, HeaderValue::from(v));
         }
     }
     if let Some(adm) = &ctx.api_key {
         if let (Some(limit), Some(left)) = (adm.quota_limit, adm.quota_remaining) {
-            resp.insert_header("x-quota-limit", limit.to_string())?;
-            resp.insert_header("x-quota-remaining", left.to_string())?;
+            h.insert(X_QUOTA_LIMIT, HeaderValue::from(limit));
+            h.insert(X_QUOTA_REMAINING, HeaderValue::from(left));
         }
         if let Some(reset) = adm.quota_reset_at {
             let secs = reset
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            resp.insert_header("x-quota-reset", secs.to_string())?;
+            h.insert(X_QUOTA_RESET, HeaderValue::from(secs));
         }
         if let Some(left) = adm.rate_remaining {
-            resp.insert_header("x-ratelimit-remaining", left.to_string())?;
+            h.insert(X_RATELIMIT_REMAINING, HeaderValue::from(left));
         }
     }
-    if let Some((_, route)) = ctx.route() {
-        if let Some(cors) = &route.cors {
-            for (k, v) in cors.response_headers(req.headers.get(http::header::ORIGIN)) {
-                resp.insert_header(k, v)?;
-            }
-        }
+    for (k, v) in cors {
+        h.insert(k, v);
+    }
+    if let Some(route) = route {
         for name in route.response_headers.removals() {
-            resp.remove_header(name);
+            h.remove(name);
         }
         for (k, v) in route.response_headers.additions() {
-            resp.insert_header(k.clone(), v.clone())?;
+            h.insert(k.clone(), v.clone());
         }
     }
+    *resp = ResponseHeader::from(parts);
     Ok(())
 }
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const RATELIMIT_LIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: http::HeaderName = http::HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: http::HeaderName = http::HeaderName::from_static("ratelimit-reset");
+const X_QUOTA_LIMIT: http::HeaderName = http::HeaderName::from_static("x-quota-limit");
+const X_QUOTA_REMAINING: http::HeaderName = http::HeaderName::from_static("x-quota-remaining");
+const X_QUOTA_RESET: http::HeaderName = http::HeaderName::from_static("x-quota-reset");
+const X_RATELIMIT_REMAINING: http::HeaderName =
+    http::HeaderName::from_static("x-ratelimit-remaining");
 
 /// Forward a request whose body the gateway holds (and possibly a rest still to read) and relay
 /// the response. Connection failures are retried on other targets (nothing was sent).

@@ -7,6 +7,7 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` phases, where the pipeline stages run.
 //! - [`forward`]: request/response rewriting and the forwarder for large held bodies.
 //! - [`context`]: the per-request record every stage writes its decision into.
+//!   [`inspect_pool`]: per-thread pool of WAF accumulators, reused from request to request.
 //! - [`state`]: the runtime snapshot and atomic reload. [`shared_state`]: limits, quotas and
 //!   bans shared by several gateways through Redis.
 //! - [`admin`]: the admin listener. [`metrics`]: Prometheus metrics.
@@ -21,6 +22,7 @@ pub mod demo_upstream;
 pub mod event;
 pub mod forward;
 pub mod headers;
+pub mod inspect_pool;
 pub mod metrics;
 pub mod proxy;
 pub mod respond;

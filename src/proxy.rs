@@ -694,7 +694,7 @@ impl ProxyHttp for Gateway {
             && matches!((rules, policy), (Some(_), Some(p)) if p.mode != palisade_waf::Mode::Off);
         if waf_on {
             if let (Some(rules), Some(policy)) = (rules, policy) {
-                let mut insp = Box::new(palisade_waf::Inspection::new());
+                let mut insp = crate::inspect_pool::PooledInspection::take();
                 let req = session.req_header();
                 let head = palisade_waf::RequestHead {
                     method: req.method.as_str(),

@@ -159,6 +159,52 @@ async fn attacks_in_every_target_get_403_and_never_reach_the_upstream() {
     }
 }
 
+/// The WAF's per-request accumulators are pooled and reused (src/inspect_pool.rs): nothing of
+/// one request's inspection (score, matches, parsed body) may carry over to the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_waf_accumulator_carries_nothing_over() {
+    let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
+    let gw = Gateway::start(&config(up, "block", "guard: {}\n"));
+    let c = client(); // one keep-alive connection: the same worker, the same pool
+    for round in 0..12 {
+        let attack = if round % 2 == 0 {
+            c.get(gw.url("/echo/s?id=1%27%20OR%20%271%27=%271"))
+        } else {
+            c.post(gw.url("/echo/j"))
+                .json(&serde_json::json!({"q": "1; DROP TABLE users--", "note": "x"}))
+        };
+        let r = attack.send().await.expect("send");
+        assert_eq!(r.status(), 403, "round {round}: the attack is blocked");
+        let before = rec.total();
+        let r = c
+            .get(gw.url("/echo/search?q=laptop&page=2"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            200,
+            "round {round}: a benign GET after an attack"
+        );
+        let r = c
+            .post(gw.url("/echo/orders"))
+            .json(&serde_json::json!({"name": "O'Brien", "note": "ship before noon"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            200,
+            "round {round}: a benign JSON body after an attack"
+        );
+        assert_eq!(
+            rec.total(),
+            before + 2,
+            "round {round}: both benign requests arrived"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detect_mode_lets_attacks_through() {
     let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
