@@ -2,6 +2,7 @@
 //! phase, after the response; the writer's `record` never blocks.
 
 use crate::context::RequestCtx;
+use palisade_analytics::event::Text;
 use palisade_analytics::Event;
 use pingora::proxy::Session;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,16 +28,28 @@ fn first_chars(s: &str, n: usize) -> String {
 }
 
 /// `format!("{:?}", version)` without formatting.
-fn version_text(v: http::Version) -> String {
+fn version_text(v: http::Version) -> Text {
     let s = match v {
         http::Version::HTTP_09 => "HTTP/0.9",
         http::Version::HTTP_10 => "HTTP/1.0",
         http::Version::HTTP_11 => "HTTP/1.1",
         http::Version::HTTP_2 => "HTTP/2.0",
         http::Version::HTTP_3 => "HTTP/3.0",
-        other => return format!("{other:?}"),
+        other => return format!("{other:?}").into(),
     };
-    s.to_owned()
+    Text::Borrowed(s)
+}
+
+/// The method's name, borrowed for the standard methods (no allocation).
+fn method_text(m: &http::Method) -> Text {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    let name = m.as_str();
+    match STANDARD.iter().find(|s| **s == name) {
+        Some(s) => Text::Borrowed(s),
+        None => Text::Owned(name.to_owned()),
+    }
 }
 
 /// Build the event of one finished request.
@@ -66,13 +79,13 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         (Some(insp), Some((rt, _))) => (
             rt.waf
                 .as_ref()
-                .map(|p| waf_mode_text(p.mode).to_string())
+                .map(|p| Text::Borrowed(waf_mode_text(p.mode)))
                 .unwrap_or_default(),
             insp.score(),
             insp.rule_ids(),
             insp.classes().into_iter().map(str::to_string).collect(),
         ),
-        _ => (String::new(), 0, Vec::new(), Vec::new()),
+        _ => (Text::Borrowed(""), 0, Vec::new(), Vec::new()),
     };
     let detail_of = |st: &str| {
         ctx.decisions
@@ -82,16 +95,16 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .unwrap_or_default()
     };
     let ratelimit = match &ctx.rate_limit {
-        Some(d) if d.allowed => "allowed".to_string(),
-        Some(_) => "limited".to_string(),
-        None => String::new(),
+        Some(d) if d.allowed => Text::Borrowed("allowed"),
+        Some(_) => Text::Borrowed("limited"),
+        None => Text::Borrowed(""),
     };
     Event {
         ts_ms,
         request_id: ctx.request_id.as_str().to_owned(),
         route,
         route_template: template,
-        method: req.method.as_str().to_string(),
+        method: method_text(&req.method),
         host: header(session, http::header::HOST),
         path: first_chars(req.uri.path(), 1024),
         http_version: version_text(req.version),
@@ -108,9 +121,9 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .map(|i| crate::forward::IpText::new().format_str(i).to_owned())
             .unwrap_or_default(),
         user_agent: header(session, http::header::USER_AGENT),
-        verdict: ctx.verdict.to_string(),
-        decided_by: ctx.decided_by.to_string(),
-        reason: ctx.reason.to_string(),
+        verdict: Text::Borrowed(ctx.verdict),
+        decided_by: Text::Borrowed(ctx.decided_by),
+        reason: Text::Borrowed(ctx.reason),
         waf_mode,
         anomaly_score: score,
         rule_ids,
@@ -133,9 +146,9 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .map(|a| a.plan.to_string())
             .unwrap_or_default(),
         quota: match (&ctx.api_key, ctx.reason) {
-            (Some(_), _) => "allowed".to_string(),
-            (None, palisade_analytics::names::reason::QUOTA_EXCEEDED) => "exceeded".to_string(),
-            _ => String::new(),
+            (Some(_), _) => Text::Borrowed("allowed"),
+            (None, palisade_analytics::names::reason::QUOTA_EXCEEDED) => Text::Borrowed("exceeded"),
+            _ => Text::Borrowed(""),
         },
         quota_limit: ctx
             .api_key
@@ -188,15 +201,15 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
         ts_ms: ev.ts_ms,
         request_id: ev.request_id.clone(),
         client_ip: ev.client_ip.clone(),
-        method: ev.method.clone(),
+        method: ev.method.to_string(),
         host: ev.host.clone(),
         path: ev.path.clone(),
         route: ev.route.clone(),
         status: ev.status,
-        verdict: ev.verdict.clone(),
-        decided_by: ev.decided_by.clone(),
-        reason: ev.reason.clone(),
-        waf_mode: ev.waf_mode.clone(),
+        verdict: ev.verdict.to_string(),
+        decided_by: ev.decided_by.to_string(),
+        reason: ev.reason.to_string(),
+        waf_mode: ev.waf_mode.to_string(),
         anomaly_score: ev.anomaly_score,
         threshold,
         api_key_id: ev.api_key_id.clone(),
@@ -216,7 +229,20 @@ fn waf_mode_text(m: palisade_waf::Mode) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_chars, version_text, waf_mode_text};
+    use super::{first_chars, method_text, version_text, waf_mode_text};
+
+    #[test]
+    fn method_text_is_the_method_name() {
+        for m in [
+            "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+            "PROPFIND",
+        ] {
+            let method = http::Method::from_bytes(m.as_bytes()).expect("method");
+            let t = method_text(&method);
+            assert_eq!(t, m);
+            assert_eq!(matches!(t, std::borrow::Cow::Borrowed(_)), m != "PROPFIND");
+        }
+    }
 
     #[test]
     fn waf_mode_text_is_the_lowercase_debug_form() {

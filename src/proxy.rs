@@ -317,11 +317,8 @@ impl Gateway {
         };
         match checked {
             Ok(adm) => {
-                ctx.decide(
-                    stage::API_KEY,
-                    verdict::ALLOW,
-                    format!("key={} plan={}", &*adm.key_id, &*adm.plan),
-                );
+                // The admission itself is this stage's record (key id, plan, quota left): the
+                // event reads it from there, so no text decision is formatted per request.
                 ctx.api_key = Some(Box::new(adm));
                 Ok(None)
             }

@@ -1,14 +1,21 @@
 //! The analytics event (DESIGN.md §6): one per request, built by the gateway from the request's
 //! context, encoded as RowBinary for ClickHouse or as one JSON line for the NDJSON sink.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::rowbinary;
 
+/// A column whose value is usually one of a few fixed words (a method, a verdict, a stage, a
+/// reason code, …): borrowed from a `'static` string when it is one, so that building and
+/// dropping an event does not allocate and free each of them (owned when decoded or unusual).
+pub type Text = Cow<'static, str>;
+
 /// One request as seen by the gateway. Field names are the column names of [`crate::names::column`].
 ///
-/// Strings are owned: the gateway builds the event in its logging phase, after the response, and
-/// hands it to [`crate::Analytics::record`], which never blocks.
+/// Strings are owned (or `'static`, see [`Text`]): the gateway builds the event in its logging
+/// phase, after the response, and hands it to [`crate::Analytics::record`], which never blocks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Event {
@@ -21,13 +28,13 @@ pub struct Event {
     /// Path template of the matched route.
     pub route_template: String,
     /// HTTP method.
-    pub method: String,
+    pub method: Text,
     /// Host.
     pub host: String,
     /// Path without the query string.
     pub path: String,
     /// HTTP version, e.g. `HTTP/1.1`.
-    pub http_version: String,
+    pub http_version: Text,
     /// Status sent to the client.
     pub status: u16,
     /// Bytes received from the client.
@@ -49,13 +56,13 @@ pub struct Event {
     /// Usage plan name, or empty.
     pub usage_plan: String,
     /// Verdict, one of [`crate::names::verdict`].
-    pub verdict: String,
+    pub verdict: Text,
     /// Deciding stage, one of [`crate::names::stage`], or empty.
-    pub decided_by: String,
+    pub decided_by: Text,
     /// Reason code, one of [`crate::names::reason`], or empty.
-    pub reason: String,
+    pub reason: Text,
     /// WAF mode of the route (`block`, `detect`, `off`).
-    pub waf_mode: String,
+    pub waf_mode: Text,
     /// WAF anomaly score.
     pub anomaly_score: u32,
     /// Matched WAF rule ids.
@@ -65,11 +72,11 @@ pub struct Event {
     /// Name of the IP list that matched, or empty.
     pub ip_list: String,
     /// Rate-limit decision, or empty.
-    pub ratelimit: String,
+    pub ratelimit: Text,
     /// Which limiter and key decided, or empty.
     pub ratelimit_key: String,
     /// Quota decision, or empty.
-    pub quota: String,
+    pub quota: Text,
     /// Quota size of the period (0 when none).
     pub quota_limit: u64,
     /// Quota left after this request.
@@ -165,10 +172,10 @@ impl Event {
             request_id: r.string()?,
             route: r.string()?,
             route_template: r.string()?,
-            method: r.string()?,
+            method: r.string()?.into(),
             host: r.string()?,
             path: r.string()?,
-            http_version: r.string()?,
+            http_version: r.string()?.into(),
             status: r.u16()?,
             bytes_in: r.u64()?,
             bytes_out: r.u64()?,
@@ -179,10 +186,10 @@ impl Event {
             user_agent: r.string()?,
             api_key_id: r.string()?,
             usage_plan: r.string()?,
-            verdict: r.string()?,
-            decided_by: r.string()?,
-            reason: r.string()?,
-            waf_mode: r.string()?,
+            verdict: r.string()?.into(),
+            decided_by: r.string()?.into(),
+            reason: r.string()?.into(),
+            waf_mode: r.string()?.into(),
             anomaly_score: r.u32()?,
             ..Event::default()
         };
@@ -195,9 +202,9 @@ impl Event {
             ev.attack_classes.push(r.string()?);
         }
         ev.ip_list = r.string()?;
-        ev.ratelimit = r.string()?;
+        ev.ratelimit = r.string()?.into();
         ev.ratelimit_key = r.string()?;
-        ev.quota = r.string()?;
+        ev.quota = r.string()?.into();
         ev.quota_limit = r.u64()?;
         ev.quota_remaining = r.u64()?;
         ev.upstream_addr = r.string()?;
