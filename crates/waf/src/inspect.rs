@@ -131,6 +131,9 @@ pub(crate) struct State {
     patset: Option<regex_automata::PatternSet>,
     /// The values already inspected in this request (see [`crate::seen`]).
     seen: crate::seen::Seen,
+    /// Header values found clean in earlier requests under the same policy (see
+    /// [`crate::clean`]).
+    clean: crate::clean::CleanHeaders,
     /// Values skipped because they were already inspected.
     pub skipped: u32,
 }
@@ -158,6 +161,19 @@ impl Inspection {
         st.over_limit = false;
         st.seen.clear();
         st.skipped = 0;
+        st.clean.hits = 0;
+    }
+
+    /// Remember header values that matched nothing from request to request (on by default;
+    /// see [`crate::clean`]). Benchmarks of a cold request turn it off.
+    pub fn set_header_memory(&mut self, on: bool) {
+        self.st.clean.on = on;
+    }
+
+    /// Header values not inspected in this request because they had been found clean under
+    /// the same policy before (see [`crate::clean`]).
+    pub fn header_memory_hits(&self) -> u32 {
+        self.st.clean.hits
     }
 
     /// Records every (rule, target) match instead of only the first per rule (for `explain`).
@@ -383,7 +399,8 @@ impl State {
 
 impl Engine<'_> {
     /// Evaluates the candidate rules in `st.cand` (chains in `st.chains`) on `value`.
-    pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+    /// Evaluates one value; true when any rule fired on it (scored or not).
+    pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) -> bool {
         let rs = self.rs;
         let st = &mut *self.st;
         st.n_var = 0;
@@ -458,9 +475,11 @@ impl Engine<'_> {
                 fired.push((r as u32, None));
             }
         }
+        let found = !fired.is_empty();
         for (r, span) in fired {
             self.fire(kind, name, json, value, r as usize, span);
         }
+        found
     }
 
     fn eval_variant(&mut self, kind: Kind, value: &[u8], v: u16) {
@@ -742,6 +761,13 @@ impl Engine<'_> {
 
 impl Sink for Engine<'_> {
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+        // Header values found clean in an earlier request under this policy (crate::clean).
+        let st = &mut *self.st;
+        let memory = !st.record_all && st.clean.applies(kind, name);
+        if memory && st.clean.contains(kind, name, value) {
+            st.clean.hits += 1;
+            return;
+        }
         if !self.select(kind, name, false) {
             return;
         }
@@ -750,7 +776,9 @@ impl Sink for Engine<'_> {
             st.skipped += 1;
             return;
         }
-        self.eval(kind, name, json, value);
+        if !self.eval(kind, name, json, value) && memory {
+            self.st.clean.remember(kind, name, value);
+        }
     }
 
     fn raw_body(&mut self, body: &[u8], parsed: bool) {
@@ -763,6 +791,7 @@ impl Sink for Engine<'_> {
 impl RuleSet {
     pub(crate) fn engine<'a>(&'a self, p: &'a Policy, st: &'a mut State) -> Engine<'a> {
         st.prepare(self);
+        st.clean.bind(self.uid, p.uid);
         Engine {
             rs: self,
             pol: p,
@@ -827,6 +856,7 @@ impl RuleSet {
         st.chains.set(chain);
         let pol = Policy {
             ruleset_uid: self.uid,
+            uid: 0, // a one-off policy: never bound to the header memory
             mode: Mode::Block,
             paranoia: 4,
             threshold: 1,

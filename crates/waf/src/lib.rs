@@ -17,6 +17,7 @@
 
 mod bitset;
 pub mod body;
+mod clean;
 mod error;
 mod explain;
 mod inspect;

@@ -109,6 +109,8 @@ impl Default for PolicyConfig {
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub(crate) ruleset_uid: u64,
+    /// Unique per compiled policy (never 0): what [`crate::clean`] binds its memory to.
+    pub(crate) uid: u64,
     /// Mode.
     pub mode: Mode,
     /// Paranoia level.
@@ -175,6 +177,7 @@ impl Policy {
         }
         Ok(Policy {
             ruleset_uid: rules.uid,
+            uid: crate::ruleset::NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             mode: cfg.mode,
             paranoia: cfg.paranoia,
             threshold: cfg.threshold,

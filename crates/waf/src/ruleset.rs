@@ -23,7 +23,7 @@ use crate::raw::{RawFile, RawRule, Severity};
 use crate::target::{parse_target, Kind, TargetSpec, KINDS};
 use crate::transform::Transform;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+pub(crate) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A built-in detector usable as a rule's match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,15 +32,40 @@ struct Entry {
 }
 
 /// The per-request memory. Its buffers are kept from request to request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Seen {
     table: HashTable<u32>,
     entries: Vec<Entry>,
     arena: Vec<u8>,
     hasher: foldhash::fast::RandomState,
+    max_entries: usize,
+    max_arena: usize,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen::bounded(MAX_ENTRIES, MAX_ARENA)
+    }
 }
 
 impl Seen {
+    /// An empty set that keeps at most `max_entries` values and `max_arena` bytes.
+    pub fn bounded(max_entries: usize, max_arena: usize) -> Seen {
+        Seen {
+            table: HashTable::new(),
+            entries: Vec::new(),
+            arena: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            max_entries,
+            max_arena,
+        }
+    }
+
+    /// Values remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Forgets every value (a new request).
     pub fn clear(&mut self) {
         self.table.clear();
@@ -55,6 +80,37 @@ impl Seen {
             return false;
         }
         let hash = self.hasher.hash_one((kind as u8, name, value));
+        if self.find(hash, kind, name, value) {
+            return true;
+        }
+        self.insert_hashed(hash, kind, name, value);
+        false
+    }
+
+    /// True when `(kind, name, value)` is remembered.
+    pub fn contains(&self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+        if value.len() > MAX_VALUE || name.len() > MAX_VALUE {
+            return false;
+        }
+        self.find(
+            self.hasher.hash_one((kind as u8, name, value)),
+            kind,
+            name,
+            value,
+        )
+    }
+
+    /// Remembers `(kind, name, value)` (not already remembered); false when it is too long or
+    /// the set is full.
+    pub fn insert(&mut self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+        if value.len() > MAX_VALUE || name.len() > MAX_VALUE {
+            return false;
+        }
+        let hash = self.hasher.hash_one((kind as u8, name, value));
+        self.insert_hashed(hash, kind, name, value)
+    }
+
+    fn find(&self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> bool {
         let (entries, arena) = (&self.entries, &self.arena);
         let same = |&i: &u32| {
             entries.get(i as usize).is_some_and(|e| {
@@ -65,11 +121,12 @@ impl Seen {
                     && arena.get(s + n..s + n + v) == Some(value)
             })
         };
-        if self.table.find(hash, same).is_some() {
-            return true;
-        }
-        if self.entries.len() >= MAX_ENTRIES
-            || self.arena.len() + name.len() + value.len() > MAX_ARENA
+        self.table.find(hash, same).is_some()
+    }
+
+    fn insert_hashed(&mut self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+        if self.entries.len() >= self.max_entries
+            || self.arena.len() + name.len() + value.len() > self.max_arena
         {
             return false;
         }
@@ -94,7 +151,7 @@ impl Seen {
         self.table.insert_unique(hash, idx, |&i| {
             entries.get(i as usize).map_or(0, |e| e.hash)
         });
-        false
+        true
     }
 }
 
