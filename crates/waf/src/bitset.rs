@@ -31,6 +31,7 @@ impl Bitset {
             .get(i / 64)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+    #[inline]
     pub fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);
     }
@@ -40,23 +41,40 @@ impl Bitset {
         self.words.clear();
         self.words.resize(n, 0);
     }
+    /// True when the two sets share a bit.
+    #[inline]
+    pub fn intersects(&self, other: &Bitset) -> bool {
+        self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
+    }
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.words.iter().all(|&w| w == 0)
     }
+    #[inline]
     pub fn copy_from(&mut self, other: &Bitset) {
-        self.words.clear();
-        self.words.extend_from_slice(&other.words);
+        if self.words.len() == other.words.len() {
+            // Sets of one rule set have the same length: a word loop, no `memcpy` call.
+            for (a, b) in self.words.iter_mut().zip(&other.words) {
+                *a = *b;
+            }
+        } else {
+            self.words.clear();
+            self.words.extend_from_slice(&other.words);
+        }
     }
+    #[inline]
     pub fn or_with(&mut self, other: &Bitset) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a |= *b;
         }
     }
+    #[inline]
     pub fn and_with(&mut self, other: &Bitset) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a &= *b;
         }
     }
+    #[inline]
     pub fn and_not(&mut self, other: &Bitset) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a &= !*b;
@@ -67,6 +85,7 @@ impl Bitset {
         self.words.len()
     }
     /// First set bit at or after `from`.
+    #[inline]
     pub fn next_one(&self, from: usize) -> Option<usize> {
         let mut wi = from / 64;
         let mut w = self.words.get(wi)? & (!0u64).checked_shl((from % 64) as u32).unwrap_or(0);

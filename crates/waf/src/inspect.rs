@@ -115,6 +115,8 @@ pub(crate) struct State {
     hit_tmp: Bitset,
     hit: Bitset,
     regex_cand: Bitset,
+    /// The candidate rules whose chain produced the variant being evaluated.
+    vcand: Bitset,
     bufs: Vec<Vec<u8>>,
     n_var: usize,
     /// Per variant, per transform: the resulting variant (`u16::MAX`: not computed yet).
@@ -303,6 +305,7 @@ impl State {
             &mut self.hit_tmp,
             &mut self.hit,
             &mut self.regex_cand,
+            &mut self.vcand,
         ] {
             b.reset(n);
         }
@@ -467,23 +470,41 @@ impl Engine<'_> {
         let rs = self.rs;
         let st = &mut *self.st;
         st.regex_cand.clear();
+        // The candidate rules that read this variant: nothing else is looked at below.
+        if st.seen_var.len() == 1 {
+            // Every chain gave this variant.
+            st.vcand.copy_from(&st.cand);
+        } else {
+            st.vcand.clear();
+            let mut next = st.chains.next_one(0);
+            while let Some(ci) = next {
+                next = st.chains.next_one(ci + 1);
+                if st.chain_var.get(ci) == Some(&v) {
+                    if let Some(b) = rs.chain_rules.get(ci) {
+                        st.vcand.or_with(b);
+                    }
+                }
+            }
+            st.vcand.and_with(&st.cand);
+        }
+        st.vcand.and_not(&st.hit);
+        if st.vcand.is_empty() {
+            return;
+        }
         let hay = var_of(&st.bufs, value, v);
-        if let Some(ac) = &rs.ac {
+        if let Some(ac) = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules)) {
             for m in ac.find_overlapping_iter(Input::new(hay)) {
                 let Some(entries) = rs.pat_entries.get(m.pattern().as_usize()) else {
                     continue;
                 };
                 for e in entries {
                     let r = e.rule as usize;
-                    if !st.cand.get(r) || st.hit.get(r) {
+                    if !st.vcand.get(r) || st.hit.get(r) {
                         continue;
                     }
                     let Some(rule) = rs.rules.get(r) else {
                         continue;
                     };
-                    if st.chain_var.get(rule.chain) != Some(&v) {
-                        continue;
-                    }
                     match e.kind {
                         PatKind::Factor => st.regex_cand.set(r),
                         PatKind::Phrase { word } => {
@@ -518,14 +539,14 @@ impl Engine<'_> {
                     st.tmp.or_with(b);
                 }
             }
-            st.tmp.and_with(&st.cand);
+            st.tmp.and_with(&st.vcand);
             st.regex_cand.or_with(&st.tmp);
         }
         // Unfiltered regexes: one pass of each set of this kind says which can match;
         // unfiltered regexes of candidate rules outside those sets (`headers:<name>` rules,
         // embedded tests) run on their own.
         st.tmp.copy_from(&rs.unfiltered);
-        st.tmp.and_with(&st.cand);
+        st.tmp.and_with(&st.vcand);
         if !st.tmp.is_empty() {
             let set_ids = rs
                 .kind_sets
@@ -537,7 +558,7 @@ impl Engine<'_> {
                 };
                 st.tmp.and_not(&us.bits);
                 st.hit_tmp.copy_from(&us.bits);
-                st.hit_tmp.and_with(&st.cand);
+                st.hit_tmp.and_with(&st.vcand);
                 if st.hit_tmp.is_empty() {
                     continue;
                 }
@@ -561,7 +582,7 @@ impl Engine<'_> {
         // Regexes whose factor was seen or whose set pattern matched, then rules evaluated
         // directly.
         st.tmp.copy_from(&rs.direct);
-        st.tmp.and_with(&st.cand);
+        st.tmp.and_with(&st.vcand);
         st.regex_cand.or_with(&st.tmp);
         let mut next = st.regex_cand.next_one(0);
         while let Some(r) = next {
@@ -572,7 +593,7 @@ impl Engine<'_> {
             let Some(rule) = rs.rules.get(r) else {
                 continue;
             };
-            if st.chain_var.get(rule.chain) != Some(&v) {
+            if !st.vcand.get(r) {
                 continue;
             }
             let hay = var_of(&st.bufs, value, v);
@@ -900,5 +921,54 @@ mod gate_tests {
             }
         }
         assert!(flagged > 500, "only {flagged} detections checked");
+    }
+
+    /// The SQLi gate (`palisade_detect::sqli::possible`, checked inside `detect`) never hides
+    /// a detection: on every payload of both corpora, as written and after the decoding chains
+    /// the shipped rules use, a value that one of the three contexts flags passes the gate.
+    #[test]
+    fn sqli_gate_never_hides_a_detection_on_the_corpora() {
+        use palisade_detect::{sqli, Context};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        assert!(payloads.len() > 1000, "corpora not found");
+        let chains: [&[Transform]; 4] = [
+            &[],
+            &[
+                Transform::UrlDecodeUni,
+                Transform::HtmlEntityDecode,
+                Transform::RemoveNulls,
+            ],
+            &[Transform::DecodeAll],
+            &[
+                Transform::DecodeAll,
+                Transform::Lowercase,
+                Transform::RemoveComments,
+                Transform::CompressWhitespace,
+            ],
+        ];
+        let (mut flagged, mut gated) = (0, 0);
+        for p in &payloads {
+            for c in chains {
+                let v = apply_chain(c, p);
+                let hit = [Context::NoQuote, Context::SingleQuote, Context::DoubleQuote]
+                    .into_iter()
+                    .any(|ctx| sqli::detect_in(&v, ctx).is_some());
+                if hit {
+                    flagged += 1;
+                    assert!(
+                        sqli::possible(&v),
+                        "gate hides {:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                } else if !sqli::possible(&v) {
+                    gated += 1;
+                }
+            }
+        }
+        assert!(flagged > 1000, "only {flagged} detections checked");
+        assert!(gated > 1000, "the gate skipped only {gated} values");
     }
 }
