@@ -400,46 +400,12 @@ impl Engine<'_> {
         st.detections.clear();
         st.hit.clear();
         // 1. Variants.
-        st.stamp = st.stamp.wrapping_add(1);
-        if st.stamp == 0 {
-            st.node_stamp.iter_mut().for_each(|x| *x = 0);
-            st.stamp = 1;
-        }
-        let mut next = st.chains.next_one(0);
-        while let Some(ci) = next {
-            next = st.chains.next_one(ci + 1);
-            if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
-                // Every transform of the chain leaves this value as it is.
-                if let Some(slot) = st.chain_var.get_mut(ci) {
-                    *slot = 0;
-                }
-                if !st.seen_var.contains(&0) {
-                    st.seen_var.push(0);
-                }
-                continue;
-            }
-            let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
-                continue;
-            };
-            let mut cur = 0u16;
-            for (&node, &t) in path.iter().zip(chain) {
-                let n = usize::from(node);
-                if st.node_stamp.get(n) == Some(&st.stamp) {
-                    cur = st.node_var.get(n).copied().unwrap_or(0);
-                } else {
-                    cur = st.apply_memo(value, cur, t);
-                    if let (Some(s), Some(v)) = (st.node_stamp.get_mut(n), st.node_var.get_mut(n)) {
-                        *s = st.stamp;
-                        *v = cur;
-                    }
-                }
-            }
-            if let Some(slot) = st.chain_var.get_mut(ci) {
-                *slot = cur;
-            }
-            if !st.seen_var.contains(&cur) {
-                st.seen_var.push(cur);
-            }
+        if mask0 & rs.all_chain_trig == 0 {
+            // No transform of any chain changes this value: one variant, the value itself.
+            st.chain_var.iter_mut().for_each(|x| *x = 0);
+            st.seen_var.push(0);
+        } else {
+            self.variants(value, mask0);
         }
         // 2. Each distinct variant once.
         for vi in 0..self.st.seen_var.len() {
@@ -463,6 +429,61 @@ impl Engine<'_> {
         }
         for (r, span) in fired {
             self.fire(kind, name, json, value, r as usize, span);
+        }
+    }
+
+    /// Computes the variants of `value` for the chains in `st.chains` (`chain_var`,
+    /// `seen_var`), through the memo and the chain trie.
+    fn variants(&mut self, value: &[u8], mask0: u64) {
+        let rs = self.rs;
+        let st = &mut *self.st;
+        st.stamp = st.stamp.wrapping_add(1);
+        if st.stamp == 0 {
+            st.node_stamp.iter_mut().for_each(|x| *x = 0);
+            st.stamp = 1;
+        }
+        let mut identity = false;
+        let mut next = st.chains.next_one(0);
+        while let Some(ci) = next {
+            next = st.chains.next_one(ci + 1);
+            if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
+                // Every transform of the chain leaves this value as it is.
+                if let Some(slot) = st.chain_var.get_mut(ci) {
+                    *slot = 0;
+                }
+                if !identity {
+                    identity = true;
+                    st.seen_var.push(0);
+                }
+                continue;
+            }
+            let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
+                continue;
+            };
+            let mut cur = 0u16;
+            for (&node, &t) in path.iter().zip(chain) {
+                let n = usize::from(node);
+                if st.node_stamp.get(n) == Some(&st.stamp) {
+                    cur = st.node_var.get(n).copied().unwrap_or(0);
+                } else {
+                    cur = st.apply_memo(value, cur, t);
+                    if let (Some(s), Some(v)) = (st.node_stamp.get_mut(n), st.node_var.get_mut(n)) {
+                        *s = st.stamp;
+                        *v = cur;
+                    }
+                }
+            }
+            if let Some(slot) = st.chain_var.get_mut(ci) {
+                *slot = cur;
+            }
+            if cur == 0 {
+                if !identity {
+                    identity = true;
+                    st.seen_var.push(0);
+                }
+            } else if !st.seen_var.contains(&cur) {
+                st.seen_var.push(cur);
+            }
         }
     }
 

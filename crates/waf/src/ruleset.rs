@@ -162,6 +162,9 @@ pub struct RuleSet {
     /// Per chain: the union of its transforms' trigger classes; a value whose class mask
     /// shares no bit with it comes out of the chain unchanged.
     pub(crate) chain_trig: Vec<u64>,
+    /// Union of `chain_trig`: a value whose class mask shares no bit with it is its only
+    /// variant.
+    pub(crate) all_chain_trig: u64,
     pub(crate) ac: Option<AhoCorasick>,
     /// Per chain: the rules whose transforms are that chain.
     pub(crate) chain_rules: Vec<Bitset>,
@@ -811,16 +814,18 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-    let chain_trig = chains
+    let chain_trig: Vec<u64> = chains
         .iter()
         .map(|c| c.iter().fold(0, |m, t| m | t.trigger()))
         .collect();
+    let all_chain_trig = chain_trig.iter().fold(0, |m, t| m | t);
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
         chains,
         chain_trig,
+        all_chain_trig,
         chain_paths,
         trie_len: trie.len(),
         ac,
