@@ -95,17 +95,28 @@ const KEYWORDS: &[&[u8]] = &[
 /// Longest keyword.
 const MAX_KEYWORD: usize = 9;
 
-fn is_keyword(w: &[u8]) -> bool {
-    if w.len() < 2 || w.len() > MAX_KEYWORD {
-        return false;
+/// Per length, the first letters (bit `c - b'a'`) of the keywords of that length: most words
+/// are rejected on this table without a comparison.
+static FIRST: [u32; MAX_KEYWORD + 1] = {
+    let mut t = [0u32; MAX_KEYWORD + 1];
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        let k = KEYWORDS[i];
+        t[k.len()] |= 1 << (k[0] - b'a');
+        i += 1;
     }
-    let mut buf = [0u8; MAX_KEYWORD];
-    let Some(lower) = buf.get_mut(..w.len()) else {
+    t
+};
+
+fn is_keyword(w: &[u8]) -> bool {
+    let (Some(&first), Some(&letters)) = (w.first(), FIRST.get(w.len())) else {
         return false;
     };
-    lower.copy_from_slice(w);
-    lower.make_ascii_lowercase();
-    KEYWORDS.contains(&&*lower)
+    let bit = (first | 0x20).wrapping_sub(b'a');
+    if bit >= 26 || letters & (1 << bit) == 0 {
+        return false;
+    }
+    KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
 }
 
 /// A keyword that ends `run` (after a number's hex or binary digits).
@@ -207,6 +218,15 @@ mod tests {
             "or1 and_ $or",
         ] {
             assert!(!possible(v.as_bytes()), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn every_keyword_passes_in_any_case() {
+        for k in super::KEYWORDS {
+            assert!(super::is_keyword(k));
+            assert!(super::is_keyword(&k.to_ascii_uppercase()));
+            assert!(!super::is_keyword(&k[1..]) || super::KEYWORDS.contains(&&k[1..]));
         }
     }
 
