@@ -130,9 +130,50 @@ fn class_bytes(c: &Class) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Most characters of a small Unicode class read as alternatives.
+const SMALL_CLASS: u32 = 16;
+
+/// A small Unicode class holding characters >= U+0080 (`[〱〵ゝーｰ]`): each such character's
+/// UTF-8 encoding is a factor when it is at least [`MIN_FACTOR`] bytes long, ASCII members are
+/// byte classes. `None` when the class is large or holds a shorter non-ASCII character.
+fn small_unicode_class(c: &Class) -> Option<Info> {
+    let Class::Unicode(u) = c else { return None };
+    let count: u32 = u
+        .ranges()
+        .iter()
+        .map(|r| {
+            (r.end() as u32)
+                .saturating_sub(r.start() as u32)
+                .saturating_add(1)
+        })
+        .sum();
+    if count > SMALL_CLASS {
+        return None;
+    }
+    let chars = u.ranges().iter().flat_map(|r| r.start()..=r.end());
+    let mut gate = Gate::default();
+    let mut only: Option<Vec<u8>> = None;
+    for ch in chars {
+        let mut buf = [0u8; 4];
+        let enc = ch.encode_utf8(&mut buf).as_bytes();
+        if ch.is_ascii() {
+            gate.classes |= enc.iter().fold(0, |m, &b| m | class::of(b));
+        } else if enc.len() >= MIN_FACTOR {
+            gate.factors.push(enc.to_vec());
+        } else {
+            return None;
+        }
+        only = Some(enc.to_vec());
+    }
+    if count == 1 {
+        return only.map(|o| Info::Exact(o.to_ascii_lowercase()));
+    }
+    Some(Info::Need(gate))
+}
+
 fn class_info(c: &Class) -> Info {
     let Some(bytes) = class_bytes(c) else {
-        return Info::Nothing;
+        return small_unicode_class(c).unwrap_or(Info::Nothing);
     };
     match bytes.as_slice() {
         [one] => return Info::Exact(vec![one.to_ascii_lowercase()]),
@@ -430,6 +471,19 @@ mod tests {
                 classes: bits(b"$")
             })
         );
+    }
+
+    #[test]
+    fn small_unicode_classes_give_factors() {
+        assert_eq!(
+            gate(r"[〱〵]x|[\\/]{2}", true),
+            Some(Gate {
+                factors: vec!["〱".as_bytes().to_vec(), "〵".as_bytes().to_vec()],
+                classes: bits(b"/\\")
+            })
+        );
+        // A two-byte character cannot be a factor.
+        assert_eq!(gate(r"[éè]", true), None);
     }
 
     #[test]
