@@ -784,12 +784,14 @@ impl Engine<'_> {
 
 impl Sink for Engine<'_> {
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
-        if !self.select(kind, name, false) {
-            return;
-        }
+        // The memory first: a repeated (kind, name, value) has the same candidate rules, so
+        // the keys of a JSON array of objects skip the rule selection too.
         let st = &mut *self.st;
         if !st.record_all && st.seen.check_insert(kind, name, value) {
             st.skipped += 1;
+            return;
+        }
+        if !self.select(kind, name, false) {
             return;
         }
         self.eval(kind, name, json, value);
