@@ -359,7 +359,7 @@ impl State {
             self.bufs.push(Vec::new());
         }
         let mut out = std::mem::take(&mut self.bufs[idx]);
-        let changed = t.apply(self.var(value, from), &mut out);
+        let changed = t.apply_masked(self.var(value, from), from_mask, &mut out);
         let to = if !changed {
             from
         } else if let Some(k) =
