@@ -115,6 +115,8 @@ pub(crate) struct State {
     hit_tmp: Bitset,
     hit: Bitset,
     regex_cand: Bitset,
+    /// The candidate rules whose chain produced the variant being evaluated.
+    vcand: Bitset,
     bufs: Vec<Vec<u8>>,
     n_var: usize,
     /// Per variant, per transform: the resulting variant (`u16::MAX`: not computed yet).
@@ -319,6 +321,7 @@ impl State {
             &mut self.hit_tmp,
             &mut self.hit,
             &mut self.regex_cand,
+            &mut self.vcand,
         ] {
             b.reset(n);
         }
@@ -372,7 +375,7 @@ impl State {
             self.bufs.push(Vec::new());
         }
         let mut out = std::mem::take(&mut self.bufs[idx]);
-        let changed = t.apply(self.var(value, from), &mut out);
+        let changed = t.apply_masked(self.var(value, from), from_mask, &mut out);
         let to = if !changed {
             from
         } else if let Some(k) =
@@ -414,46 +417,12 @@ impl Engine<'_> {
         st.detections.clear();
         st.hit.clear();
         // 1. Variants.
-        st.stamp = st.stamp.wrapping_add(1);
-        if st.stamp == 0 {
-            st.node_stamp.iter_mut().for_each(|x| *x = 0);
-            st.stamp = 1;
-        }
-        let mut next = st.chains.next_one(0);
-        while let Some(ci) = next {
-            next = st.chains.next_one(ci + 1);
-            if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
-                // Every transform of the chain leaves this value as it is.
-                if let Some(slot) = st.chain_var.get_mut(ci) {
-                    *slot = 0;
-                }
-                if !st.seen_var.contains(&0) {
-                    st.seen_var.push(0);
-                }
-                continue;
-            }
-            let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
-                continue;
-            };
-            let mut cur = 0u16;
-            for (&node, &t) in path.iter().zip(chain) {
-                let n = usize::from(node);
-                if st.node_stamp.get(n) == Some(&st.stamp) {
-                    cur = st.node_var.get(n).copied().unwrap_or(0);
-                } else {
-                    cur = st.apply_memo(value, cur, t);
-                    if let (Some(s), Some(v)) = (st.node_stamp.get_mut(n), st.node_var.get_mut(n)) {
-                        *s = st.stamp;
-                        *v = cur;
-                    }
-                }
-            }
-            if let Some(slot) = st.chain_var.get_mut(ci) {
-                *slot = cur;
-            }
-            if !st.seen_var.contains(&cur) {
-                st.seen_var.push(cur);
-            }
+        if mask0 & rs.all_chain_trig == 0 {
+            // No transform of any chain changes this value: one variant, the value itself.
+            st.chain_var.iter_mut().for_each(|x| *x = 0);
+            st.seen_var.push(0);
+        } else {
+            self.variants(value, mask0);
         }
         // 2. Each distinct variant once.
         for vi in 0..self.st.seen_var.len() {
@@ -482,27 +451,100 @@ impl Engine<'_> {
         found
     }
 
+    /// Computes the variants of `value` for the chains in `st.chains` (`chain_var`,
+    /// `seen_var`), through the memo and the chain trie.
+    fn variants(&mut self, value: &[u8], mask0: u64) {
+        let rs = self.rs;
+        let st = &mut *self.st;
+        st.stamp = st.stamp.wrapping_add(1);
+        if st.stamp == 0 {
+            st.node_stamp.iter_mut().for_each(|x| *x = 0);
+            st.stamp = 1;
+        }
+        let mut identity = false;
+        let mut next = st.chains.next_one(0);
+        while let Some(ci) = next {
+            next = st.chains.next_one(ci + 1);
+            if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
+                // Every transform of the chain leaves this value as it is.
+                if let Some(slot) = st.chain_var.get_mut(ci) {
+                    *slot = 0;
+                }
+                if !identity {
+                    identity = true;
+                    st.seen_var.push(0);
+                }
+                continue;
+            }
+            let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
+                continue;
+            };
+            let mut cur = 0u16;
+            for (&node, &t) in path.iter().zip(chain) {
+                let n = usize::from(node);
+                if st.node_stamp.get(n) == Some(&st.stamp) {
+                    cur = st.node_var.get(n).copied().unwrap_or(0);
+                } else {
+                    cur = st.apply_memo(value, cur, t);
+                    if let (Some(s), Some(v)) = (st.node_stamp.get_mut(n), st.node_var.get_mut(n)) {
+                        *s = st.stamp;
+                        *v = cur;
+                    }
+                }
+            }
+            if let Some(slot) = st.chain_var.get_mut(ci) {
+                *slot = cur;
+            }
+            if cur == 0 {
+                if !identity {
+                    identity = true;
+                    st.seen_var.push(0);
+                }
+            } else if !st.seen_var.contains(&cur) {
+                st.seen_var.push(cur);
+            }
+        }
+    }
+
     fn eval_variant(&mut self, kind: Kind, value: &[u8], v: u16) {
         let rs = self.rs;
         let st = &mut *self.st;
         st.regex_cand.clear();
+        // The candidate rules that read this variant: nothing else is looked at below.
+        if st.seen_var.len() == 1 {
+            // Every chain gave this variant.
+            st.vcand.copy_from(&st.cand);
+        } else {
+            st.vcand.clear();
+            let mut next = st.chains.next_one(0);
+            while let Some(ci) = next {
+                next = st.chains.next_one(ci + 1);
+                if st.chain_var.get(ci) == Some(&v) {
+                    if let Some(b) = rs.chain_rules.get(ci) {
+                        st.vcand.or_with(b);
+                    }
+                }
+            }
+            st.vcand.and_with(&st.cand);
+        }
+        st.vcand.and_not(&st.hit);
+        if st.vcand.is_empty() {
+            return;
+        }
         let hay = var_of(&st.bufs, value, v);
-        if let Some(ac) = &rs.ac {
+        if let Some(ac) = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules)) {
             for m in ac.find_overlapping_iter(Input::new(hay)) {
                 let Some(entries) = rs.pat_entries.get(m.pattern().as_usize()) else {
                     continue;
                 };
                 for e in entries {
                     let r = e.rule as usize;
-                    if !st.cand.get(r) || st.hit.get(r) {
+                    if !st.vcand.get(r) || st.hit.get(r) {
                         continue;
                     }
                     let Some(rule) = rs.rules.get(r) else {
                         continue;
                     };
-                    if st.chain_var.get(rule.chain) != Some(&v) {
-                        continue;
-                    }
                     match e.kind {
                         PatKind::Factor => st.regex_cand.set(r),
                         PatKind::Phrase { word } => {
@@ -537,14 +579,14 @@ impl Engine<'_> {
                     st.tmp.or_with(b);
                 }
             }
-            st.tmp.and_with(&st.cand);
+            st.tmp.and_with(&st.vcand);
             st.regex_cand.or_with(&st.tmp);
         }
         // Unfiltered regexes: one pass of each set of this kind says which can match;
         // unfiltered regexes of candidate rules outside those sets (`headers:<name>` rules,
         // embedded tests) run on their own.
         st.tmp.copy_from(&rs.unfiltered);
-        st.tmp.and_with(&st.cand);
+        st.tmp.and_with(&st.vcand);
         if !st.tmp.is_empty() {
             let set_ids = rs
                 .kind_sets
@@ -556,7 +598,7 @@ impl Engine<'_> {
                 };
                 st.tmp.and_not(&us.bits);
                 st.hit_tmp.copy_from(&us.bits);
-                st.hit_tmp.and_with(&st.cand);
+                st.hit_tmp.and_with(&st.vcand);
                 if st.hit_tmp.is_empty() {
                     continue;
                 }
@@ -580,7 +622,7 @@ impl Engine<'_> {
         // Regexes whose factor was seen or whose set pattern matched, then rules evaluated
         // directly.
         st.tmp.copy_from(&rs.direct);
-        st.tmp.and_with(&st.cand);
+        st.tmp.and_with(&st.vcand);
         st.regex_cand.or_with(&st.tmp);
         let mut next = st.regex_cand.next_one(0);
         while let Some(r) = next {
@@ -591,7 +633,7 @@ impl Engine<'_> {
             let Some(rule) = rs.rules.get(r) else {
                 continue;
             };
-            if st.chain_var.get(rule.chain) != Some(&v) {
+            if !st.vcand.get(r) {
                 continue;
             }
             let hay = var_of(&st.bufs, value, v);
@@ -768,12 +810,13 @@ impl Sink for Engine<'_> {
             st.clean.hits += 1;
             return;
         }
-        if !self.select(kind, name, false) {
-            return;
-        }
-        let st = &mut *self.st;
+        // The memory of this request next: a repeated (kind, name, value) has the same
+        // candidate rules, so the keys of a JSON array of objects skip the rule selection too.
         if !st.record_all && st.seen.check_insert(kind, name, value) {
             st.skipped += 1;
+            return;
+        }
+        if !self.select(kind, name, false) {
             return;
         }
         if !self.eval(kind, name, json, value) && memory {
@@ -930,5 +973,54 @@ mod gate_tests {
             }
         }
         assert!(flagged > 500, "only {flagged} detections checked");
+    }
+
+    /// The SQLi gate (`palisade_detect::sqli::possible`, checked inside `detect`) never hides
+    /// a detection: on every payload of both corpora, as written and after the decoding chains
+    /// the shipped rules use, a value that one of the three contexts flags passes the gate.
+    #[test]
+    fn sqli_gate_never_hides_a_detection_on_the_corpora() {
+        use palisade_detect::{sqli, Context};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        assert!(payloads.len() > 1000, "corpora not found");
+        let chains: [&[Transform]; 4] = [
+            &[],
+            &[
+                Transform::UrlDecodeUni,
+                Transform::HtmlEntityDecode,
+                Transform::RemoveNulls,
+            ],
+            &[Transform::DecodeAll],
+            &[
+                Transform::DecodeAll,
+                Transform::Lowercase,
+                Transform::RemoveComments,
+                Transform::CompressWhitespace,
+            ],
+        ];
+        let (mut flagged, mut gated) = (0, 0);
+        for p in &payloads {
+            for c in chains {
+                let v = apply_chain(c, p);
+                let hit = [Context::NoQuote, Context::SingleQuote, Context::DoubleQuote]
+                    .into_iter()
+                    .any(|ctx| sqli::detect_in(&v, ctx).is_some());
+                if hit {
+                    flagged += 1;
+                    assert!(
+                        sqli::possible(&v),
+                        "gate hides {:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                } else if !sqli::possible(&v) {
+                    gated += 1;
+                }
+            }
+        }
+        assert!(flagged > 1000, "only {flagged} detections checked");
+        assert!(gated > 1000, "the gate skipped only {gated} values");
     }
 }

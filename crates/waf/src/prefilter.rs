@@ -130,9 +130,50 @@ fn class_bytes(c: &Class) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Most characters of a small Unicode class read as alternatives.
+const SMALL_CLASS: u32 = 16;
+
+/// A small Unicode class holding characters >= U+0080 (`[〱〵ゝーｰ]`): each such character's
+/// UTF-8 encoding is a factor when it is at least [`MIN_FACTOR`] bytes long, ASCII members are
+/// byte classes. `None` when the class is large or holds a shorter non-ASCII character.
+fn small_unicode_class(c: &Class) -> Option<Info> {
+    let Class::Unicode(u) = c else { return None };
+    let count: u32 = u
+        .ranges()
+        .iter()
+        .map(|r| {
+            (r.end() as u32)
+                .saturating_sub(r.start() as u32)
+                .saturating_add(1)
+        })
+        .sum();
+    if count > SMALL_CLASS {
+        return None;
+    }
+    let chars = u.ranges().iter().flat_map(|r| r.start()..=r.end());
+    let mut gate = Gate::default();
+    let mut only: Option<Vec<u8>> = None;
+    for ch in chars {
+        let mut buf = [0u8; 4];
+        let enc = ch.encode_utf8(&mut buf).as_bytes();
+        if ch.is_ascii() {
+            gate.classes |= enc.iter().fold(0, |m, &b| m | class::of(b));
+        } else if enc.len() >= MIN_FACTOR {
+            gate.factors.push(enc.to_vec());
+        } else {
+            return None;
+        }
+        only = Some(enc.to_vec());
+    }
+    if count == 1 {
+        return only.map(|o| Info::Exact(o.to_ascii_lowercase()));
+    }
+    Some(Info::Need(gate))
+}
+
 fn class_info(c: &Class) -> Info {
     let Some(bytes) = class_bytes(c) else {
-        return Info::Nothing;
+        return small_unicode_class(c).unwrap_or(Info::Nothing);
     };
     match bytes.as_slice() {
         [one] => return Info::Exact(vec![one.to_ascii_lowercase()]),
@@ -184,6 +225,49 @@ fn exact_gate(s: &[u8]) -> Option<Gate> {
     Some(by_class)
 }
 
+/// Most first bytes a run is extended with (see [`extended_run_gate`]).
+const MAX_EXTENSIONS: usize = 16;
+
+/// The bytes one of which every match of `h` starts with, when `h` is a small class or a
+/// repetition (at least once) of one: lowercased, deduplicated, at most [`MAX_EXTENSIONS`].
+fn first_bytes(h: &Hir) -> Option<Vec<u8>> {
+    match h.kind() {
+        HirKind::Class(c) => {
+            let mut b: Vec<u8> = class_bytes(c)?.iter().map(u8::to_ascii_lowercase).collect();
+            b.sort_unstable();
+            b.dedup();
+            (!b.is_empty() && b.len() <= MAX_EXTENSIONS).then_some(b)
+        }
+        HirKind::Repetition(r) if r.min >= 1 => first_bytes(&r.sub),
+        HirKind::Capture(c) => first_bytes(&c.sub),
+        _ => None,
+    }
+}
+
+/// A gate made of `run` followed by each first byte of `next` (every match holds one of these
+/// strings), when each is long enough to be a factor.
+fn extended_run_gate(run: &[u8], next: &Hir) -> Option<Gate> {
+    if run.is_empty() {
+        return None;
+    }
+    let firsts = first_bytes(next)?;
+    let factors: Vec<Vec<u8>> = firsts
+        .iter()
+        .map(|&b| {
+            let mut f = run.to_vec();
+            f.push(b);
+            f
+        })
+        .collect();
+    factors
+        .iter()
+        .all(|f| f.len() >= MIN_FACTOR || punct_pair(f))
+        .then_some(Gate {
+            factors,
+            classes: 0,
+        })
+}
+
 fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
     match a {
         Some(a) if a.cost() <= b.cost() => Some(a),
@@ -222,6 +306,11 @@ fn info(h: &Hir) -> Info {
                     Info::Exact(s) => run.extend_from_slice(&s),
                     other => {
                         all_exact = false;
+                        // `\.[\\/]+`: the run followed by each first byte of the child
+                        // (`./`, `.\`) can be a sharper gate than the run alone.
+                        if let Some(g) = extended_run_gate(&run, child) {
+                            best = better(best, g);
+                        }
                         if let Some(g) = exact_gate(&std::mem::take(&mut run)) {
                             best = better(best, g);
                         }
@@ -430,6 +519,35 @@ mod tests {
                 classes: bits(b"$")
             })
         );
+    }
+
+    #[test]
+    fn a_run_is_extended_by_the_first_bytes_of_a_small_class() {
+        // `.` alone would be a common byte; `./` and `.\` are rare pairs.
+        assert_eq!(
+            gate(r"(?:^|[\\/])(?:\.[\\/]+){2,}", false),
+            Some(Gate {
+                factors: vec![b"./".to_vec(), b".\\".to_vec()],
+                classes: 0
+            })
+        );
+        // `0x` then a hex digit: sixteen three-byte factors.
+        let g = gate(r"(?:[=(,\s]|^)0x[0-9a-f]{6,}\b", false).expect("gated");
+        assert_eq!(g.factors.len(), 16);
+        assert!(g.factors.contains(&b"0xf".to_vec()));
+    }
+
+    #[test]
+    fn small_unicode_classes_give_factors() {
+        assert_eq!(
+            gate(r"[〱〵]x|[\\/]{2}", true),
+            Some(Gate {
+                factors: vec!["〱".as_bytes().to_vec(), "〵".as_bytes().to_vec()],
+                classes: bits(b"/\\")
+            })
+        );
+        // A two-byte character cannot be a factor.
+        assert_eq!(gate(r"[éè]", true), None);
     }
 
     #[test]

@@ -162,7 +162,15 @@ pub struct RuleSet {
     /// Per chain: the union of its transforms' trigger classes; a value whose class mask
     /// shares no bit with it comes out of the chain unchanged.
     pub(crate) chain_trig: Vec<u64>,
+    /// Union of `chain_trig`: a value whose class mask shares no bit with it is its only
+    /// variant.
+    pub(crate) all_chain_trig: u64,
     pub(crate) ac: Option<AhoCorasick>,
+    /// Per chain: the rules whose transforms are that chain.
+    pub(crate) chain_rules: Vec<Bitset>,
+    /// Rules with a pattern in the automaton (phrases or regex factors): a variant none of
+    /// whose candidate rules is one of these is not scanned.
+    pub(crate) ac_rules: Bitset,
     pub(crate) patterns: Vec<Vec<u8>>,
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
     pub(crate) kind_rules: Vec<Bitset>,
@@ -794,21 +802,35 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             body_residual.1.set(r.chain);
         }
     }
+    let mut chain_rules = vec![Bitset::new(n); chains.len()];
+    for (i, r) in rules.iter().enumerate() {
+        if let Some(b) = chain_rules.get_mut(r.chain) {
+            b.set(i);
+        }
+    }
+    let mut ac_rules = Bitset::new(n);
+    for e in pat_entries.iter().flatten() {
+        ac_rules.set(e.rule as usize);
+    }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-    let chain_trig = chains
+    let chain_trig: Vec<u64> = chains
         .iter()
         .map(|c| c.iter().fold(0, |m, t| m | t.trigger()))
         .collect();
+    let all_chain_trig = chain_trig.iter().fold(0, |m, t| m | t);
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
         chains,
         chain_trig,
+        all_chain_trig,
         chain_paths,
         trie_len: trie.len(),
         ac,
+        chain_rules,
+        ac_rules,
         patterns,
         pat_entries,
         kind_rules,

@@ -33,8 +33,11 @@
 //! read as whitespace (so `union/**/select` is seen), but comments inside words
 //! (`uni/**/on`) are left to the WAF's comment-removal transform.
 
+mod gate;
 mod token;
 mod words;
+
+pub use gate::possible;
 
 pub use token::{FuncClass, Kind, Token, Tokenizer};
 pub use words::Word;
@@ -53,7 +56,7 @@ const LOOKBEHIND: usize = 4;
 ///
 /// Runs in time linear in `input.len()`, allocates nothing and never panics.
 pub fn detect(input: &[u8]) -> Option<Detection> {
-    if input.is_empty() {
+    if input.is_empty() || !possible(input) {
         return None;
     }
     if let Some(d) = detect_in(input, Context::NoQuote) {

@@ -161,8 +161,20 @@ fn is_word_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
 }
 
+/// The bytes of a word (`is_word_byte`), as a table.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'.' || b >= 0x80
+    WORD_BYTE[usize::from(b)]
 }
 
 impl<'a> Tokenizer<'a> {
@@ -425,8 +437,16 @@ impl<'a> Tokenizer<'a> {
 
     fn word(&mut self, i: usize) -> Token {
         let len = self.input.len();
+        // One pass finds the end of the word and writes its lowercase copy.
+        let mut buf = [0u8; MAX_WORD];
         let mut j = i;
-        while j < len && is_word_byte(self.at(j)) {
+        while let Some(&b) = self.input.get(j) {
+            if !is_word_byte(b) {
+                break;
+            }
+            if let Some(slot) = buf.get_mut(j - i) {
+                *slot = b.to_ascii_lowercase();
+            }
             j += 1;
         }
         // A trailing dot is punctuation, not part of the name ("so." in prose).
@@ -434,14 +454,10 @@ impl<'a> Tokenizer<'a> {
             j -= 1;
         }
         self.pos = j;
-        let raw = self.input.get(i..j).unwrap_or(&[]);
-        if raw.len() > MAX_WORD {
+        if j - i > MAX_WORD {
             return self.tok(Kind::Bare, i, j);
         }
-        let mut buf = [0u8; MAX_WORD];
-        let lower = &mut buf[..raw.len()];
-        lower.copy_from_slice(raw);
-        lower.make_ascii_lowercase();
+        let lower = buf.get(..j - i).unwrap_or(&[]);
         let after = self.skip_space(j);
         let paren = self.at(after) == b'(';
         let (kind, word, class) = classify(lower, paren);

@@ -67,24 +67,50 @@ fn decode_run(run: &[u8], out: &mut Vec<u8>) -> bool {
     printable * 10 >= text.chars().count() * 9
 }
 
-/// Applies the transform (see the module doc).
+/// A run of base64 characters this long, plus at most two `=`, can reach [`MIN_RUN`].
+const SHORTEST_RUN: usize = MIN_RUN - 2;
+
+/// The maximal runs of at least [`SHORTEST_RUN`] base64 characters, in order, as `(start, end)`.
+/// Such a run covers one of the positions `SHORTEST_RUN - 1`, `2 * SHORTEST_RUN - 1`, …, so
+/// only those are probed; a probe that lands on a base64 character measures its run and the
+/// next probe is `SHORTEST_RUN` bytes past the run's end. Plain text (words of a few letters
+/// between spaces and punctuation) is crossed several bytes at a time.
+fn long_runs(input: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut p = SHORTEST_RUN - 1;
+    std::iter::from_fn(move || {
+        while let Some(&b) = input.get(p) {
+            if b64_val(b).is_none() {
+                p += SHORTEST_RUN;
+                continue;
+            }
+            let mut s = p;
+            while s > 0 && input.get(s - 1).is_some_and(|&c| b64_val(c).is_some()) {
+                s -= 1;
+            }
+            let mut e = p + 1;
+            while input.get(e).is_some_and(|&c| b64_val(c).is_some()) {
+                e += 1;
+            }
+            p = e + SHORTEST_RUN;
+            if e - s >= SHORTEST_RUN {
+                return Some((s, e));
+            }
+        }
+        None
+    })
+}
+
+/// Applies the transform (see the module doc). Runs shorter than [`SHORTEST_RUN`] characters
+/// cannot reach [`MIN_RUN`] with their padding, so only the long runs are looked at.
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
     if input.len() < MIN_RUN {
         return false;
     }
     let mut changed = false;
-    let mut i = 0;
-    while i < input.len() {
-        if b64_val(input[i]).is_none() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < input.len() && b64_val(input[i]).is_some() {
-            i += 1;
-        }
-        let run = &input[start..i];
-        while i < input.len() && input[i] == b'=' && i - start < run.len() + 2 {
+    for (start, end) in long_runs(input) {
+        let run = input.get(start..end).unwrap_or(&[]);
+        let mut i = end;
+        while input.get(i) == Some(&b'=') && i - start < run.len() + 2 {
             i += 1;
         }
         if i - start < MIN_RUN || run.iter().all(|b| b.is_ascii_alphabetic()) {
@@ -102,4 +128,95 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
         }
     }
     changed && out.len() > input.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{apply, b64_val, decode_run, long_runs, MIN_RUN, SHORTEST_RUN};
+    use proptest::prelude::*;
+
+    /// The transform as first written: every run scanned byte by byte.
+    fn reference(input: &[u8], out: &mut Vec<u8>) -> bool {
+        if input.len() < MIN_RUN {
+            return false;
+        }
+        let mut changed = false;
+        let mut i = 0;
+        while i < input.len() {
+            if b64_val(input[i]).is_none() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < input.len() && b64_val(input[i]).is_some() {
+                i += 1;
+            }
+            let run = &input[start..i];
+            while i < input.len() && input[i] == b'=' && i - start < run.len() + 2 {
+                i += 1;
+            }
+            if i - start < MIN_RUN || run.iter().all(|b| b.is_ascii_alphabetic()) {
+                continue;
+            }
+            if !changed {
+                out.clear();
+                out.extend_from_slice(input);
+                changed = true;
+            }
+            let mark = out.len();
+            out.push(b' ');
+            if !decode_run(run, out) {
+                out.truncate(mark);
+            }
+        }
+        changed && out.len() > input.len()
+    }
+
+    fn agree(input: &[u8]) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ca = apply(input, &mut a);
+        let cb = reference(input, &mut b);
+        assert_eq!(ca, cb, "{:?}", String::from_utf8_lossy(input));
+        if ca {
+            assert_eq!(a, b, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn long_runs_are_found_wherever_they_sit() {
+        for len in 0..60 {
+            for run in [SHORTEST_RUN - 1, SHORTEST_RUN, SHORTEST_RUN + 3] {
+                for at in 0..len {
+                    let mut v = vec![b' '; len];
+                    for b in v.iter_mut().skip(at).take(run) {
+                        *b = b'A';
+                    }
+                    let naive = v
+                        .split(|&b| b64_val(b).is_none())
+                        .filter(|r| r.len() >= SHORTEST_RUN)
+                        .count();
+                    assert_eq!(long_runs(&v).count(), naive, "len {len} run {run} at {at}");
+                    for (k, b) in v.iter_mut().skip(at).take(run).enumerate() {
+                        *b = b"PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg"[k % 34];
+                    }
+                    agree(&v);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn probing_agrees_with_the_full_scan(v in "([a-zA-Z0-9+/_-]{0,20}[=]{0,3}[ .,:]{0,2}){0,8}") {
+            agree(v.as_bytes());
+        }
+
+        #[test]
+        fn probing_agrees_on_real_base64(s in "[ -~]{0,40}", t in "[ -~]{0,40}") {
+            let mut v = s.into_bytes();
+            v.extend_from_slice(b"PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg== ");
+            v.extend_from_slice(t.as_bytes());
+            agree(&v);
+        }
+    }
 }

@@ -41,16 +41,31 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
+/// True when `input` holds a byte one of the decoding rounds needs (the rounds' quick check).
+fn needs_rounds(input: &[u8]) -> bool {
+    input
+        .iter()
+        .any(|&b| matches!(b, b'%' | b'+' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0))
+}
+
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
+    apply_hinted(input, out, needs_rounds(input))
+}
+
+/// [`apply`] when the caller already knows whether `input` holds one of `% + & \ 0xC0 0xC1
+/// 0xE0` (the engine reads it from the value's class mask): `rounds` must be
+/// `needs_rounds(input)`.
+pub(crate) fn apply_hinted(input: &[u8], out: &mut Vec<u8>, rounds: bool) -> bool {
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut s) => {
             let (tmp, tail, scratch) = &mut *s;
-            apply_with(input, out, tmp, tail, scratch)
+            apply_with(input, out, rounds, tmp, tail, scratch)
         }
         Err(_) => apply_with(
             input,
             out,
+            rounds,
             &mut Vec::new(),
             &mut Vec::new(),
             &mut Vec::new(),
@@ -61,13 +76,11 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
 fn apply_with(
     input: &[u8],
     out: &mut Vec<u8>,
+    quick: bool,
     tmp: &mut Vec<u8>,
     tail: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> bool {
-    let quick = input
-        .iter()
-        .any(|&b| matches!(b, b'%' | b'+' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0));
     let mut changed = false;
     if quick {
         out.clear();

@@ -147,6 +147,22 @@ impl Transform {
         }
     }
 
+    /// [`Transform::apply`] with the input's [`class_mask`] at hand: `decode_all` then skips its
+    /// own scan for the bytes its decoding rounds need.
+    pub(crate) fn apply_masked(self, input: &[u8], mask: u64, out: &mut Vec<u8>) -> bool {
+        match self {
+            Transform::DecodeAll => {
+                use class::{AMP, BSLASH, OVERLONG, PCT, PLUS};
+                decode_all::apply_hinted(
+                    input,
+                    out,
+                    mask & (PCT | PLUS | AMP | BSLASH | OVERLONG) != 0,
+                )
+            }
+            t => t.apply(input, out),
+        }
+    }
+
     /// Convenience for tests and tools: applies the transform and returns the result.
     pub fn apply_to_vec(self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -359,6 +375,17 @@ mod trigger_tests {
                     input
                 );
             }
+        }
+    }
+
+    /// The class bits `apply_masked` reads for `decode_all` are exactly its rounds' bytes.
+    #[test]
+    fn decode_all_hint_matches_its_quick_check() {
+        use class::{AMP, BSLASH, OVERLONG, PCT, PLUS};
+        for b in 0..=255u8 {
+            let by_mask = class::of(b) & (PCT | PLUS | AMP | BSLASH | OVERLONG) != 0;
+            let by_scan = matches!(b, b'%' | b'+' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0);
+            assert_eq!(by_mask, by_scan, "byte {b:#x}");
         }
     }
 

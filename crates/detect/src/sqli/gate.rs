@@ -1,0 +1,397 @@
+//! A one-pass necessary condition for [`super::detect`]: values that fail it are not tokenized.
+//!
+//! Every rule of the detector is anchored on a token (see `Rules::check`), and each anchor
+//! needs something visible in the raw bytes:
+//!
+//! * a quote (`'` or `"`): the quote contexts run only on values holding one, and a string
+//!   token needs one;
+//! * `;` (stacked statement), `(` (subquery, parenthesised condition, function call), `#`,
+//!   `--`, `/*` (comments, `/*!` executable comments), `@@` (system variables), `||` and `&&`
+//!   (logic operators);
+//! * a keyword *token*: `and`/`or`/`xor`, `union`/`intersect`/`except`, a statement word
+//!   (`select`, `drop`, `exec`, …), `where`/`having`/`case`/`from`/`into`, `order`/`group`;
+//!   an operator or comma only fires when a `select`, a `case` or a function call follows;
+//! * one of the long bare names `xp_cmdshell`, `utl_http.`, `utl_inaddr.`, `dbms_pipe.`,
+//!   `dbms_lock.`.
+//!
+//! A keyword only becomes a token when the tokenizer reads exactly that word: it reads a whole
+//! run of word bytes (letters, digits, `_`, `$`, `.`, bytes >= 0x80) as one word, except that a
+//! number may end right before a keyword glued to it (`1union`, `0x1or`). So a run of letters
+//! counts when it is a keyword and its neighbours are not `_`, `$`, digits (on the right) or
+//! bytes >= 0x80; after a digit, when it *ends* with a keyword (the hex or binary digits of a
+//! number may come first). Other neighbours, `.` included, are accepted: the gate only has to
+//! keep every value the tokenizer could read a keyword in, not to be exact.
+
+/// Byte roles for the gate.
+const PLAIN: u8 = 0;
+/// The value passes on this byte alone.
+const TRIGGER: u8 = 1;
+/// A letter: the start of a run that may be a keyword.
+const LETTER: u8 = 2;
+/// The value passes when this byte is doubled (`--`, `@@`, `||`, `&&`) or, for `/`, followed
+/// by `*`.
+const PAIR: u8 = 3;
+/// `_`: the value passes on `xp_cmdshell`, `utl_…`, `dbms_…`.
+const UNDERSCORE: u8 = 4;
+
+static ROLE: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut b = b'a';
+    while b <= b'z' {
+        t[b as usize] = LETTER;
+        t[(b - 32) as usize] = LETTER;
+        b += 1;
+    }
+    let trig = b"'\";(#";
+    let mut i = 0;
+    while i < trig.len() {
+        t[trig[i] as usize] = TRIGGER;
+        i += 1;
+    }
+    let pair = b"-@|&/";
+    let mut i = 0;
+    while i < pair.len() {
+        t[pair[i] as usize] = PAIR;
+        i += 1;
+    }
+    t[b'_' as usize] = UNDERSCORE;
+    t
+};
+
+/// The words whose token can anchor a rule (lowercase).
+const KEYWORDS: &[&[u8]] = &[
+    b"and",
+    b"or",
+    b"xor",
+    b"union",
+    b"intersect",
+    b"except",
+    b"select",
+    b"insert",
+    b"replace",
+    b"update",
+    b"delete",
+    b"drop",
+    b"create",
+    b"alter",
+    b"truncate",
+    b"rename",
+    b"exec",
+    b"execute",
+    b"declare",
+    b"shutdown",
+    b"waitfor",
+    b"call",
+    b"begin",
+    b"where",
+    b"having",
+    b"case",
+    b"from",
+    b"into",
+    b"order",
+    b"group",
+];
+
+/// Longest keyword.
+const MAX_KEYWORD: usize = 9;
+
+/// Per length, the first letters (bit `c - b'a'`) of the keywords of that length: most words
+/// are rejected on this table without a comparison.
+static FIRST: [u32; MAX_KEYWORD + 1] = {
+    let mut t = [0u32; MAX_KEYWORD + 1];
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        let k = KEYWORDS[i];
+        t[k.len()] |= 1 << (k[0] - b'a');
+        i += 1;
+    }
+    t
+};
+
+fn is_keyword(w: &[u8]) -> bool {
+    let (Some(&first), Some(&letters)) = (w.first(), FIRST.get(w.len())) else {
+        return false;
+    };
+    let bit = (first | 0x20).wrapping_sub(b'a');
+    if bit >= 26 || letters & (1 << bit) == 0 {
+        return false;
+    }
+    KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
+}
+
+/// A keyword that ends `run` (after a number's hex or binary digits).
+fn ends_with_keyword(run: &[u8]) -> bool {
+    (2..=MAX_KEYWORD.min(run.len())).any(|n| run.get(run.len() - n..).is_some_and(is_keyword))
+}
+
+/// Bytes that glue a letter run into a longer word on its left.
+fn glues_left(b: u8) -> bool {
+    b == b'_' || b == b'$' || b >= 0x80
+}
+
+/// Bytes that glue a letter run into a longer word on its right.
+fn glues_right(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn ends_with_ci(hay: &[u8], suffix: &[u8]) -> bool {
+    hay.len() >= suffix.len()
+        && hay
+            .get(hay.len() - suffix.len()..)
+            .is_some_and(|h| h.eq_ignore_ascii_case(suffix))
+}
+
+/// False only when [`super::detect`] cannot flag `input` (see the module doc); true otherwise.
+/// One pass over the bytes, no allocation.
+pub fn possible(input: &[u8]) -> bool {
+    let len = input.len();
+    let mut i = 0;
+    while i < len {
+        let b = input[i];
+        match ROLE[usize::from(b)] {
+            TRIGGER => return true,
+            PAIR => {
+                let next = input.get(i + 1).copied().unwrap_or(0);
+                let hit = if b == b'/' { next == b'*' } else { next == b };
+                if hit {
+                    return true;
+                }
+                i += 1;
+            }
+            UNDERSCORE => {
+                let before = input.get(..i).unwrap_or(&[]);
+                if ends_with_ci(before, b"xp")
+                    || ends_with_ci(before, b"utl")
+                    || ends_with_ci(before, b"dbms")
+                {
+                    return true;
+                }
+                i += 1;
+            }
+            LETTER => {
+                let start = i;
+                while i < len && input[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+                let run = input.get(start..i).unwrap_or(&[]);
+                if input.get(i).is_some_and(|&c| glues_right(c)) {
+                    continue;
+                }
+                let prev = start.checked_sub(1).and_then(|p| input.get(p)).copied();
+                match prev {
+                    Some(p) if p.is_ascii_digit() => {
+                        if ends_with_keyword(run) {
+                            return true;
+                        }
+                    }
+                    Some(p) if glues_left(p) => {}
+                    _ => {
+                        if is_keyword(run) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::possible;
+
+    #[test]
+    fn benign_values_without_anchors_fail_the_gate() {
+        for v in [
+            "",
+            "sports",
+            "homepage_banner",
+            "sean.obrien1@example.org",
+            "57 Main Street",
+            "SKU-12-A",
+            "2026-11-24T21:04:11Z",
+            "https://shop.example.com/catalog/shoes?color=black&size=42",
+            "formula orchestra android sandy",
+            "border_order",
+            "or1 and_ $or",
+        ] {
+            assert!(!possible(v.as_bytes()), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn every_keyword_passes_in_any_case() {
+        for k in super::KEYWORDS {
+            assert!(super::is_keyword(k));
+            assert!(super::is_keyword(&k.to_ascii_uppercase()));
+            assert!(!super::is_keyword(&k[1..]) || super::KEYWORDS.contains(&&k[1..]));
+        }
+    }
+
+    #[test]
+    fn anchors_pass_the_gate() {
+        for v in [
+            "x'",
+            "a\"b",
+            "1;",
+            "f(",
+            "#",
+            "a--",
+            "/*!",
+            "@@version",
+            "a||b",
+            "a&&b",
+            "1 OR 2",
+            "1union",
+            "0xaor",
+            "0bor",
+            "1.xor",
+            "x.or",
+            "or.",
+            "Select",
+            "EXEC",
+            "order by 1",
+            "master..XP_cmdshell",
+            "utl_http.request",
+            "dbms_pipe.receive_message",
+        ] {
+            assert!(possible(v.as_bytes()), "{v:?}");
+        }
+    }
+
+    /// Fragments that make SQL-looking soup: keywords glued to numbers, hex digits, quotes,
+    /// comments, operators, words that contain keywords.
+    const FRAGS: &[&str] = &[
+        "or",
+        "OR",
+        "and",
+        "xor",
+        "union",
+        "select",
+        "from",
+        "where",
+        "case",
+        "when",
+        "order",
+        "by",
+        "group",
+        "exec",
+        "drop",
+        "table",
+        "into",
+        "outfile",
+        "sleep",
+        "benchmark",
+        "char",
+        "1",
+        "0",
+        "0x",
+        "0b",
+        "a",
+        "f",
+        "e",
+        "x",
+        "b",
+        ".",
+        "..",
+        " ",
+        "  ",
+        "'",
+        "\"",
+        "`",
+        "(",
+        ")",
+        ",",
+        ";",
+        "=",
+        "<",
+        ">",
+        "!",
+        "+",
+        "-",
+        "--",
+        "#",
+        "/*",
+        "*/",
+        "/*!",
+        "*",
+        "/",
+        "|",
+        "||",
+        "&",
+        "&&",
+        "@",
+        "@@",
+        "@@version",
+        "_",
+        "$",
+        "xp_cmdshell",
+        "utl_http.",
+        "dbms_lock.",
+        "is",
+        "null",
+        "like",
+        "not",
+        "in",
+        "between",
+        "waitfor",
+        "delay",
+        "declare",
+        "all",
+        "distinct",
+        "as",
+        "\n",
+        "\u{e9}",
+        "for",
+        "word",
+        "xp",
+        "1e5",
+        " or ",
+        " and ",
+        " xor ",
+        " union select ",
+        " union all select ",
+        "1=1",
+        " 1",
+        "=1",
+        " order by 1",
+        " group by 1",
+        "1 ",
+        "x ",
+        " from ",
+        " where ",
+        " having ",
+        " case ",
+        " into ",
+        " like ",
+        " is ",
+        " select ",
+        " exec ",
+        " drop table x",
+        "<>",
+        ">=",
+        "1 or 1=1",
+        "1 and 2>1",
+        "1 xor 1=1",
+        "1 where 1=1",
+        "1 having 1=1",
+        "2 OR 3<4",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20000))]
+        /// The gate never hides a detection: on SQL-looking soup, whenever one of the three
+        /// contexts flags the value, the gate lets it through.
+        #[test]
+        fn gate_never_hides_a_detection(parts in proptest::collection::vec(0..FRAGS.len(), 1..10)) {
+            let v: String = parts.iter().map(|&i| FRAGS[i]).collect();
+            let b = v.as_bytes();
+            let flagged = [crate::Context::NoQuote, crate::Context::SingleQuote, crate::Context::DoubleQuote]
+                .into_iter()
+                .any(|c| super::super::detect_in(b, c).is_some());
+            proptest::prop_assert!(!flagged || possible(b), "gate hides {:?}", v);
+        }
+    }
+}
