@@ -39,6 +39,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=lib/full-protection.sh
+. "$root/scripts/lib/full-protection.sh"
 peer_dir=$(cd "$root/../shared/peers/nginx-modsec" 2>/dev/null && pwd || true)
 [ -n "$peer_dir" ] || peer_dir=/work/shared/peers/nginx-modsec
 
@@ -316,29 +318,7 @@ routes:
     upstream: peer
 EOF
     if [ "$kind" = full ]; then
-      cat <<EOF
-    rate_limit: {per_second: 1000000, burst: 1000000}
-    api_key: {header: x-api-key}
-    waf: {mode: block, paranoia: $pl, threshold: 5}
-waf:
-  rules_dir: $root/rules
-  defaults: {mode: block, paranoia: $pl, threshold: 5}
-guard:
-  ip:
-    deny: [203.0.113.0/24, "2001:db8::/32"]
-  throttle:
-    per_ip: {per_second: 1000000, burst: 1000000}
-    global: {per_second: 1000000, burst: 1000000}
-  connections:
-    max_per_ip: 4096
-api_keys:
-  key_file: $d/keys.json
-  plans:
-    - name: bench
-      rate: 1000000
-      burst: 1000000
-      quota: {limit: 1000000000000, period: month}
-EOF
+      full_protection_yaml "$pl" "$root/rules" "$d/keys.json"
     fi
     if [ "$kind" = full ] || [ "$kind" = analytics ]; then
       cat <<EOF

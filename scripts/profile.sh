@@ -27,6 +27,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=lib/full-protection.sh
+. "$root/scripts/lib/full-protection.sh"
 
 REQUESTS=${REQUESTS:-20000}
 WARMUP=${WARMUP:-2000}
@@ -183,28 +185,8 @@ EOF
     full|full2)
       local pl=1
       [ "$1" = full2 ] && pl=2
+      full_protection_yaml "$pl" "$root/rules" "$4/keys.json"
       cat <<EOF
-    rate_limit: {per_second: 1000000, burst: 1000000}
-    api_key: {header: x-api-key}
-    waf: {mode: block, paranoia: $pl, threshold: 5}
-waf:
-  rules_dir: $root/rules
-  defaults: {mode: block, paranoia: $pl, threshold: 5}
-guard:
-  ip:
-    deny: [203.0.113.0/24, "2001:db8::/32"]
-  throttle:
-    per_ip: {per_second: 1000000, burst: 1000000}
-    global: {per_second: 1000000, burst: 1000000}
-  connections:
-    max_per_ip: 4096
-api_keys:
-  key_file: $4/keys.json
-  plans:
-    - name: bench
-      rate: 1000000
-      burst: 1000000
-      quota: {limit: 1000000000000, period: month}
 analytics:
   sink:
     clickhouse: {url: "$CLICKHOUSE_URL", database: palisade_profile}
