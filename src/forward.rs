@@ -170,14 +170,7 @@ pub fn prepare_response(
     h.insert(X_REQUEST_ID, ctx.request_id.header_value());
     if let Some(rl) = &ctx.rate_limit {
         for (k, v) in rl.rate_limit_headers() {
-            let name = match k {
-                "ratelimit-limit" => RATELIMIT_LIMIT,
-                "ratelimit-remaining" => RATELIMIT_REMAINING,
-                "ratelimit-reset" => RATELIMIT_RESET,
-                // A name the guard adds later: checked at run time, never a client's.
-                other => http::HeaderName::from_static(other),
-            };
-            h.insert(name, HeaderValue::from(v));
+            h.insert(k, HeaderValue::from(v));
         }
     }
     if let Some(adm) = &ctx.api_key {
@@ -212,9 +205,6 @@ pub fn prepare_response(
 }
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-const RATELIMIT_LIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: http::HeaderName = http::HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: http::HeaderName = http::HeaderName::from_static("ratelimit-reset");
 const X_QUOTA_LIMIT: http::HeaderName = http::HeaderName::from_static("x-quota-limit");
 const X_QUOTA_REMAINING: http::HeaderName = http::HeaderName::from_static("x-quota-remaining");
 const X_QUOTA_RESET: http::HeaderName = http::HeaderName::from_static("x-quota-reset");

@@ -267,7 +267,7 @@ impl Gateway {
                 extra.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
             }
             for (k, v) in rl.rate_limit_headers() {
-                extra.push((http::HeaderName::from_static(k), HeaderValue::from(v)));
+                extra.push((k, HeaderValue::from(v)));
             }
         }
         Box::pin(respond::send_error(

@@ -93,20 +93,38 @@ async fn keys_plans_and_quotas_are_enforced_exactly() {
             };
             let r = req.send().await.expect("send");
             let status = r.status().as_u16();
+            // An admitted (proxied) response carries the key's quota headers.
+            let quota = ["x-quota-limit", "x-quota-remaining", "x-quota-reset"].map(|h| {
+                r.headers()
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            });
             let reason = if status == 429 {
                 r.json::<serde_json::Value>().await.expect("json")["reason"].to_string()
             } else {
                 String::new()
             };
-            (status, reason)
+            (status, reason, quota)
         }));
     }
     let mut ok = 0;
     let mut over = 0;
     for t in tasks {
-        let (status, reason) = t.await.expect("join");
+        let (status, reason, quota) = t.await.expect("join");
         match status {
-            404 => ok += 1,
+            404 => {
+                ok += 1;
+                let [limit, left, reset] = quota;
+                assert_eq!(limit.as_deref(), Some("10"), "x-quota-limit");
+                let left: u64 = left.expect("x-quota-remaining").parse().expect("number");
+                assert!(left < 10, "x-quota-remaining {left}");
+                let reset: u64 = reset.expect("x-quota-reset").parse().expect("number");
+                assert!(
+                    reset > 1_700_000_000,
+                    "x-quota-reset is a Unix time: {reset}"
+                );
+            }
             429 => {
                 assert_eq!(reason, "\"quota_exceeded\"");
                 over += 1;

@@ -73,12 +73,12 @@ impl Decision {
         ceil_secs(self.reset_after)
     }
 
-    /// The three `RateLimit-*` header names and values.
-    pub fn rate_limit_headers(&self) -> [(&'static str, u64); 3] {
+    /// The three `RateLimit-*` header names (made at compile time) and values.
+    pub fn rate_limit_headers(&self) -> [(http::HeaderName, u64); 3] {
         [
-            ("ratelimit-limit", u64::from(self.limit)),
-            ("ratelimit-remaining", u64::from(self.remaining)),
-            ("ratelimit-reset", self.reset_secs()),
+            (RATELIMIT_LIMIT, u64::from(self.limit)),
+            (RATELIMIT_REMAINING, u64::from(self.remaining)),
+            (RATELIMIT_RESET, self.reset_secs()),
         ]
     }
 
@@ -92,6 +92,10 @@ impl Decision {
         }
     }
 }
+
+const RATELIMIT_LIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: http::HeaderName = http::HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: http::HeaderName = http::HeaderName::from_static("ratelimit-reset");
 
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -712,11 +716,12 @@ mod tests {
         assert_eq!(a.tighter(c), c);
         assert_eq!(c.tighter(a), c);
         assert_eq!(
-            c.rate_limit_headers(),
+            c.rate_limit_headers()
+                .map(|(k, v)| (k.as_str().to_string(), v)),
             [
-                ("ratelimit-limit", 10),
-                ("ratelimit-remaining", 0),
-                ("ratelimit-reset", 0)
+                ("ratelimit-limit".to_string(), 10),
+                ("ratelimit-remaining".to_string(), 0),
+                ("ratelimit-reset".to_string(), 0)
             ]
         );
     }

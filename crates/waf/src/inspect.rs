@@ -401,8 +401,8 @@ impl State {
 }
 
 impl Engine<'_> {
-    /// Evaluates the candidate rules in `st.cand` (chains in `st.chains`) on `value`.
-    /// Evaluates one value; true when any rule fired on it (scored or not).
+    /// Evaluates the candidate rules in `st.cand` (chains in `st.chains`) on `value`; true when
+    /// any rule fired on it (scored or not: [`crate::clean`] remembers only values where none did).
     pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) -> bool {
         let rs = self.rs;
         let st = &mut *self.st;
