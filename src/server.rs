@@ -56,6 +56,7 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
         .worker_threads(1)
         .enable_all()
         .thread_name("palisade-admin")
+        .on_thread_start(lower_thread_priority)
         .build()
         .map_err(|source| StartError::Io {
             what: "cannot create the admin runtime".into(),
@@ -66,6 +67,7 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
     std::thread::Builder::new()
         .name("palisade-admin".into())
         .spawn(move || {
+            lower_thread_priority();
             side.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(admin_listener) {
                     Ok(l) => l,
@@ -261,5 +263,26 @@ async fn quota_flush(shared: Arc<Shared>) {
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || q.flush()).await {
             tracing::error!(error = %e, "cannot persist quota counters");
         }
+    }
+}
+
+/// The nice value of the side runtime's threads (the admin listener, the analytics writer and
+/// its spool, health checks, limiter maintenance, quota and Redis sync). They do background
+/// work: when a proxy worker and one of them both want the CPU, the worker goes first (a nice-10
+/// thread weighs about a tenth of a nice-0 one), so a ClickHouse insert or a spool write never
+/// delays a request. They still get their share when the workers are busy, and all of the CPU
+/// when they are idle.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lower the calling thread's priority to [`BACKGROUND_NICE`]. Linux sets nice per thread
+/// (`setpriority` on a thread id); a failure is only logged, the thread keeps running.
+fn lower_thread_priority() {
+    // SAFETY: `gettid` and `setpriority` take plain integers and touch no memory of ours.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a background thread's priority");
     }
 }

@@ -901,3 +901,46 @@ async fn upstream_dying_mid_response_is_contained() {
     );
     assert!(!gw.log().contains("panicked"), "{}", gw.log());
 }
+
+/// The side runtime's threads (admin, analytics writer, health checks, ...) run at a lower
+/// priority than the proxy workers, so that background work waits for requests, not the other
+/// way round (`server::BACKGROUND_NICE`). Read from /proc: every `palisade-admin` thread has
+/// nice 10, the threads that serve requests keep nice 0.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_threads_yield_to_the_proxy_workers() {
+    let (up, _rec, _h) = spawn_on(any()).await.expect("upstream");
+    let gw = Gateway::start(&simple(up, ""));
+    let r = client()
+        .get(gw.url("/echo/nice"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let pid = gw.child.id();
+    let mut background = 0;
+    let mut foreground = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is field 3, nice is field 19.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let nice: i32 = rest
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("nice field");
+        if comm.trim() == "palisade-admin" {
+            assert_eq!(nice, palisade::server::BACKGROUND_NICE, "{}", dir.display());
+            background += 1;
+        } else {
+            assert_eq!(nice, 0, "{} ({})", dir.display(), comm.trim());
+            foreground += 1;
+        }
+    }
+    assert!(background >= 2, "the side runtime's threads: {background}");
+    assert!(foreground >= 2, "the main and proxy threads: {foreground}");
+}
