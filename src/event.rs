@@ -59,21 +59,16 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let (route, template, pool) = match ctx.route() {
-        Some((rt, r)) => (
-            r.name.clone(),
-            r.path.as_str().to_string(),
-            Some(rt.pool.clone()),
+    let (route, template, upstream_addr) = match ctx.route() {
+        Some((rt, _)) => (
+            rt.name.clone(),
+            rt.template.clone(),
+            ctx.backend
+                .and_then(|i| rt.pool.backends.get(i))
+                .map(|b| b.address.clone())
+                .unwrap_or_default(),
         ),
-        None => (String::new(), String::new(), None),
-    };
-    let upstream_addr = match (pool, ctx.backend) {
-        (Some(p), Some(i)) => p
-            .backends
-            .get(i)
-            .map(|b| b.address.clone())
-            .unwrap_or_default(),
-        _ => String::new(),
+        None => Default::default(),
     };
     let (waf_mode, score, rule_ids, classes) = match (&ctx.waf, ctx.route()) {
         (Some(insp), Some((rt, _))) => (
@@ -204,7 +199,7 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
         method: ev.method.to_string(),
         host: ev.host.clone(),
         path: ev.path.clone(),
-        route: ev.route.clone(),
+        route: ev.route.to_string(),
         status: ev.status,
         verdict: ev.verdict.to_string(),
         decided_by: ev.decided_by.to_string(),

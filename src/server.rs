@@ -163,7 +163,7 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
 
 /// Run the active health checks of every pool of the current runtime, each at its interval.
 async fn health_loop(shared: Arc<Shared>) {
-    let mut last: HashMap<(String, String), Instant> = HashMap::new();
+    let mut last: HashMap<(String, Arc<str>), Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;

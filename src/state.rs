@@ -59,6 +59,11 @@ pub struct RouteRuntime {
     pub pool: Arc<Pool>,
     /// The route's compiled WAF policy (`None`: no rules configured).
     pub waf: Option<Policy>,
+    /// The route's name and path template as the analytics event's columns (shared, not
+    /// copied per event).
+    pub name: Arc<str>,
+    /// See `name`.
+    pub template: Arc<str>,
 }
 
 /// Everything a request needs, compiled from one config.
@@ -119,7 +124,13 @@ impl Runtime {
                 })?),
                 _ => None,
             };
-            routes.push(RouteRuntime { index, pool, waf });
+            routes.push(RouteRuntime {
+                index,
+                pool,
+                waf,
+                name: r.name.as_str().into(),
+                template: r.path.as_str().into(),
+            });
         }
         Ok(Self {
             config,

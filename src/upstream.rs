@@ -114,8 +114,8 @@ impl HealthRegistry {
 
 /// One target of a pool.
 pub struct Backend {
-    /// Address as configured.
-    pub address: String,
+    /// Address as configured (shared with the analytics events that name it).
+    pub address: std::sync::Arc<str>,
     /// Resolved socket address.
     pub socket: SocketAddr,
     /// Weight.
@@ -171,7 +171,7 @@ impl Pool {
                     peer.options.set_http_version(1, 1);
                 }
                 Backend {
-                    address: t.address.clone(),
+                    address: t.address.as_str().into(),
                     socket: t.socket,
                     weight: t.weight,
                     health: registry.get(&config.name, &t.address),
@@ -229,7 +229,7 @@ impl Pool {
     pub fn status(&self) -> impl Iterator<Item = TargetStatus> + '_ {
         self.backends.iter().map(|b| TargetStatus {
             pool: self.config.name.clone(),
-            address: b.address.clone(),
+            address: b.address.to_string(),
             healthy: b.health.is_available(),
         })
     }

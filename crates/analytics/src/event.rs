@@ -12,6 +12,11 @@ use crate::rowbinary;
 /// dropping an event does not allocate and free each of them (owned when decoded or unusual).
 pub type Text = Cow<'static, str>;
 
+/// A column whose value comes from the config (a route's name and path template, an upstream
+/// target's address): the gateway keeps it as one `Arc<str>` per config, so an event takes a
+/// reference instead of a copy of it.
+pub type Shared = std::sync::Arc<str>;
+
 /// One request as seen by the gateway. Field names are the column names of [`crate::names::column`].
 ///
 /// Strings are owned (or `'static`, see [`Text`]): the gateway builds the event in its logging
@@ -24,9 +29,9 @@ pub struct Event {
     /// Request id (`X-Request-Id`).
     pub request_id: String,
     /// Name of the matched route.
-    pub route: String,
+    pub route: Shared,
     /// Path template of the matched route.
-    pub route_template: String,
+    pub route_template: Shared,
     /// HTTP method.
     pub method: Text,
     /// Host.
@@ -82,7 +87,7 @@ pub struct Event {
     /// Quota left after this request.
     pub quota_remaining: u64,
     /// Upstream address, or empty.
-    pub upstream_addr: String,
+    pub upstream_addr: Shared,
     /// Upstream attempts.
     pub upstream_attempts: u8,
     /// True when the body went past the inspection limit uninspected (0/1 in JSON, as the
@@ -170,8 +175,8 @@ impl Event {
         let mut ev = Event {
             ts_ms: r.u64()?,
             request_id: r.string()?,
-            route: r.string()?,
-            route_template: r.string()?,
+            route: r.string()?.into(),
+            route_template: r.string()?.into(),
             method: r.string()?.into(),
             host: r.string()?,
             path: r.string()?,
@@ -207,7 +212,7 @@ impl Event {
         ev.quota = r.string()?.into();
         ev.quota_limit = r.u64()?;
         ev.quota_remaining = r.u64()?;
-        ev.upstream_addr = r.string()?;
+        ev.upstream_addr = r.string()?.into();
         ev.upstream_attempts = r.u8()?;
         ev.body_uninspected = r.u8()? != 0;
         let batch_id = r.u64()?;

@@ -213,8 +213,8 @@ pub fn event(i: u64, now_ms: u64) -> Event {
     let mut ev = Event {
         ts_ms: now_ms - (i % 600) * 1000,
         request_id: format!("req-{i:08}"),
-        route: routes[(i % 3) as usize].to_string(),
-        route_template: format!("/{}/{{id}}", routes[(i % 3) as usize]),
+        route: routes[(i % 3) as usize].into(),
+        route_template: format!("/{}/{{id}}", routes[(i % 3) as usize]).into(),
         method: if i.is_multiple_of(5) { "POST" } else { "GET" }.into(),
         host: "example.test".into(),
         path: format!("/{}/{}", routes[(i % 3) as usize], i % 17),
@@ -244,7 +244,7 @@ pub fn event(i: u64, now_ms: u64) -> Event {
             ev.rule_ids = vec![942_100, 942_190 + (i % 3) as u32];
             ev.attack_classes = vec!["sqli".into()];
             ev.upstream_latency_us = 0;
-            ev.upstream_addr.clear();
+            ev.upstream_addr = Default::default();
         }
         2 => {
             ev.status = 429;
@@ -281,7 +281,7 @@ pub fn event(i: u64, now_ms: u64) -> Event {
             ev.quota_limit = 10_000;
             ev.quota_remaining = 0;
             ev.upstream_latency_us = 0;
-            ev.upstream_addr.clear();
+            ev.upstream_addr = Default::default();
         }
         6 => {
             ev.status = 502;
