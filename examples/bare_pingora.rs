@@ -4,14 +4,20 @@
 //!
 //! ```text
 //! cargo run --release --example bare_pingora -- \
-//!     [--listen 127.0.0.1:18282] [--upstream 127.0.0.1:18080] [--threads 1] [--h2c]
+//!     [--listen 127.0.0.1:18282] [--upstream 127.0.0.1:18080] [--threads 1] [--h2c] [--timeouts]
 //! ```
+//!
+//! `--timeouts` gives the upstream peer Palisade's default pool timeouts (connect 2 s, total
+//! connect 5 s, read and write 30 s, idle 60 s), which Pingora enforces with a timer on each
+//! upstream read and write: the same proxy with the timeouts a production gateway has to set
+//! (`scripts/profile.sh --systems bare-timeouts`). Without it the peer has none.
 //!
 //! Each flag can also come from the environment: `BARE_LISTEN`, `BARE_UPSTREAM`,
 //! `BARE_THREADS`, `BARE_H2C=1` (a flag on the command line wins). SIGTERM or SIGINT stops it.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
@@ -22,6 +28,7 @@ use pingora::server::configuration::ServerConf;
 /// Proxies every request to one upstream, changing nothing.
 struct Bare {
     upstream: SocketAddr,
+    timeouts: bool,
 }
 
 #[async_trait]
@@ -35,7 +42,18 @@ impl ProxyHttp for Bare {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        if self.timeouts {
+            // Palisade's default pool timeouts (src/config/raw.rs), which Pingora enforces with
+            // a timer per upstream read and write.
+            let o = &mut peer.options;
+            o.connection_timeout = Some(Duration::from_millis(2_000));
+            o.total_connection_timeout = Some(Duration::from_millis(5_000));
+            o.read_timeout = Some(Duration::from_millis(30_000));
+            o.write_timeout = Some(Duration::from_millis(30_000));
+            o.idle_timeout = Some(Duration::from_millis(60_000));
+        }
+        Ok(Box::new(peer))
     }
 }
 
@@ -46,9 +64,11 @@ struct Args {
     upstream: SocketAddr,
     threads: usize,
     h2c: bool,
+    timeouts: bool,
 }
 
-const USAGE: &str = "usage: bare_pingora [--listen ADDR] [--upstream ADDR] [--threads N] [--h2c]";
+const USAGE: &str =
+    "usage: bare_pingora [--listen ADDR] [--upstream ADDR] [--threads N] [--h2c] [--timeouts]";
 
 fn parse_args() -> Result<Args, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -56,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
     let mut upstream = env("BARE_UPSTREAM").unwrap_or_else(|| "127.0.0.1:18080".into());
     let mut threads = env("BARE_THREADS").unwrap_or_else(|| "1".into());
     let mut h2c = env("BARE_H2C").is_some_and(|v| v != "0");
+    let mut timeouts = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -64,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--upstream" => upstream = value("--upstream")?,
             "--threads" => threads = value("--threads")?,
             "--h2c" => h2c = true,
+            "--timeouts" => timeouts = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -82,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
         upstream: addr("--upstream", &upstream)?,
         threads,
         h2c,
+        timeouts,
     })
 }
 
@@ -112,6 +135,7 @@ fn main() -> ExitCode {
         &server.configuration,
         Bare {
             upstream: args.upstream,
+            timeouts: args.timeouts,
         },
     )
     .name("bare pingora")

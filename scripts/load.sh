@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First load figure (issue 2 item 11): requests/s and latency of
 #   - bare Pingora      (examples/bare_pingora.rs: the ceiling we build on)
+#   - the same with Palisade's default upstream timeouts (`--timeouts`), for reference
 #   - palisade          (`palisade run` with every protection stage off)
 #   - nginx             (plain nginx reverse proxy from ../shared/peers/nginx-modsec, port 18181)
 # all proxying to the same upstream (nginx answering 200 "ok" on 127.0.0.1:18080), one proxy
@@ -29,6 +30,7 @@ WARMUP=${WARMUP:-2s}
 LOAD_CPU=${LOAD_CPU:-1}
 PROXY_CPU=${PROXY_CPU:-0}
 BARE_PORT=${BARE_PORT:-18282}
+BARE_TIMEOUTS_PORT=${BARE_TIMEOUTS_PORT:-18283}
 PALISADE_PORT=${PALISADE_PORT:-18383}
 PALISADE_ADMIN_PORT=${PALISADE_ADMIN_PORT:-18384}
 URL_PATH=${URL_PATH:-/}
@@ -129,6 +131,14 @@ echo "== start bare Pingora on :$BARE_PORT"
 pids+=($!)
 wait_http "http://127.0.0.1:$BARE_PORT$URL_PATH" || {
   echo "load.sh: bare Pingora did not come up:" >&2; cat "$work/bare.log" >&2; exit 1; }
+# The same proxy with Palisade's default upstream timeouts (a timer per upstream read and
+# write): what a production configuration of bare Pingora costs, shown for reference.
+echo "== start bare Pingora with timeouts on :$BARE_TIMEOUTS_PORT"
+"${pin_proxy[@]}" "$bare_bin" --listen "127.0.0.1:$BARE_TIMEOUTS_PORT" --upstream "$UPSTREAM" \
+  --threads 1 --h2c --timeouts >"$work/bare-timeouts.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$BARE_TIMEOUTS_PORT$URL_PATH" || {
+  echo "load.sh: bare Pingora (timeouts) did not come up:" >&2; cat "$work/bare-timeouts.log" >&2; exit 1; }
 
 if [ "$palisade_ok" = 1 ] && ! [ -x "$palisade_bin" ]; then
   palisade_ok=0
@@ -175,7 +185,7 @@ fi
 [ "$palisade_ok" = 1 ] || echo "== skipping palisade: $skip_reason"
 wait_http "http://127.0.0.1:$NGINX_PORT$URL_PATH" || { echo "load.sh: nginx proxy :$NGINX_PORT does not answer" >&2; exit 1; }
 
-systems=("bare Pingora|$BARE_PORT")
+systems=("bare Pingora|$BARE_PORT" "bare Pingora + upstream timeouts|$BARE_TIMEOUTS_PORT")
 [ "$palisade_ok" = 1 ] && systems+=("palisade (stages off)|$PALISADE_PORT")
 systems+=("nginx proxy|$NGINX_PORT")
 
@@ -263,7 +273,9 @@ EOF
     echo "## Load: gateway vs bare Pingora vs nginx"
     echo
     echo "Produced by \`scripts/load.sh --write\`. Target (issue 2): palisade with all stages off"
-    echo "≥ 0.95 of bare Pingora's requests/s."
+    echo "≥ 0.95 of bare Pingora's requests/s. The second row is the same bare proxy with Palisade's"
+    echo "default upstream timeouts (\`bare_pingora --timeouts\`), for reference: the ratio column stays"
+    echo "against the plain one."
     echo
     echo "$table"
     echo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load-independent cost of the gateway: instructions per request under callgrind, for
 #   - bare       the bare Pingora proxy (examples/bare_pingora.rs), the ceiling
+#   - bare-timeouts  the same with Palisade's default upstream timeouts (`--timeouts`)
 #   - off        `palisade run` with every stage off (the load.sh config)
 #   - ndjson     stages off, analytics to rotating NDJSON files
 #   - clickhouse stages off, analytics to the local ClickHouse (bench.sh's `analytics` system)
@@ -213,6 +214,7 @@ for sys in "${systems[@]}"; do
   key=""
   case "$sys" in
     bare) cmd=("$bare_bin" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UPSTREAM_PORT" --threads 1) ;;
+    bare-timeouts) cmd=("$bare_bin" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UPSTREAM_PORT" --threads 1 --timeouts) ;;
     off|ndjson|clickhouse|full|full2)
       config "$sys" "$port" $((port + 1)) "$d" >"$d/palisade.yaml"
       "$palisade_bin" check "$d/palisade.yaml" >/dev/null
