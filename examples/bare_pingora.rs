@@ -25,6 +25,11 @@ use pingora::prelude::{HttpPeer, Opt, Server};
 use pingora::proxy::{ProxyHttp, ProxyServiceBuilder, Session};
 use pingora::server::configuration::ServerConf;
 
+/// The allocator the `palisade` binary uses (src/main.rs), so that the comparison measures the
+/// gateway's work, not a difference of allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Proxies every request to one upstream, changing nothing.
 struct Bare {
     upstream: SocketAddr,

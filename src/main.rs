@@ -6,6 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: a proxy allocates and frees a few dozen small objects per
+/// request (header names and values, Pingora's buffers and futures, the analytics event), and
+/// the thread-local free lists make each about half as costly (docs/BENCHMARKS.md). The bare
+/// Pingora example uses the same allocator, so that the ratio between the two stays fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "palisade",
