@@ -648,7 +648,15 @@ impl Engine<'_> {
             }
             let hay = var_of(&st.bufs, value, v);
             match &rule.matcher {
-                Matcher::Regex { re, .. } => {
+                Matcher::Regex { re, first, .. } => {
+                    // An anchored regex cannot match a value that does not start with one of
+                    // its first bytes.
+                    if first
+                        .as_ref()
+                        .is_some_and(|f| !hay.first().is_some_and(|&b| f[usize::from(b)]))
+                    {
+                        continue;
+                    }
                     if let Some(m) = re.find(hay) {
                         let (s, e) = (m.start() as u32, m.end() as u32);
                         st.hit.set(r);
