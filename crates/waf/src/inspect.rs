@@ -128,6 +128,9 @@ pub(crate) struct State {
     node_stamp: Vec<u32>,
     stamp: u32,
     seen_var: Vec<u16>,
+    /// Per entry of `seen_var`: the rules of the chains that gave that variant (filled by
+    /// [`Engine::variants`] in its one pass over the chains).
+    var_rules: Vec<Bitset>,
     spans: Vec<(u32, u32, u32)>,
     detections: Vec<(u16, Detector, Option<palisade_detect::Detection>)>,
     patset: Option<regex_automata::PatternSet>,
@@ -326,6 +329,8 @@ impl State {
             b.reset(n);
         }
         self.chains.reset(rs.chains.len());
+        // Sized for this rule set when first used (no heap for up to 256 rules).
+        self.var_rules.clear();
         if rs.max_set_len > 0 && self.patset.as_ref().map(|p| p.capacity()) != Some(rs.max_set_len)
         {
             self.patset = Some(regex_automata::PatternSet::new(rs.max_set_len));
@@ -336,6 +341,27 @@ impl State {
             self.node_var = vec![0; rs.trie_len];
             self.node_stamp = vec![0; rs.trie_len];
             self.stamp = 0;
+        }
+    }
+
+    /// Records that a chain with candidate `rules` gave variant `v`: `v` joins `seen_var` (once)
+    /// and the rules join its `var_rules`.
+    #[inline]
+    fn add_chain_rules(&mut self, v: u16, rules: &Bitset) {
+        let p = match self.seen_var.iter().position(|&x| x == v) {
+            Some(p) => p,
+            None => {
+                let p = self.seen_var.len();
+                self.seen_var.push(v);
+                match self.var_rules.get_mut(p) {
+                    Some(b) => b.clear(),
+                    None => self.var_rules.push(Bitset::new(rules.words() * 64)),
+                }
+                p
+            }
+        };
+        if let Some(b) = self.var_rules.get_mut(p) {
+            b.or_with(rules);
         }
     }
 
@@ -427,7 +453,7 @@ impl Engine<'_> {
         // 2. Each distinct variant once.
         for vi in 0..self.st.seen_var.len() {
             let v = self.st.seen_var[vi];
-            self.eval_variant(kind, value, v);
+            self.eval_variant(kind, value, vi, v);
         }
         // 3. Fire.
         let st = &mut *self.st;
@@ -461,19 +487,18 @@ impl Engine<'_> {
             st.node_stamp.iter_mut().for_each(|x| *x = 0);
             st.stamp = 1;
         }
-        let mut identity = false;
         let mut next = st.chains.next_one(0);
         while let Some(ci) = next {
             next = st.chains.next_one(ci + 1);
+            let Some(rules) = rs.chain_rules.get(ci) else {
+                continue;
+            };
             if rs.chain_trig.get(ci).is_some_and(|&m| m & mask0 == 0) {
                 // Every transform of the chain leaves this value as it is.
                 if let Some(slot) = st.chain_var.get_mut(ci) {
                     *slot = 0;
                 }
-                if !identity {
-                    identity = true;
-                    st.seen_var.push(0);
-                }
+                st.add_chain_rules(0, rules);
                 continue;
             }
             let (Some(path), Some(chain)) = (rs.chain_paths.get(ci), rs.chains.get(ci)) else {
@@ -495,37 +520,22 @@ impl Engine<'_> {
             if let Some(slot) = st.chain_var.get_mut(ci) {
                 *slot = cur;
             }
-            if cur == 0 {
-                if !identity {
-                    identity = true;
-                    st.seen_var.push(0);
-                }
-            } else if !st.seen_var.contains(&cur) {
-                st.seen_var.push(cur);
-            }
+            st.add_chain_rules(cur, rules);
         }
     }
 
-    fn eval_variant(&mut self, kind: Kind, value: &[u8], v: u16) {
+    fn eval_variant(&mut self, kind: Kind, value: &[u8], vi: usize, v: u16) {
         let rs = self.rs;
         let st = &mut *self.st;
         st.regex_cand.clear();
         // The candidate rules that read this variant: nothing else is looked at below.
-        if st.seen_var.len() == 1 {
-            // Every chain gave this variant.
-            st.vcand.copy_from(&st.cand);
-        } else {
-            st.vcand.clear();
-            let mut next = st.chains.next_one(0);
-            while let Some(ci) = next {
-                next = st.chains.next_one(ci + 1);
-                if st.chain_var.get(ci) == Some(&v) {
-                    if let Some(b) = rs.chain_rules.get(ci) {
-                        st.vcand.or_with(b);
-                    }
-                }
+        match st.var_rules.get(vi) {
+            Some(rules) if st.seen_var.len() > 1 => {
+                st.vcand.copy_from(rules);
+                st.vcand.and_with(&st.cand);
             }
-            st.vcand.and_with(&st.cand);
+            // Every chain gave this variant.
+            _ => st.vcand.copy_from(&st.cand),
         }
         st.vcand.and_not(&st.hit);
         if st.vcand.is_empty() {
@@ -638,7 +648,15 @@ impl Engine<'_> {
             }
             let hay = var_of(&st.bufs, value, v);
             match &rule.matcher {
-                Matcher::Regex { re, .. } => {
+                Matcher::Regex { re, first, .. } => {
+                    // An anchored regex cannot match a value that does not start with one of
+                    // its first bytes.
+                    if first
+                        .as_ref()
+                        .is_some_and(|f| !hay.first().is_some_and(|&b| f[usize::from(b)]))
+                    {
+                        continue;
+                    }
                     if let Some(m) = re.find(hay) {
                         let (s, e) = (m.start() as u32, m.end() as u32);
                         st.hit.set(r);

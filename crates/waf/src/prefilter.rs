@@ -370,6 +370,100 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
     Some(g)
 }
 
+/// The bytes a match of an anchored regex can start with: `Some(set)` when every match of
+/// `pattern` (compiled with these `unicode` / `fold` settings) starts at the start of the
+/// haystack and is not empty, so a haystack whose first byte is not in `set` (or an empty one)
+/// cannot match. ASCII letters are always added in both cases, and any byte >= 0x80 when the
+/// pattern can start with a non-ASCII character.
+pub(crate) fn anchored_first_bytes(
+    pattern: &str,
+    unicode: bool,
+    fold: bool,
+) -> Option<[bool; 256]> {
+    use regex_syntax::hir::Look;
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(unicode)
+        .case_insensitive(fold)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let mut set = [false; 256];
+    if first_bytes_of(&hir, &mut set) {
+        // The regex can match the empty string: no byte is needed.
+        return None;
+    }
+    for b in b'a'..=b'z' {
+        let (lo, up) = (usize::from(b), usize::from(b.to_ascii_uppercase()));
+        let either = set[lo] || set[up];
+        set[lo] = either;
+        set[up] = either;
+    }
+    Some(set)
+}
+
+/// Adds to `set` every byte a non-empty match of `h` can start with; returns true when `h`
+/// can match the empty string. Look-around assertions consume nothing: they are read as empty
+/// (which only makes the set larger).
+fn first_bytes_of(h: &Hir, set: &mut [bool; 256]) -> bool {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => match l.0.first() {
+            Some(&b) => {
+                set[usize::from(b)] = true;
+                false
+            }
+            None => true,
+        },
+        HirKind::Class(c) => {
+            match c {
+                Class::Unicode(u) => {
+                    for r in u.ranges() {
+                        let (s, e) = (r.start() as u32, r.end() as u32);
+                        for x in s..=e.min(0x7f) {
+                            set[x as usize] = true;
+                        }
+                        if e >= 0x80 {
+                            set[0x80..].iter_mut().for_each(|x| *x = true);
+                        }
+                    }
+                }
+                Class::Bytes(b) => {
+                    for r in b.ranges() {
+                        for x in r.start()..=r.end() {
+                            set[usize::from(x)] = true;
+                        }
+                    }
+                }
+            }
+            false
+        }
+        HirKind::Capture(c) => first_bytes_of(&c.sub, set),
+        HirKind::Repetition(r) => {
+            let empty = first_bytes_of(&r.sub, set);
+            empty || r.min == 0
+        }
+        HirKind::Concat(children) => {
+            for child in children {
+                if !first_bytes_of(child, set) {
+                    return false;
+                }
+            }
+            true
+        }
+        HirKind::Alternation(children) => {
+            let mut empty = false;
+            for child in children {
+                empty |= first_bytes_of(child, set);
+            }
+            empty
+        }
+    }
+}
+
 /// True when `pattern` (parsed in ASCII mode, case-sensitively) treats every upper-case ASCII
 /// letter like its lower-case one: no literal holds an upper-case letter, and every class that
 /// holds one also holds its lower-case form. Then `(?i)pattern` matches a value exactly when
@@ -548,6 +642,60 @@ mod tests {
         );
         // A two-byte character cannot be a factor.
         assert_eq!(gate(r"[éè]", true), None);
+    }
+
+    #[test]
+    fn anchored_first_bytes() {
+        use super::anchored_first_bytes as afb;
+        let set = afb(r#"^[\s'"]*(?:cat|ls)\b|^\s*/bin/"#, false, false).expect("anchored");
+        let on: Vec<u8> = (0..=255u8).filter(|&b| set[usize::from(b)]).collect();
+        let mut want = b"\t\n\x0b\x0c\r \"'/CLcl".to_vec();
+        want.sort_unstable();
+        assert_eq!(on, want);
+        // Not anchored in every alternative, or able to match the empty string: no test.
+        assert_eq!(afb(r"x|^y", false, false), None);
+        assert_eq!(afb(r"^a*", false, false), None);
+        assert_eq!(afb(r"^(?:a|)", false, false), None);
+        assert_eq!(afb(r"(?m)^a", false, false), None);
+        // Unicode case folding: `k` also starts the Kelvin sign (U+212A, `E2 84 AA`).
+        let set = afb(r"(?i)^k", true, false).expect("anchored");
+        assert!(set[usize::from(b'k')] && set[usize::from(b'K')] && set[0xe2]);
+        let set = afb(r"^k", false, true).expect("anchored");
+        assert!(set[usize::from(b'K')] && !set[0xe2]);
+    }
+
+    proptest::proptest! {
+        /// A regex that matches always passes its first-byte test (random values over the
+        /// bytes the patterns talk about).
+        #[test]
+        fn anchored_first_bytes_never_hide_a_match(
+            v in proptest::collection::vec(proptest::sample::select(
+                b" \t'\"/\\;|&`catlsCATLSkK\xe2\x84\xaa0x-".to_vec()), 0..12),
+        ) {
+            for (p, unicode, fold) in [
+                (r#"^[\s'"]*(?:cat|ls)\b"#, false, false),
+                (r"^\s*(?:[;|&`]+\s*)+$", false, false),
+                (r#"^[ \t]*(?:[;|&'"][ \t]*)+$|^/"#, false, false),
+                (r"(?i)^\s*k", true, false),
+                (r"^(?:a?b*)?c|^x?-", false, false),
+                (r"^[\\/]+\w", false, true),
+            ] {
+                let re = regex::bytes::RegexBuilder::new(p)
+                    .unicode(unicode)
+                    .case_insensitive(fold)
+                    .build()
+                    .expect("regex");
+                let Some(set) = super::anchored_first_bytes(p, unicode, fold) else {
+                    continue;
+                };
+                if re.is_match(&v) {
+                    proptest::prop_assert!(
+                        v.first().is_some_and(|&b| set[usize::from(b)]),
+                        "{} matches {:?}", p, v
+                    );
+                }
+            }
+        }
     }
 
     #[test]

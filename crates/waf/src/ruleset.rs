@@ -59,6 +59,10 @@ pub(crate) enum Matcher {
         filtered: bool,
         unicode: bool,
         classes: u64,
+        /// For a regex whose every match starts at the start of the value and is not empty:
+        /// the bytes such a match can start with (see
+        /// [`crate::prefilter::anchored_first_bytes`]); other first bytes skip the regex.
+        first: Option<Box<[bool; 256]>>,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -514,6 +518,8 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
         };
         match built {
             Ok((compiled, unicode)) => {
+                let first = crate::prefilter::anchored_first_bytes(&re.value, unicode, fold_case)
+                    .map(Box::new);
                 let gate = crate::prefilter::gate(&re.value, unicode);
                 let filtered = gate.is_some();
                 let gate = gate.unwrap_or_default();
@@ -525,6 +531,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     filtered,
                     unicode,
                     classes: gate.classes,
+                    first,
                 });
             }
             Err(err) => errors.push(e(
@@ -904,6 +911,55 @@ pub(crate) mod gate_tests {
             }
         }
         assert!(folded > 30, "only {folded} rules folded");
+    }
+
+    /// The first-byte test of anchored regexes never hides a match: on every payload of both
+    /// corpora (after the rule's transforms, as written and with its first byte upper-cased,
+    /// lower-cased or a space put in front), a regex that matches always passes its test.
+    #[test]
+    fn anchored_first_bytes_never_hide_a_match_on_the_corpora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        assert!(payloads.len() > 1000, "corpora not found");
+        let (mut anchored, mut checked, mut skipped) = (0, 0, 0);
+        for r in &rs.rules {
+            let Matcher::Regex {
+                re,
+                first: Some(first),
+                ..
+            } = &r.matcher
+            else {
+                continue;
+            };
+            anchored += 1;
+            for p in &payloads {
+                let v = apply_chain(&r.eval_transforms, p);
+                let mut forms = vec![v.clone(), v.to_ascii_uppercase(), v.to_ascii_lowercase()];
+                let mut spaced = b" ".to_vec();
+                spaced.extend_from_slice(&v);
+                forms.push(spaced);
+                for v in forms {
+                    let passes = v.first().is_some_and(|&b| first[usize::from(b)]);
+                    if re.is_match(&v) {
+                        checked += 1;
+                        assert!(
+                            passes,
+                            "rule {} matches {:?} but its first-byte test hides it",
+                            r.id,
+                            String::from_utf8_lossy(&v)
+                        );
+                    } else if !passes {
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+        assert!(anchored >= 5, "only {anchored} anchored regexes");
+        assert!(checked > 300, "only {checked} matches checked");
+        assert!(skipped > 10_000, "the test skipped only {skipped} values");
     }
 
     /// The gate of a regex never hides a match: on every payload of both corpora (attacks and
