@@ -49,14 +49,15 @@ impl ProxyHttp for Bare {
     ) -> pingora::Result<Box<HttpPeer>> {
         let mut peer = HttpPeer::new(self.upstream, false, String::new());
         if self.timeouts {
-            // Palisade's default pool timeouts (src/config/raw.rs), which Pingora enforces with
-            // a timer per upstream read and write.
+            // Palisade's default pool timeouts (the numbers only: none of the gateway's code
+            // runs here), which Pingora enforces with a timer per upstream read and write.
+            let t = palisade::config::raw::RawTimeouts::default();
             let o = &mut peer.options;
-            o.connection_timeout = Some(Duration::from_millis(2_000));
-            o.total_connection_timeout = Some(Duration::from_millis(5_000));
-            o.read_timeout = Some(Duration::from_millis(30_000));
-            o.write_timeout = Some(Duration::from_millis(30_000));
-            o.idle_timeout = Some(Duration::from_millis(60_000));
+            o.connection_timeout = Some(Duration::from_millis(t.connect_ms));
+            o.total_connection_timeout = Some(Duration::from_millis(t.total_connect_ms));
+            o.read_timeout = Some(Duration::from_millis(t.read_ms));
+            o.write_timeout = Some(Duration::from_millis(t.write_ms));
+            o.idle_timeout = Some(Duration::from_millis(t.idle_ms));
         }
         Ok(Box::new(peer))
     }

@@ -49,29 +49,15 @@ pub fn prepare_upstream_request(
         .is_some();
     let route = ctx.route().map(|(_, r)| r);
     if !target_round_trips(up) {
-        return prepare_upstream_request_cased(up, ctx, tls, route);
+        return rewrite_request_headers(up, ctx, tls, route);
     }
     let send_end_stream = up.send_end_stream();
     let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let mut parts: http::request::Parts = std::mem::replace(up, placeholder).into();
-    let h = &mut parts.headers;
-    h.reserve(3 + route.map_or(0, |r| r.request_headers.additions().len()));
-    h.insert(X_REQUEST_ID, ctx.request_id.header_value());
-    if let Some(xff) = forwarded_for(h.get(X_FORWARDED_FOR), ctx) {
-        h.insert(X_FORWARDED_FOR, xff);
-    }
-    h.insert(X_FORWARDED_PROTO, forwarded_proto(tls));
-    if holds_body(ctx) {
-        h.remove(http::header::EXPECT);
-    }
-    if let Some(route) = route {
-        for name in route.request_headers.removals() {
-            h.remove(name);
-        }
-        for (k, v) in route.request_headers.additions() {
-            h.insert(k.clone(), v.clone());
-        }
-    }
+    parts
+        .headers
+        .reserve(3 + route.map_or(0, |r| r.request_headers.additions().len()));
+    rewrite_request_headers(&mut parts.headers, ctx, tls, route)?;
     *up = RequestHeader::from(parts);
     if let Some(end) = send_end_stream {
         up.set_send_end_stream(end);
@@ -87,27 +73,69 @@ fn target_round_trips(up: &RequestHeader) -> bool {
         && up.uri.path_and_query().map(|p| p.as_str().as_bytes()) == Some(up.raw_path())
 }
 
-/// `prepare_upstream_request` through Pingora's `insert_header`, keeping the target it stores.
-fn prepare_upstream_request_cased(
-    up: &mut RequestHeader,
+/// Where the upstream request's headers are edited: the bare `HeaderMap` (the usual case) or
+/// Pingora's `RequestHeader`, which keeps its case map in step (a target that must stay as
+/// Pingora stored it).
+trait HeaderEdit {
+    fn value(&self, name: &http::HeaderName) -> Option<&HeaderValue>;
+    fn set(&mut self, name: http::HeaderName, value: HeaderValue) -> Result<()>;
+    fn unset(&mut self, name: &http::HeaderName);
+}
+
+impl HeaderEdit for http::HeaderMap {
+    fn value(&self, name: &http::HeaderName) -> Option<&HeaderValue> {
+        self.get(name)
+    }
+    fn set(&mut self, name: http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.insert(name, value);
+        Ok(())
+    }
+    fn unset(&mut self, name: &http::HeaderName) {
+        self.remove(name);
+    }
+}
+
+impl HeaderEdit for RequestHeader {
+    fn value(&self, name: &http::HeaderName) -> Option<&HeaderValue> {
+        self.headers.get(name)
+    }
+    fn set(&mut self, name: http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.insert_header(name, value)
+    }
+    fn unset(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
+    }
+}
+
+/// `X-Request-Id`, `X-Forwarded-For`, `X-Forwarded-Proto`, no `Expect` once the gateway holds the
+/// body, then the route's header rules.
+fn rewrite_request_headers(
+    h: &mut impl HeaderEdit,
     ctx: &RequestCtx,
     tls: bool,
     route: Option<&crate::config::RouteConfig>,
 ) -> Result<()> {
-    up.insert_header(X_REQUEST_ID, ctx.request_id.header_value())?;
-    if let Some(xff) = forwarded_for(up.headers.get(X_FORWARDED_FOR), ctx) {
-        up.insert_header(X_FORWARDED_FOR, xff)?;
+    h.set(X_REQUEST_ID, ctx.request_id.header_value())?;
+    if let Some(xff) = forwarded_for(h.value(&X_FORWARDED_FOR), ctx) {
+        h.set(X_FORWARDED_FOR, xff)?;
     }
-    up.insert_header(X_FORWARDED_PROTO, forwarded_proto(tls))?;
-    if holds_body(ctx) {
-        up.remove_header(&http::header::EXPECT);
+    h.set(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    )?;
+    if matches!(
+        ctx.body_state,
+        BodyState::Buffered | BodyState::BufferedLarge | BodyState::OverLimit
+    ) {
+        // The gateway already answered `100 Continue` and holds the body.
+        h.unset(&http::header::EXPECT);
     }
     if let Some(route) = route {
         for name in route.request_headers.removals() {
-            up.remove_header(name);
+            h.unset(name);
         }
         for (k, v) in route.request_headers.additions() {
-            up.insert_header(k.clone(), v.clone())?;
+            h.set(k.clone(), v.clone())?;
         }
     }
     Ok(())
@@ -130,18 +158,6 @@ fn forwarded_for(prev: Option<&HeaderValue>, ctx: &RequestCtx) -> Option<HeaderV
     };
     // The previous value came from a parsed header and an IP's text is ASCII: always valid.
     xff.ok()
-}
-
-fn forwarded_proto(tls: bool) -> HeaderValue {
-    HeaderValue::from_static(if tls { "https" } else { "http" })
-}
-
-/// Does the gateway hold the body (so it already answered `100 Continue`)?
-fn holds_body(ctx: &RequestCtx) -> bool {
-    matches!(
-        ctx.body_state,
-        BodyState::Buffered | BodyState::BufferedLarge | BodyState::OverLimit
-    )
 }
 
 /// An IP address's text in a stack buffer (no allocation): IPv4 by hand, IPv6 through `Display`.

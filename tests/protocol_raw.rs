@@ -353,6 +353,15 @@ impl Harness {
             Expect::Served => {
                 assert_eq!(statuses, [200], "{}", ctx());
                 assert_eq!(out.upstream.len(), 1, "{}", ctx());
+                // The gateway's headers arrive whichever way the request was rebuilt (from its
+                // parts, or through Pingora's header API for an absolute-form target).
+                for name in ["x-request-id", "x-forwarded-for", "x-forwarded-proto"] {
+                    assert!(
+                        out.upstream.iter().all(|r| r.header(name).is_some()),
+                        "the upstream request lacks {name}: {}",
+                        ctx()
+                    );
+                }
             }
         }
         out
