@@ -240,9 +240,9 @@ impl Shared {
         let config = config::load(config_path)?;
         let health = HealthRegistry::default();
         let admin_token = config.admin.token.clone();
-        let clock = SharedClock::new(
-            CoarseClock::start(Duration::from_millis(1)).map_err(|e| guard_error(&config, e))?,
-        );
+        // The clock's thread starts when the guard or the shared state first reads it: a
+        // configuration without them runs no thread that wakes every millisecond.
+        let clock = SharedClock::new(CoarseClock::lazy(Duration::from_millis(1)));
         let state = match &config.state {
             Some(s) => Some(
                 crate::shared_state::SharedState::new(s, clock.clone()).map_err(|e| {

@@ -933,6 +933,9 @@ async fn background_threads_yield_to_the_proxy_workers() {
             .nth(16)
             .and_then(|n| n.parse().ok())
             .expect("nice field");
+        // No guard and no shared state: nothing reads the coarse clock, so its thread (a
+        // wake-up every millisecond on the proxy's CPU) must not have started.
+        assert_ne!(comm.trim(), "palisade-clock", "{}", dir.display());
         if comm.trim() == "palisade-admin" {
             assert_eq!(nice, palisade::server::BACKGROUND_NICE, "{}", dir.display());
             background += 1;

@@ -135,33 +135,87 @@ impl Clock for SystemClock {
 /// [`SystemClock`] every `resolution`. Use it in the gateway when reading the system clock is
 /// expensive (it costs ~90 ns on some virtual machines); limits and bans are then judged at
 /// that resolution. The thread ends when the last clone of the clock is dropped.
+///
+/// [`CoarseClock::lazy`] starts the thread on the first read instead, so a gateway whose
+/// configuration never reads the clock (no guard, no shared state) runs no thread that wakes
+/// a thousand times a second on the proxy's CPU.
 #[derive(Debug, Clone)]
-pub struct CoarseClock(Arc<AtomicU64>);
+pub struct CoarseClock(Arc<CoarseInner>);
+
+#[derive(Debug)]
+struct CoarseInner {
+    /// The last stored time; 0 until the thread has started (or when it could not start).
+    now: AtomicU64,
+    started: std::sync::Once,
+    resolution: Duration,
+    src: SystemClock,
+}
 
 impl CoarseClock {
-    /// Starts the updating thread.
+    /// Starts the updating thread now.
     pub fn start(resolution: Duration) -> std::io::Result<Self> {
-        let src = SystemClock::new();
-        let now = Arc::new(AtomicU64::new(src.now().0));
-        let weak = Arc::downgrade(&now);
-        let resolution = resolution.max(Duration::from_micros(100));
-        std::thread::Builder::new()
+        let clock = Self::lazy(resolution);
+        let mut res = Ok(());
+        clock.0.started.call_once(|| res = clock.spawn());
+        res.map(|()| clock)
+    }
+
+    /// A clock whose updating thread starts on the first read. Should the thread fail to
+    /// start, every read falls back to the system clock.
+    pub fn lazy(resolution: Duration) -> Self {
+        CoarseClock(Arc::new(CoarseInner {
+            now: AtomicU64::new(0),
+            started: std::sync::Once::new(),
+            resolution: resolution.max(Duration::from_micros(100)),
+            src: SystemClock::new(),
+        }))
+    }
+
+    /// True once the updating thread runs.
+    pub fn is_running(&self) -> bool {
+        self.0.now.load(Ordering::Relaxed) != 0
+    }
+
+    fn spawn(&self) -> std::io::Result<()> {
+        let inner = &self.0;
+        let (src, resolution) = (inner.src, inner.resolution);
+        inner.now.fetch_max(src.now().0.max(1), Ordering::Relaxed);
+        let weak = Arc::downgrade(&self.0);
+        let spawned = std::thread::Builder::new()
             .name("palisade-clock".into())
             .spawn(move || {
-                while let Some(cell) = weak.upgrade() {
-                    cell.fetch_max(src.now().0, Ordering::Relaxed);
-                    drop(cell);
+                while let Some(inner) = weak.upgrade() {
+                    inner.now.fetch_max(src.now().0, Ordering::Relaxed);
+                    drop(inner);
                     std::thread::sleep(resolution);
                 }
-            })?;
-        Ok(CoarseClock(now))
+            });
+        if spawned.is_err() {
+            inner.now.store(0, Ordering::Relaxed);
+        }
+        spawned.map(drop)
+    }
+
+    #[cold]
+    fn first_read(&self) -> Timestamp {
+        self.0.started.call_once(|| {
+            // A thread that cannot start leaves the clock on the system clock.
+            let _ = self.spawn();
+        });
+        match self.0.now.load(Ordering::Relaxed) {
+            0 => self.0.src.now(),
+            n => Timestamp(n),
+        }
     }
 }
 
 impl Clock for CoarseClock {
     #[inline]
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::Relaxed))
+        match self.0.now.load(Ordering::Relaxed) {
+            0 => self.first_read(),
+            n => Timestamp(n),
+        }
     }
 }
 
@@ -289,6 +343,19 @@ mod tests {
         let a = c.now();
         assert!(sys.now().saturating_duration_since(a) < Duration::from_secs(1));
         assert!(c.now() >= a);
+    }
+
+    #[test]
+    fn lazy_coarse_clock_starts_its_thread_on_the_first_read() {
+        let c = CoarseClock::lazy(Duration::from_millis(1));
+        assert!(!c.is_running(), "no thread before the first read");
+        let sys = SystemClock::new();
+        let a = c.now();
+        assert!(c.is_running(), "the first read starts the thread");
+        assert!(sys.now().saturating_duration_since(a) < Duration::from_secs(1));
+        let before = c.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(c.now() > before, "the thread moves the time on");
     }
 
     #[test]
