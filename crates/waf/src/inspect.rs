@@ -14,8 +14,6 @@
 
 use std::fmt;
 
-use aho_corasick::Input;
-
 use crate::bitset::Bitset;
 use crate::policy::{Mode, Policy};
 use crate::raw::Severity;
@@ -543,8 +541,8 @@ impl Engine<'_> {
         }
         let hay = var_of(&st.bufs, value, v);
         if let Some(ac) = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules)) {
-            for m in ac.find_overlapping_iter(Input::new(hay)) {
-                let Some(entries) = rs.pat_entries.get(m.pattern().as_usize()) else {
+            for (pat, m_start, m_end) in ac.matches(hay) {
+                let Some(entries) = rs.pat_entries.get(pat) else {
                     continue;
                 };
                 for e in entries {
@@ -558,19 +556,16 @@ impl Engine<'_> {
                     match e.kind {
                         PatKind::Factor => st.regex_cand.set(r),
                         PatKind::Phrase { word } => {
-                            let pat = rs
-                                .patterns
-                                .get(m.pattern().as_usize())
-                                .map_or(&[][..], Vec::as_slice);
-                            let got = hay.get(m.start()..m.end()).unwrap_or(&[]);
+                            let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
+                            let got = hay.get(m_start..m_end).unwrap_or(&[]);
                             let same = if rule.fold_case {
                                 got.eq_ignore_ascii_case(pat)
                             } else {
                                 got == pat
                             };
-                            if same && (!word || word_ok(hay, m.start(), m.end(), pat)) {
+                            if same && (!word || word_ok(hay, m_start, m_end, pat)) {
                                 st.hit.set(r);
-                                st.spans.push((e.rule, m.start() as u32, m.end() as u32));
+                                st.spans.push((e.rule, m_start as u32, m_end as u32));
                             }
                         }
                     }

@@ -27,6 +27,7 @@ pub mod protocol;
 mod raw;
 mod request;
 mod ruleset;
+mod scan;
 mod seen;
 mod selftest;
 pub mod target;

@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde_saphyr::{Location, Spanned};
 
 use crate::bitset::Bitset;
@@ -169,7 +168,8 @@ pub struct RuleSet {
     /// Union of `chain_trig`: a value whose class mask shares no bit with it is its only
     /// variant.
     pub(crate) all_chain_trig: u64,
-    pub(crate) ac: Option<AhoCorasick>,
+    /// All phrases and regex factors, one flat DFA (`crate::scan`).
+    pub(crate) ac: Option<crate::scan::Scanner>,
     /// Per chain: the rules whose transforms are that chain.
     pub(crate) chain_rules: Vec<Bitset>,
     /// Rules with a pattern in the automaton (phrases or regex factors): a variant none of
@@ -706,13 +706,9 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let ac = if patterns.is_empty() {
         None
     } else {
-        // A full DFA: the fastest search, and the pattern count of a rule set is modest.
-        match AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(&patterns)
-        {
+        // A full DFA copied into a flat table (crate::scan): the fastest overlapping scan,
+        // and the pattern count of a rule set is modest.
+        match crate::scan::Scanner::new(&patterns) {
             Ok(ac) => Some(ac),
             Err(e) => {
                 return Err(vec![LoadError {

@@ -1,0 +1,313 @@
+//! The phrase and factor scan: the rule set's Aho-Corasick DFA copied into one flat table.
+//!
+//! Every variant of every value is scanned once for all phrases and regex factors, with every
+//! overlapping match reported. `aho_corasick`'s overlapping iterator re-enters its search for
+//! each match and walks the haystack through the generic `Automaton` methods, about 20
+//! instructions per byte on prose. The same automaton, copied at load time into a table
+//! indexed by (state, byte class) with the match states numbered last, is walked by a loop of
+//! a few instructions per byte that leaves it only on a match state.
+//!
+//! Matches come out as `find_overlapping_iter` gives them: by end offset, then in the
+//! automaton's order within a state (`tests::same_matches_as_aho_corasick` checks it on the
+//! corpora and on random bytes).
+
+use std::collections::HashMap;
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa::DFA, Anchored, MatchKind};
+
+/// The flat DFA. States are premultiplied by the class count: the next state of `s` on byte
+/// `b` is `trans[s + classes[b]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Scanner {
+    classes: [u8; 256],
+    stride: u32,
+    start: u32,
+    /// States at or above this (premultiplied) id are match states.
+    first_match: u32,
+    trans: Vec<u32>,
+    /// Per match state (dense id minus the first match state's): its range in `pats`.
+    ranges: Vec<(u32, u32)>,
+    /// Pattern ids, in the automaton's order within each match state.
+    pats: Vec<u32>,
+    /// Length of each pattern.
+    lens: Vec<u32>,
+    /// Matches of the start state (an empty pattern), reported at offset 0.
+    start_pats: (u32, u32),
+}
+
+/// Why a scanner could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScanError {
+    #[error("{0}")]
+    Build(#[from] aho_corasick::BuildError),
+    #[error("{0}")]
+    Match(#[from] aho_corasick::MatchError),
+    #[error("the automaton has too many states ({0})")]
+    TooBig(usize),
+}
+
+impl Scanner {
+    /// Builds the scanner of `patterns`, ASCII case-insensitive, standard match semantics.
+    pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Scanner, ScanError> {
+        let dfa = DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(patterns)?;
+        let start = dfa.start_state(Anchored::No)?;
+        // Every state reachable from the unanchored start state, breadth first.
+        let mut order = vec![start];
+        let mut index: HashMap<u32, usize> = HashMap::from([(start.as_u32(), 0)]);
+        let mut i = 0;
+        while let Some(&s) = order.get(i) {
+            i += 1;
+            for b in 0..=255u8 {
+                let t = dfa.next_state(Anchored::No, s, b);
+                if let std::collections::hash_map::Entry::Vacant(e) = index.entry(t.as_u32()) {
+                    e.insert(order.len());
+                    order.push(t);
+                }
+            }
+        }
+        // Byte classes: bytes that lead every state to the same state.
+        let mut classes = [0u8; 256];
+        let mut sigs: HashMap<Vec<u32>, u8> = HashMap::new();
+        for b in 0..=255u8 {
+            let sig: Vec<u32> = order
+                .iter()
+                .map(|&s| dfa.next_state(Anchored::No, s, b).as_u32())
+                .collect();
+            let next = sigs.len();
+            let c = *sigs.entry(sig).or_insert(next as u8);
+            classes[usize::from(b)] = c;
+        }
+        let stride = sigs.len().max(1);
+        // Dense ids: states without a match first, match states last. A dead state (none in
+        // an unanchored standard automaton) would only loop on itself, which is what a
+        // non-match state with all its transitions to itself does.
+        let mut dense = vec![0u32; order.len()];
+        let (plain, matching): (Vec<usize>, Vec<usize>) =
+            (0..order.len()).partition(|&k| !dfa.is_match(order[k]));
+        for (d, &k) in plain.iter().chain(&matching).enumerate() {
+            dense[k] = d as u32;
+        }
+        let total = order.len().saturating_mul(stride);
+        if u32::try_from(total).is_err() {
+            return Err(ScanError::TooBig(order.len()));
+        }
+        let mut trans = vec![0u32; total];
+        for (k, &s) in order.iter().enumerate() {
+            let row = dense[k] as usize * stride;
+            for b in 0..=255u8 {
+                let t = dfa.next_state(Anchored::No, s, b);
+                let tk = index.get(&t.as_u32()).copied().unwrap_or(0);
+                trans[row + usize::from(classes[usize::from(b)])] = dense[tk] * stride as u32;
+            }
+        }
+        let mut ranges = Vec::with_capacity(matching.len());
+        let mut pats = Vec::new();
+        for &k in &matching {
+            let s = order[k];
+            let a = pats.len() as u32;
+            for m in 0..dfa.match_len(s) {
+                pats.push(dfa.match_pattern(s, m).as_u32());
+            }
+            ranges.push((a, pats.len() as u32));
+        }
+        let start_pats = matching
+            .iter()
+            .position(|&k| k == 0)
+            .and_then(|j| ranges.get(j).copied())
+            .unwrap_or((0, 0));
+        let lens = (0..dfa.patterns_len())
+            .map(|p| aho_corasick::PatternID::new(p).map_or(0, |pid| dfa.pattern_len(pid) as u32))
+            .collect();
+        Ok(Scanner {
+            classes,
+            stride: stride as u32,
+            start: dense[0] * stride as u32,
+            first_match: (plain.len() * stride) as u32,
+            trans,
+            ranges,
+            pats,
+            lens,
+            start_pats,
+        })
+    }
+
+    /// Every overlapping match in `hay`: `(pattern, start, end)`.
+    #[inline]
+    pub fn matches<'s, 'h>(&'s self, hay: &'h [u8]) -> Matches<'s, 'h> {
+        let (a, z) = self.start_pats;
+        Matches {
+            sc: self,
+            hay,
+            at: 0,
+            state: self.start,
+            pend: self.pats.get(a as usize..z as usize).unwrap_or(&[]),
+        }
+    }
+}
+
+/// Iterator over the overlapping matches of a haystack (see [`Scanner::matches`]).
+pub(crate) struct Matches<'s, 'h> {
+    sc: &'s Scanner,
+    hay: &'h [u8],
+    at: usize,
+    state: u32,
+    /// Patterns of the current match state not reported yet; they end at `at`.
+    pend: &'s [u32],
+}
+
+impl Iterator for Matches<'_, '_> {
+    type Item = (usize, usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize, usize)> {
+        let sc = self.sc;
+        loop {
+            if let Some((&p, rest)) = self.pend.split_first() {
+                self.pend = rest;
+                let len = sc.lens.get(p as usize).copied().unwrap_or(0) as usize;
+                return Some((p as usize, self.at.saturating_sub(len), self.at));
+            }
+            let mut s = self.state;
+            let mut at = self.at;
+            let hay = self.hay;
+            while let Some(&b) = hay.get(at) {
+                at += 1;
+                s = sc
+                    .trans
+                    .get((s + u32::from(sc.classes[usize::from(b)])) as usize)
+                    .copied()
+                    .unwrap_or(sc.start);
+                if s >= sc.first_match {
+                    break;
+                }
+            }
+            // The end of the haystack, or no match state before it. (The state after the
+            // last byte may be a match state already reported: stop, do not report it again.)
+            if at == self.at || s < sc.first_match {
+                self.at = at;
+                return None;
+            }
+            self.state = s;
+            self.at = at;
+            let m = ((s - sc.first_match) / sc.stride) as usize;
+            let (a, z) = sc.ranges.get(m).copied().unwrap_or((0, 0));
+            self.pend = sc.pats.get(a as usize..z as usize).unwrap_or(&[]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scanner;
+    use aho_corasick::{AhoCorasick, MatchKind};
+    use proptest::prelude::*;
+
+    fn reference(patterns: &[Vec<u8>], hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(patterns)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ac.find_overlapping_iter(hay)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            .collect()
+    }
+
+    fn ours(patterns: &[Vec<u8>], hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let sc = Scanner::new(patterns).unwrap_or_else(|e| panic!("{e}"));
+        sc.matches(hay).collect()
+    }
+
+    #[test]
+    fn overlapping_matches_in_order() {
+        let pats: Vec<Vec<u8>> = ["he", "she", "hers", "his", "SELECT", "e"]
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        let hay = b"ushers say Select his";
+        // Ends on a match state: reported once.
+        let got = ours(&pats, hay);
+        assert_eq!(got, reference(&pats, hay));
+        assert!(got.contains(&(4, 11, 17)), "{got:?}");
+        assert!(got.contains(&(1, 1, 4)) && got.contains(&(0, 2, 4)) && got.contains(&(2, 2, 6)));
+    }
+
+    /// The shipped rule set's own patterns, over every corpus line and its lowercase form.
+    #[test]
+    fn same_matches_as_aho_corasick_on_the_corpora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut src = Vec::new();
+        for e in std::fs::read_dir(root.join("rules")).unwrap_or_else(|e| panic!("{e}")) {
+            let p = e.unwrap_or_else(|e| panic!("{e}")).path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{e}"));
+                src.push((p.display().to_string(), text));
+            }
+        }
+        let rs = crate::RuleSet::from_sources(&src).unwrap_or_else(|e| panic!("{e:?}"));
+        let pats = rs.patterns.clone();
+        assert!(pats.len() > 100, "{} patterns", pats.len());
+        let sc = Scanner::new(&pats).unwrap_or_else(|e| panic!("{e}"));
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&pats)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut lines, mut hits) = (0, 0);
+        for dir in ["attack-corpus", "../shared/corpora"] {
+            let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            let mut stack: Vec<std::path::PathBuf> =
+                rd.filter_map(|e| Some(e.ok()?.path())).collect();
+            while let Some(p) = stack.pop() {
+                if p.is_dir() {
+                    if let Ok(rd) = std::fs::read_dir(&p) {
+                        stack.extend(rd.filter_map(|e| Some(e.ok()?.path())));
+                    }
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&p) else {
+                    continue;
+                };
+                for line in bytes.split(|&b| b == b'\n') {
+                    lines += 1;
+                    let want: Vec<_> = ac
+                        .find_overlapping_iter(line)
+                        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+                        .collect();
+                    let got: Vec<_> = sc.matches(line).collect();
+                    assert_eq!(
+                        got,
+                        want,
+                        "{}: {:?}",
+                        p.display(),
+                        String::from_utf8_lossy(line)
+                    );
+                    hits += got.len();
+                }
+            }
+        }
+        assert!(
+            lines > 10_000 && hits > 10_000,
+            "{lines} lines, {hits} matches"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn same_matches_as_aho_corasick_on_random_bytes(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'B'), Just(b'c'), Just(b'\''), Just(0xC3u8)], 1..5), 1..12),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'C'), Just(b'\''), Just(0xC3u8), any::<u8>()], 0..64),
+        ) {
+            prop_assert_eq!(ours(&pats, &hay), reference(&pats, &hay));
+        }
+    }
+}
