@@ -1,23 +1,28 @@
 //! `remove_whitespace`: deletes every whitespace character (the same set as
 //! `compress_whitespace`). Example: `s e l\te c t` → `select`.
 
-use super::compress_whitespace::ws_len;
+use super::compress_whitespace::{ws_len, WS};
 
 /// Applies the transform (see the module doc).
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
-    if !(0..input.len()).any(|i| ws_len(input, i) > 0) {
+    // A UTF-8 non-breaking space holds the byte 0xA0: one table covers every kind.
+    if !input.iter().any(|&b| WS[usize::from(b)]) {
         return false;
     }
     out.clear();
-    let mut i = 0;
+    out.reserve(input.len());
+    // Runs without whitespace are copied whole.
+    let (mut i, mut run) = (0, 0);
     while i < input.len() {
         let n = ws_len(input, i);
         if n == 0 {
-            out.push(input[i]);
             i += 1;
-        } else {
-            i += n;
+            continue;
         }
+        out.extend_from_slice(input.get(run..i).unwrap_or(&[]));
+        i += n;
+        run = i;
     }
+    out.extend_from_slice(input.get(run..).unwrap_or(&[]));
     true
 }
