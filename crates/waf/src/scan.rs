@@ -11,8 +11,6 @@
 //! automaton's order within a state (`tests::same_matches_as_aho_corasick` checks it on the
 //! corpora and on random bytes).
 
-use std::collections::HashMap;
-
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
 
@@ -56,33 +54,55 @@ impl Scanner {
             .prefilter(false)
             .build(patterns)?;
         let start = dfa.start_state(Anchored::No)?;
-        // Every state reachable from the unanchored start state, breadth first.
+        // Every state reachable from the unanchored start state, breadth first, with its 256
+        // transitions as indexes into `order` (`next[k * 256 + b]`). `index` maps the
+        // automaton's state ids (dense enough to index a vector) to positions in `order`.
         let mut order = vec![start];
-        let mut index: HashMap<u32, usize> = HashMap::from([(start.as_u32(), 0)]);
+        let mut index: Vec<u32> = Vec::new();
+        let slot = |index: &mut Vec<u32>, sid: usize| -> usize {
+            if index.len() <= sid {
+                index.resize(sid + 1, u32::MAX);
+            }
+            sid
+        };
+        let s0 = slot(&mut index, start.as_usize());
+        index[s0] = 0;
+        let mut next: Vec<u32> = Vec::new();
         let mut i = 0;
         while let Some(&s) = order.get(i) {
             i += 1;
             for b in 0..=255u8 {
                 let t = dfa.next_state(Anchored::No, s, b);
-                if let std::collections::hash_map::Entry::Vacant(e) = index.entry(t.as_u32()) {
-                    e.insert(order.len());
+                let ts = slot(&mut index, t.as_usize());
+                if index[ts] == u32::MAX {
+                    index[ts] = order.len() as u32;
                     order.push(t);
                 }
+                next.push(index[ts]);
             }
         }
-        // Byte classes: bytes that lead every state to the same state.
+        let column = |b: usize| next.iter().skip(b).step_by(256);
+        // Byte classes: bytes that lead every state to the same state. Columns are grouped by
+        // a hash, then compared whole with their class's first byte.
         let mut classes = [0u8; 256];
-        let mut sigs: HashMap<Vec<u32>, u8> = HashMap::new();
-        for b in 0..=255u8 {
-            let sig: Vec<u32> = order
+        let mut reps: Vec<(u64, usize)> = Vec::new();
+        for (b, class) in classes.iter_mut().enumerate() {
+            let h = column(b).fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
+                (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let found = reps
                 .iter()
-                .map(|&s| dfa.next_state(Anchored::No, s, b).as_u32())
-                .collect();
-            let next = sigs.len();
-            let c = *sigs.entry(sig).or_insert(next as u8);
-            classes[usize::from(b)] = c;
+                .position(|&(rh, rb)| rh == h && column(rb).eq(column(b)));
+            let c = match found {
+                Some(c) => c,
+                None => {
+                    reps.push((h, b));
+                    reps.len() - 1
+                }
+            };
+            *class = c as u8;
         }
-        let stride = sigs.len().max(1);
+        let stride = reps.len().max(1);
         // Dense ids: states without a match first, match states last. A dead state (none in
         // an unanchored standard automaton) would only loop on itself, which is what a
         // non-match state with all its transitions to itself does.
@@ -97,12 +117,10 @@ impl Scanner {
             return Err(ScanError::TooBig(order.len()));
         }
         let mut trans = vec![0u32; total];
-        for (k, &s) in order.iter().enumerate() {
+        for (k, row_next) in next.chunks_exact(256).enumerate() {
             let row = dense[k] as usize * stride;
-            for b in 0..=255u8 {
-                let t = dfa.next_state(Anchored::No, s, b);
-                let tk = index.get(&t.as_u32()).copied().unwrap_or(0);
-                trans[row + usize::from(classes[usize::from(b)])] = dense[tk] * stride as u32;
+            for (b, &tk) in row_next.iter().enumerate() {
+                trans[row + usize::from(classes[b])] = dense[tk as usize] * stride as u32;
             }
         }
         let mut ranges = Vec::with_capacity(matching.len());
