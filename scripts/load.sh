@@ -69,7 +69,11 @@ fi
 
 work=$(mktemp -d /tmp/palisade-load.XXXXXX)
 pids=()
+repin=()
 cleanup() {
+  for entry in "${repin[@]}"; do
+    taskset -a -p -c "${entry#*:}" "${entry%%:*}" >/dev/null 2>&1 || true
+  done
   for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -102,6 +106,17 @@ fi
 echo "== peer: nginx upstream :18080 and plain nginx proxy :$NGINX_PORT"
 "$shared/peers/nginx-modsec/start.sh" >/dev/null
 wait_http "http://$UPSTREAM/" || { echo "load.sh: upstream $UPSTREAM does not answer" >&2; exit 1; }
+if [ ${#pin_load[@]} -gt 0 ] && [ -f /tmp/peer-modsec/upstream.pid ]; then
+  # Keep the upstream off the proxy's CPU (as bench.sh does), so that each proxy has its core
+  # to itself; the upstream is shared, so its CPU list is put back on exit.
+  master=$(cat /tmp/peer-modsec/upstream.pid)
+  for pid in "$master" $(pgrep -P "$master" || true); do
+    cpus=$(taskset -p -c "$pid" 2>/dev/null | sed -n 's/.*: //p')
+    [ -n "$cpus" ] && repin+=("$pid:$cpus")
+    taskset -a -p -c "$LOAD_CPU" "$pid" >/dev/null 2>&1 || true
+  done
+  pinned="$pinned, upstream on CPU $LOAD_CPU"
+fi
 if [ ${#pin_proxy[@]} -gt 0 ] && [ -f /tmp/peer-modsec/nginx.pid ]; then
   # Pin the proxy nginx (master and its one worker) like the other proxies.
   master=$(cat /tmp/peer-modsec/nginx.pid)
