@@ -41,6 +41,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=lib/full-protection.sh
 . "$root/scripts/lib/full-protection.sh"
+# shellcheck source=lib/pin.sh
+. "$root/scripts/lib/pin.sh"
 peer_dir=$(cd "$root/../shared/peers/nginx-modsec" 2>/dev/null && pwd || true)
 [ -n "$peer_dir" ] || peer_dir=/work/shared/peers/nginx-modsec
 
@@ -115,7 +117,7 @@ nginx_pidfiles=()
 repin=()
 renice_back=()
 cleanup() {
-  for p in "${repin[@]}"; do taskset -a -p -c "${p#*:}" "${p%%:*}" >/dev/null 2>&1 || true; done
+  restore_pins
   for p in "${renice_back[@]}"; do renice -n "${p#*:}" -p "${p%%:*}" >/dev/null 2>&1 || true; done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for f in "${nginx_pidfiles[@]}"; do
@@ -166,13 +168,8 @@ fi
 wait_http "http://$UPSTREAM/" 25 || { echo "bench.sh: upstream $UPSTREAM does not answer" >&2; exit 1; }
 if [ -n "$UPSTREAM_CPU" ] && [ -f /tmp/peer-modsec/upstream.pid ]; then
   # Keep the upstream off the proxies' CPU so that each proxy has its core to itself.
-  master=$(cat /tmp/peer-modsec/upstream.pid)
   # The upstream is shared: its CPU list is put back on exit (cleanup).
-  for pid in "$master" $(pgrep -P "$master" || true); do
-    cpus=$(taskset -p -c "$pid" 2>/dev/null | sed -n 's/.*: //p')
-    [ -n "$cpus" ] && repin+=("$pid:$cpus")
-    taskset -a -p -c "$UPSTREAM_CPU" "$pid" >/dev/null 2>&1 || true
-  done
+  pin_nginx /tmp/peer-modsec/upstream.pid "$UPSTREAM_CPU"
   pinned="$pinned, upstream on CPU $UPSTREAM_CPU"
 fi
 
@@ -286,9 +283,7 @@ if has full1 || has full2 || has analytics; then
   if [ -n "$UPSTREAM_CPU" ] && [ "$CLICKHOUSE_URL" = http://127.0.0.1:8123 ]; then
     ch_pid=$(pgrep -o -x clickhouse-serv || pgrep -o -f 'clickhouse-server' || true)
     if [ -n "$ch_pid" ]; then
-      cpus=$(taskset -p -c "$ch_pid" 2>/dev/null | sed -n 's/.*: //p')
-      [ -n "$cpus" ] && repin+=("$ch_pid:$cpus")
-      taskset -a -p -c "$UPSTREAM_CPU" "$ch_pid" >/dev/null 2>&1 || true
+      pin_process "$ch_pid" "$UPSTREAM_CPU"
       pinned="$pinned, ClickHouse server on CPU $UPSTREAM_CPU"
       # On its own machine ClickHouse would not share a CPU with wrk either: its threads run at
       # nice 10 for the run, so an insert or a merge waits for wrk instead of holding back

@@ -20,6 +20,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/pin.sh
+. "$root/scripts/lib/pin.sh"
 cd "$root"
 
 DURATION=${DURATION:-10s}
@@ -71,9 +73,7 @@ work=$(mktemp -d /tmp/palisade-load.XXXXXX)
 pids=()
 repin=()
 cleanup() {
-  for entry in "${repin[@]}"; do
-    taskset -a -p -c "${entry#*:}" "${entry%%:*}" >/dev/null 2>&1 || true
-  done
+  restore_pins
   for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -109,20 +109,12 @@ wait_http "http://$UPSTREAM/" || { echo "load.sh: upstream $UPSTREAM does not an
 if [ ${#pin_load[@]} -gt 0 ] && [ -f /tmp/peer-modsec/upstream.pid ]; then
   # Keep the upstream off the proxy's CPU (as bench.sh does), so that each proxy has its core
   # to itself; the upstream is shared, so its CPU list is put back on exit.
-  master=$(cat /tmp/peer-modsec/upstream.pid)
-  for pid in "$master" $(pgrep -P "$master" || true); do
-    cpus=$(taskset -p -c "$pid" 2>/dev/null | sed -n 's/.*: //p')
-    [ -n "$cpus" ] && repin+=("$pid:$cpus")
-    taskset -a -p -c "$LOAD_CPU" "$pid" >/dev/null 2>&1 || true
-  done
+  pin_nginx /tmp/peer-modsec/upstream.pid "$LOAD_CPU"
   pinned="$pinned, upstream on CPU $LOAD_CPU"
 fi
 if [ ${#pin_proxy[@]} -gt 0 ] && [ -f /tmp/peer-modsec/nginx.pid ]; then
-  # Pin the proxy nginx (master and its one worker) like the other proxies.
-  master=$(cat /tmp/peer-modsec/nginx.pid)
-  for pid in "$master" $(pgrep -P "$master" || true); do
-    taskset -a -p -c "$PROXY_CPU" "$pid" >/dev/null 2>&1 || true
-  done
+  # Pin the proxy nginx (master and its one worker) like the other proxies; put back on exit.
+  pin_nginx /tmp/peer-modsec/nginx.pid "$PROXY_CPU"
 fi
 
 palisade_ok=1

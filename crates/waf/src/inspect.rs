@@ -949,7 +949,7 @@ impl fmt::Display for RuleMatch {
 #[cfg(test)]
 mod gate_tests {
     use super::xss_possible;
-    use crate::ruleset::gate_tests::lines;
+    use crate::ruleset::gate_tests::corpora_lines;
     use crate::transform::{apply_chain, Transform};
 
     /// The XSS gate never hides a detection: on every payload of both corpora, as written and
@@ -957,11 +957,7 @@ mod gate_tests {
     /// gate.
     #[test]
     fn xss_gate_never_hides_a_detection_on_the_corpora() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut payloads = Vec::new();
-        lines(&root.join("attack-corpus"), &mut payloads);
-        lines(&root.join("../shared/corpora"), &mut payloads);
-        assert!(payloads.len() > 1000, "corpora not found");
+        let payloads = corpora_lines();
         let chains: [&[Transform]; 3] = [
             &[],
             &[Transform::DecodeAll],
@@ -994,11 +990,7 @@ mod gate_tests {
     #[test]
     fn sqli_gate_never_hides_a_detection_on_the_corpora() {
         use palisade_detect::{sqli, Context};
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut payloads = Vec::new();
-        lines(&root.join("attack-corpus"), &mut payloads);
-        lines(&root.join("../shared/corpora"), &mut payloads);
-        assert!(payloads.len() > 1000, "corpora not found");
+        let payloads = corpora_lines();
         let chains: [&[Transform]; 4] = [
             &[],
             &[

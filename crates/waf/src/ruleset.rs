@@ -874,6 +874,22 @@ pub(crate) mod gate_tests {
         }
     }
 
+    /// Every line of both corpora (`attack-corpus/` and `../shared/corpora`).
+    pub(crate) fn corpora_lines() -> Vec<Vec<u8>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut payloads = Vec::new();
+        lines(&root.join("attack-corpus"), &mut payloads);
+        lines(&root.join("../shared/corpora"), &mut payloads);
+        assert!(payloads.len() > 1000, "corpora not found");
+        payloads
+    }
+
+    /// The shipped rule set (`rules/`).
+    pub(crate) fn shipped() -> RuleSet {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        RuleSet::load_dir(&root.join("rules")).expect("shipped rules load")
+    }
+
     /// Matching case-insensitively in place of a final `lowercase` changes no verdict: on every
     /// payload of both corpora, each folded regex agrees with the regex as written applied
     /// after the transforms as written.
@@ -914,12 +930,8 @@ pub(crate) mod gate_tests {
     /// lower-cased or a space put in front), a regex that matches always passes its test.
     #[test]
     fn anchored_first_bytes_never_hide_a_match_on_the_corpora() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
-        let mut payloads = Vec::new();
-        lines(&root.join("attack-corpus"), &mut payloads);
-        lines(&root.join("../shared/corpora"), &mut payloads);
-        assert!(payloads.len() > 1000, "corpora not found");
+        let rs = shipped();
+        let payloads = corpora_lines();
         let (mut anchored, mut checked, mut skipped) = (0, 0, 0);
         for r in &rs.rules {
             let Matcher::Regex {
@@ -962,12 +974,8 @@ pub(crate) mod gate_tests {
     /// benign, after the rule's transforms), a regex that matches always passes its gate.
     #[test]
     fn gates_never_hide_a_match_on_the_corpora() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
-        let mut payloads = Vec::new();
-        lines(&root.join("attack-corpus"), &mut payloads);
-        lines(&root.join("../shared/corpora"), &mut payloads);
-        assert!(payloads.len() > 1000, "corpora not found");
+        let rs = shipped();
+        let payloads = corpora_lines();
         let mut checked = 0;
         for r in &rs.rules {
             let Matcher::Regex {
