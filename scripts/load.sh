@@ -22,6 +22,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pin.sh
 . "$root/scripts/lib/pin.sh"
+# shellcheck source=lib/cpu.sh
+. "$root/scripts/lib/cpu.sh"
 cd "$root"
 
 DURATION=${DURATION:-10s}
@@ -136,6 +138,7 @@ echo "== start bare Pingora on :$BARE_PORT"
 "${pin_proxy[@]}" "$bare_bin" --listen "127.0.0.1:$BARE_PORT" --upstream "$UPSTREAM" \
   --threads 1 --h2c >"$work/bare.log" 2>&1 &
 pids+=($!)
+echo $! >"$work/pids.$BARE_PORT"
 wait_http "http://127.0.0.1:$BARE_PORT$URL_PATH" || {
   echo "load.sh: bare Pingora did not come up:" >&2; cat "$work/bare.log" >&2; exit 1; }
 # The same proxy with Palisade's default upstream timeouts (a timer per upstream read and
@@ -144,6 +147,7 @@ echo "== start bare Pingora with timeouts on :$BARE_TIMEOUTS_PORT"
 "${pin_proxy[@]}" "$bare_bin" --listen "127.0.0.1:$BARE_TIMEOUTS_PORT" --upstream "$UPSTREAM" \
   --threads 1 --h2c --timeouts >"$work/bare-timeouts.log" 2>&1 &
 pids+=($!)
+echo $! >"$work/pids.$BARE_TIMEOUTS_PORT"
 wait_http "http://127.0.0.1:$BARE_TIMEOUTS_PORT$URL_PATH" || {
   echo "load.sh: bare Pingora (timeouts) did not come up:" >&2; cat "$work/bare-timeouts.log" >&2; exit 1; }
 
@@ -184,6 +188,7 @@ if [ "$palisade_ok" = 1 ]; then
   echo "== start palisade on :$PALISADE_PORT (all stages off)"
   "${pin_proxy[@]}" "$palisade_bin" run --config "$config" >"$work/palisade.log" 2>&1 &
   pids+=($!)
+  echo $! >"$work/pids.$PALISADE_PORT"
   if ! wait_http "http://127.0.0.1:$PALISADE_PORT$URL_PATH" 50; then
     palisade_ok=0
     skip_reason="palisade run did not answer 200 on :$PALISADE_PORT ($(tail -n 2 "$work/palisade.log" | tr '\n' ' '))"
@@ -192,6 +197,10 @@ fi
 [ "$palisade_ok" = 1 ] || echo "== skipping palisade: $skip_reason"
 wait_http "http://127.0.0.1:$NGINX_PORT$URL_PATH" || { echo "load.sh: nginx proxy :$NGINX_PORT does not answer" >&2; exit 1; }
 
+if [ -f /tmp/peer-modsec/nginx.pid ]; then
+  master=$(cat /tmp/peer-modsec/nginx.pid)
+  echo "$master $(pgrep -P "$master" | tr '\n' ' ')" >"$work/pids.$NGINX_PORT"
+fi
 systems=("bare Pingora|$BARE_PORT" "bare Pingora + upstream timeouts|$BARE_TIMEOUTS_PORT")
 [ "$palisade_ok" = 1 ] && systems+=("palisade (stages off)|$PALISADE_PORT")
 systems+=("nginx proxy|$NGINX_PORT")
@@ -208,8 +217,13 @@ for round in $(seq 1 "$ROUNDS"); do
     name=${sys%|*}
     port=${sys##*|}
     out="$work/wrk.$port.$round"
+    ppids=()
+    [ -f "$work/pids.$port" ] && read -r -a ppids <"$work/pids.$port"
+    cpu0=$(cpu_ns "${ppids[@]}")
     "${pin_load[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
       "http://127.0.0.1:$port$URL_PATH" >"$out"
+    # The proxy's CPU time over the run (every thread), for the CPU per request column.
+    [ ${#ppids[@]} -gt 0 ] && echo $(($(cpu_ns "${ppids[@]}") - cpu0)) >"$out.cpu"
     echo "   round $round $name: $(grep 'Requests/sec' "$out" | tr -s ' ')"
   done
 done
@@ -237,19 +251,43 @@ def parse(path):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
     if m:
         errors += sum(int(x) for x in m.groups())
-    return {"rps": rps, "p50": ms(lat.get("50", "")), "p99": ms(lat.get("99", "")), "errors": errors}
+    total = re.search(r"(\d+) requests in", s)
+    cpu = None  # µs of the proxy's CPU per request
+    try:
+        ns = int(open(path + ".cpu").read())
+        if total and int(total.group(1)) and ns > 0:
+            cpu = ns / 1000 / int(total.group(1))
+    except (OSError, ValueError):
+        pass
+    return {"rps": rps, "p50": ms(lat.get("50", "")), "p99": ms(lat.get("99", "")), "errors": errors, "cpu": cpu}
 
-rows = []
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if not n else xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+rows, by_round = [], []
 for sys_ in systems:
     name, port = sys_.rsplit("|", 1)
-    runs = sorted((parse(f"{work}/wrk.{port}.{r}") for r in range(1, rounds + 1)), key=lambda x: x["rps"])
-    rows.append((name, runs[len(runs) // 2]))
-base = rows[0][1]["rps"]
+    rs = [parse(f"{work}/wrk.{port}.{r}") for r in range(1, rounds + 1)]
+    by_round.append(rs)
+    runs = sorted(rs, key=lambda x: x["rps"])
+    mid = dict(runs[len(runs) // 2])
+    mid["cpu"] = median([r["cpu"] for r in rs if r["cpu"] is not None])
+    rows.append((name, mid))
 fmt = lambda v: "n/a" if v is None else f"{v:.2f} ms"
-print("| system | requests/s | p50 | p99 | vs bare Pingora | errors |")
-print("|---|---:|---:|---:|---:|---:|")
-for name, r in rows:
-    print(f"| {name} | {r['rps']:,.0f} | {fmt(r['p50'])} | {fmt(r['p99'])} | {r['rps'] / base:.2f} | {r['errors']} |")
+# Ratios to bare Pingora: the median over the rounds of each round's ratio (the systems of a
+# round ran back to back, so a slow minute of the machine slows them alike), and the ratio of
+# CPU per request (bare's over the system's: what one CPU-bound worker would give if neither
+# ever waited for its CPU).
+print("| system | requests/s | CPU / request | p50 | p99 | vs bare Pingora, requests/s | vs bare Pingora, CPU / request | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+base_cpu = rows[0][1]["cpu"]
+for i, (name, r) in enumerate(rows):
+    ratio = median([x["rps"] / b["rps"] for x, b in zip(by_round[i], by_round[0]) if b["rps"]])
+    cpu = "n/a" if r["cpu"] is None else f"{r['cpu']:.1f} µs"
+    cpu_ratio = "n/a" if r["cpu"] is None or base_cpu is None else f"{base_cpu / r['cpu']:.2f}"
+    print(f"| {name} | {r['rps']:,.0f} | {cpu} | {fmt(r['p50'])} | {fmt(r['p99'])} | {ratio:.2f} | {cpu_ratio} | {r['errors']} |")
 PY
 )
 

@@ -197,6 +197,9 @@ struct Batch {
 }
 
 /// Accumulates encoded events.
+/// Largest buffer a new batch starts with (see [`Builder::take`]).
+const MAX_PRESIZE: usize = 16 << 20;
+
 struct Builder {
     data: Vec<u8>,
     rows: u32,
@@ -247,12 +250,16 @@ impl Builder {
     }
 
     fn take(&mut self) -> Batch {
+        // The next batch is likely the size of this one: one allocation of that size instead of
+        // a doubling `Vec` that copies the batch again at every growth (about once more in all,
+        // 3 MB a second at 10,000 events a second).
+        let next = Vec::with_capacity(self.data.len().min(MAX_PRESIZE));
         let b = Batch {
             batch_id: self.next_id,
             rows: self.rows,
             min_ts: self.min_ts,
             max_ts: self.max_ts,
-            data: Bytes::from(std::mem::take(&mut self.data)),
+            data: Bytes::from(std::mem::replace(&mut self.data, next)),
         };
         self.next_id = self.next_id.wrapping_add(1);
         self.rows = 0;
