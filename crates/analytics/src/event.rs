@@ -117,10 +117,25 @@ mod bool_as_u8 {
     }
 }
 
+/// The bytes of an event row other than its longer strings: integers, one- or two-byte
+/// lengths, the short fixed-word columns.
+const FIXED_ROW_BYTES: usize = 192;
+
 impl Event {
     /// Appends this event as one RowBinary row in the column order of
     /// [`crate::names::column::EVENTS`], with `batch_id` as the last column.
     pub fn encode_row_binary(&self, batch_id: u64, out: &mut Vec<u8>) {
+        // One reservation for the row's variable part (lengths of at most two bytes each, the
+        // common case) and its fixed part, so the writes below do not grow the buffer.
+        out.reserve(
+            FIXED_ROW_BYTES
+                + self.request_id.len()
+                + self.host.len()
+                + self.path.len()
+                + self.user_agent.len()
+                + self.client_ip.len()
+                + 4 * self.rule_ids.len(),
+        );
         let secs = u32::try_from(self.ts_ms / 1000).unwrap_or(u32::MAX);
         rowbinary::put_u32(out, secs);
         rowbinary::put_u64(out, self.ts_ms);
