@@ -406,15 +406,24 @@ impl Gateway {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.status);
-        let route = ctx.route_name();
         let m = &self.shared.metrics;
-        m.requests
-            .with_label_values(&[route.as_ref(), status_label(status).as_ref()])
-            .inc();
-        m.duration
-            .with_label_values(&[route.as_ref()])
-            .observe(ctx.started.elapsed().as_secs_f64());
-        drop(route);
+        let secs = ctx.started.elapsed().as_secs_f64();
+        match ctx.route() {
+            Some((rt, _)) => {
+                rt.metrics
+                    .count(m, &rt.name, status, status_label(status).as_ref());
+                rt.metrics.observe(m, &rt.name, secs);
+            }
+            None => {
+                let route = ctx.route_name();
+                m.requests
+                    .with_label_values(&[route.as_ref(), status_label(status).as_ref()])
+                    .inc();
+                m.duration
+                    .with_label_values(&[route.as_ref()])
+                    .observe(secs);
+            }
+        }
         if let Some(a) = self.shared.analytics.get() {
             let ev = crate::event::build(session, ctx, status);
             if let Some(sec) = crate::event::security(ctx, &ev) {
