@@ -127,10 +127,10 @@ chmod 755 "$work" # nginx workers (www-data) use temp directories below it
 pids=()
 nginx_pidfiles=()
 repin=()
-renice_back=()
+sched_back=()
 cleanup() {
   restore_pins
-  for p in "${renice_back[@]}"; do
+  for p in "${sched_back[@]}"; do
     chrt --other -p 0 "${p%%:*}" >/dev/null 2>&1 || true
     renice -n "${p#*:}" -p "${p%%:*}" >/dev/null 2>&1 || true
   done
@@ -309,7 +309,7 @@ if has full1 || has full2 || has analytics; then
       for task in /proc/"$ch_pid"/task/*; do
         tid=${task##*/}
         was=$(awk '{ sub(/.*\) /, ""); print $17 }' "$task/stat" 2>/dev/null || echo 0)
-        chrt --idle -p 0 "$tid" >/dev/null 2>&1 && renice_back+=("$tid:${was:-0}")
+        chrt --idle -p 0 "$tid" >/dev/null 2>&1 && sched_back+=("$tid:${was:-0}")
       done
       pinned="$pinned (SCHED_IDLE)"
     fi

