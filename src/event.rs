@@ -2,12 +2,11 @@
 //! phase, after the response; the writer's `record` never blocks.
 
 use crate::context::RequestCtx;
-use palisade_analytics::event::Text;
-use palisade_analytics::Event;
+use palisade_analytics::event::{EventRef, StrList, Text};
 use pingora::proxy::Session;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn header(session: &Session, name: http::HeaderName) -> String {
+fn header(session: &Session, name: http::HeaderName) -> &str {
     session
         .req_header()
         .headers
@@ -17,13 +16,15 @@ fn header(session: &Session, name: http::HeaderName) -> String {
         .unwrap_or_default()
 }
 
-/// The first `n` characters of `s` (a copy of the whole when it is no longer: the common case,
-/// without walking the characters).
-fn first_chars(s: &str, n: usize) -> String {
+/// The first `n` characters of `s` (the whole when it is no longer: the common case, without
+/// walking the characters).
+fn first_chars(s: &str, n: usize) -> &str {
     if s.len() <= n {
-        s.to_owned()
-    } else {
-        s.chars().take(n).collect()
+        return s;
+    }
+    match s.char_indices().nth(n) {
+        Some((end, _)) => &s[..end],
+        None => s,
     }
 }
 
@@ -52,8 +53,14 @@ fn method_text(m: &http::Method) -> Text {
     }
 }
 
-/// Build the event of one finished request.
-pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
+/// Builds the event of one finished request, borrowed from the session and the context (no
+/// string is copied), and hands it to `f` (which records it).
+pub fn with_event<R>(
+    session: &Session,
+    ctx: &RequestCtx,
+    status: u16,
+    f: impl FnOnce(&EventRef<'_>) -> R,
+) -> R {
     let req = session.req_header();
     let ts_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -61,14 +68,13 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         .unwrap_or(0);
     let (route, template, upstream_addr) = match ctx.route() {
         Some((rt, _)) => (
-            rt.name.clone(),
-            rt.template.clone(),
+            Some(&rt.name),
+            Some(&rt.template),
             ctx.backend
                 .and_then(|i| rt.pool.backends.get(i))
-                .map(|b| b.address.clone())
-                .unwrap_or_default(),
+                .map(|b| &b.address),
         ),
-        None => Default::default(),
+        None => (None, None, None),
     };
     let (waf_mode, score, rule_ids, classes) = match (&ctx.waf, ctx.route()) {
         (Some(insp), Some((rt, _))) => (
@@ -78,7 +84,7 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
                 .unwrap_or_default(),
             insp.score(),
             insp.rule_ids(),
-            insp.classes().into_iter().map(str::to_string).collect(),
+            insp.classes(),
         ),
         _ => (Text::Borrowed(""), 0, Vec::new(), Vec::new()),
     };
@@ -86,7 +92,7 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         ctx.decisions
             .iter()
             .find(|d| d.stage == st)
-            .map(|d| d.detail.clone())
+            .map(|d| d.detail.as_str())
             .unwrap_or_default()
     };
     let ratelimit = match &ctx.rate_limit {
@@ -94,15 +100,32 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
         Some(_) => Text::Borrowed("limited"),
         None => Text::Borrowed(""),
     };
-    Event {
+    let quota = match (&ctx.api_key, ctx.reason) {
+        (Some(_), _) => Text::Borrowed("allowed"),
+        (None, palisade_analytics::names::reason::QUOTA_EXCEEDED) => Text::Borrowed("exceeded"),
+        _ => Text::Borrowed(""),
+    };
+    let method = method_text(&req.method);
+    let http_version = version_text(req.version);
+    let (verdict, decided_by, reason) = (
+        Text::Borrowed(ctx.verdict),
+        Text::Borrowed(ctx.decided_by),
+        Text::Borrowed(ctx.reason),
+    );
+    let mut ip_text = crate::forward::IpText::new();
+    let client_ip = match ctx.client_ip {
+        Some(ip) => ip_text.format_str(ip),
+        None => "",
+    };
+    let ev = EventRef {
         ts_ms,
-        request_id: ctx.request_id.as_str().to_owned(),
+        request_id: ctx.request_id.as_str(),
         route,
         route_template: template,
-        method: method_text(&req.method),
+        method: &method,
         host: header(session, http::header::HOST),
         path: first_chars(req.uri.path(), 1024),
-        http_version: version_text(req.version),
+        http_version: &http_version,
         status,
         bytes_in: ctx.bytes_in,
         bytes_out: session.as_ref().body_bytes_sent() as u64,
@@ -111,40 +134,26 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .upstream_latency
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0),
-        client_ip: ctx
-            .client_ip
-            .map(|i| crate::forward::IpText::new().format_str(i).to_owned())
-            .unwrap_or_default(),
+        client_ip,
+        country: "",
         user_agent: header(session, http::header::USER_AGENT),
-        verdict: Text::Borrowed(ctx.verdict),
-        decided_by: Text::Borrowed(ctx.decided_by),
-        reason: Text::Borrowed(ctx.reason),
-        waf_mode,
-        anomaly_score: score,
-        rule_ids,
-        attack_classes: classes,
-        ip_list: detail_of(palisade_analytics::names::stage::IP_REPUTATION),
-        ratelimit,
-        ratelimit_key: detail_of(palisade_analytics::names::stage::THROTTLE),
-        upstream_addr,
-        upstream_attempts: ctx.attempts.min(255) as u8,
-        body_uninspected: ctx.body_state == crate::context::BodyState::OverLimit,
-        api_key_id: ctx
-            .api_key
-            .as_ref()
-            .map(|a| a.key_id.to_string())
-            .or_else(|| ctx.rejected_key_id.clone())
-            .unwrap_or_default(),
-        usage_plan: ctx
-            .api_key
-            .as_ref()
-            .map(|a| a.plan.to_string())
-            .unwrap_or_default(),
-        quota: match (&ctx.api_key, ctx.reason) {
-            (Some(_), _) => Text::Borrowed("allowed"),
-            (None, palisade_analytics::names::reason::QUOTA_EXCEEDED) => Text::Borrowed("exceeded"),
-            _ => Text::Borrowed(""),
+        api_key_id: match (&ctx.api_key, &ctx.rejected_key_id) {
+            (Some(a), _) => a.key_id.as_str(),
+            (None, Some(id)) => id.as_str(),
+            (None, None) => "",
         },
+        usage_plan: ctx.api_key.as_ref().map_or("", |a| a.plan.as_str()),
+        verdict: &verdict,
+        decided_by: &decided_by,
+        reason: &reason,
+        waf_mode: &waf_mode,
+        anomaly_score: score,
+        rule_ids: &rule_ids,
+        attack_classes: StrList::Strs(&classes),
+        ip_list: detail_of(palisade_analytics::names::stage::IP_REPUTATION),
+        ratelimit: &ratelimit,
+        ratelimit_key: detail_of(palisade_analytics::names::stage::THROTTLE),
+        quota: &quota,
         quota_limit: ctx
             .api_key
             .as_ref()
@@ -155,13 +164,16 @@ pub fn build(session: &Session, ctx: &RequestCtx, status: u16) -> Event {
             .as_ref()
             .and_then(|a| a.quota_remaining)
             .unwrap_or(0),
-        ..Event::default()
-    }
+        upstream_addr,
+        upstream_attempts: ctx.attempts.min(255) as u8,
+        body_uninspected: ctx.body_state == crate::context::BodyState::OverLimit,
+    };
+    f(&ev)
 }
 
 /// The security-log record of a blocked (or detect-mode) request, from its event; `None` for
 /// requests that were let through without a finding.
-pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::SecurityRecord> {
+pub fn security(ctx: &RequestCtx, ev: &EventRef<'_>) -> Option<palisade_analytics::SecurityRecord> {
     use palisade_analytics::names::verdict;
     if ev.verdict != verdict::BLOCK && ev.verdict != verdict::DETECT {
         return None;
@@ -194,12 +206,12 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
         .unwrap_or_default();
     Some(palisade_analytics::SecurityRecord {
         ts_ms: ev.ts_ms,
-        request_id: ev.request_id.clone(),
-        client_ip: ev.client_ip.clone(),
+        request_id: ev.request_id.to_owned(),
+        client_ip: ev.client_ip.to_owned(),
         method: ev.method.to_string(),
-        host: ev.host.clone(),
-        path: ev.path.clone(),
-        route: ev.route.to_string(),
+        host: ev.host.to_owned(),
+        path: ev.path.to_owned(),
+        route: ev.route.map_or_else(String::new, |r| r.to_string()),
         status: ev.status,
         verdict: ev.verdict.to_string(),
         decided_by: ev.decided_by.to_string(),
@@ -207,8 +219,8 @@ pub fn security(ctx: &RequestCtx, ev: &Event) -> Option<palisade_analytics::Secu
         waf_mode: ev.waf_mode.to_string(),
         anomaly_score: ev.anomaly_score,
         threshold,
-        api_key_id: ev.api_key_id.clone(),
-        user_agent: ev.user_agent.clone(),
+        api_key_id: ev.api_key_id.to_owned(),
+        user_agent: ev.user_agent.to_owned(),
         matches,
     })
 }

@@ -427,11 +427,12 @@ impl Gateway {
             }
         }
         if let Some(a) = self.shared.analytics.get() {
-            let ev = crate::event::build(session, ctx, status);
-            if let Some(sec) = crate::event::security(ctx, &ev) {
-                a.security(sec);
-            }
-            a.record(ev);
+            crate::event::with_event(session, ctx, status, |ev| {
+                if let Some(sec) = crate::event::security(ctx, ev) {
+                    a.security(sec);
+                }
+                a.record_ref(ev);
+            });
         }
     }
 

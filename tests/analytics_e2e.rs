@@ -67,6 +67,19 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
                 .to_string(),
         );
     }
+    // One request whose every column is checked below.
+    let r = c
+        .get(gw.url("/echo/one?x=1"))
+        .header("user-agent", "palisade-e2e/1 (columns)")
+        .send()
+        .await
+        .expect("benign with a user agent");
+    assert_eq!(r.status(), 200);
+    let one = r.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_string();
+    ids.push(one.clone());
     for q in [
         "1%27%20OR%20%271%27=%271",
         "%3Cscript%3Ealert(1)%3C/script%3E",
@@ -153,6 +166,30 @@ async fn every_request_becomes_one_event_and_every_panel_returns_rows() {
     assert!(
         arrived,
         "every request's event arrives exactly once; got {last:?}"
+    );
+
+    // The columns of one request, as the gateway saw it.
+    let row = ch_query(&format!(
+        "SELECT method, host, path, http_version, status, route, route_template, client_ip, user_agent, verdict, waf_mode, upstream_addr, upstream_attempts, bytes_out > 0 FROM {db}.events WHERE request_id = '{one}' FORMAT TSV"
+    ))
+    .await
+    .unwrap_or_default();
+    let want = format!(
+        "GET\t{host}\t/echo/one\tHTTP/1.1\t200\tapi\t/*\t127.0.0.1\tpalisade-e2e/1 (columns)\tallow\tblock\t{up}\t1\t1",
+        host = gw.addr(),
+    );
+    assert_eq!(row.trim(), want, "the event's columns");
+    // An attack's findings.
+    let attack = ch_query(&format!(
+        "SELECT status, has(attack_classes, 'sqli'), length(rule_ids) > 0, anomaly_score > 0, decided_by, reason FROM {db}.events WHERE request_id = '{}' FORMAT TSV",
+        ids[21]
+    ))
+    .await
+    .unwrap_or_default();
+    assert_eq!(
+        attack.trim(),
+        "403\t1\t1\t1\twaf\twaf_blocked",
+        "the attack's columns"
     );
 
     let blocked = ch_query(&format!(

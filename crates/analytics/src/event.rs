@@ -121,7 +121,92 @@ mod bool_as_u8 {
 /// lengths, the short fixed-word columns.
 const FIXED_ROW_BYTES: usize = 192;
 
-impl Event {
+/// A list of strings as either owner has it: an [`Event`]'s `Vec<String>` or a gateway's
+/// borrowed `&str`s.
+#[derive(Debug, Clone, Copy)]
+pub enum StrList<'a> {
+    /// Owned strings (an [`Event`]).
+    Strings(&'a [String]),
+    /// Borrowed strings.
+    Strs(&'a [&'a str]),
+}
+
+impl Default for StrList<'_> {
+    fn default() -> Self {
+        StrList::Strs(&[])
+    }
+}
+
+impl<'a> StrList<'a> {
+    /// How many strings.
+    pub fn len(&self) -> usize {
+        match self {
+            StrList::Strings(v) => v.len(),
+            StrList::Strs(v) => v.len(),
+        }
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The strings, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (owned, borrowed): (&'a [String], &'a [&'a str]) = match *self {
+            StrList::Strings(v) => (v, &[]),
+            StrList::Strs(v) => (&[], v),
+        };
+        owned
+            .iter()
+            .map(String::as_str)
+            .chain(borrowed.iter().copied())
+    }
+}
+
+/// One request's event, borrowed from wherever its values live: the gateway builds one from the
+/// request's context without copying a string, and the ClickHouse sink encodes it straight into
+/// the batch being filled ([`crate::Analytics::record_ref`]). Same fields as [`Event`].
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct EventRef<'a> {
+    pub ts_ms: u64,
+    pub request_id: &'a str,
+    pub route: Option<&'a Shared>,
+    pub route_template: Option<&'a Shared>,
+    pub method: &'a Text,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub http_version: &'a Text,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub latency_us: u64,
+    pub upstream_latency_us: u64,
+    pub client_ip: &'a str,
+    pub country: &'a str,
+    pub user_agent: &'a str,
+    pub api_key_id: &'a str,
+    pub usage_plan: &'a str,
+    pub verdict: &'a Text,
+    pub decided_by: &'a Text,
+    pub reason: &'a Text,
+    pub waf_mode: &'a Text,
+    pub anomaly_score: u32,
+    pub rule_ids: &'a [u32],
+    pub attack_classes: StrList<'a>,
+    pub ip_list: &'a str,
+    pub ratelimit: &'a Text,
+    pub ratelimit_key: &'a str,
+    pub quota: &'a Text,
+    pub quota_limit: u64,
+    pub quota_remaining: u64,
+    pub upstream_addr: Option<&'a Shared>,
+    pub upstream_attempts: u8,
+    pub body_uninspected: bool,
+}
+
+impl EventRef<'_> {
     /// Appends this event as one RowBinary row in the column order of
     /// [`crate::names::column::EVENTS`], with `batch_id` as the last column.
     pub fn encode_row_binary(&self, batch_id: u64, out: &mut Vec<u8>) {
@@ -139,46 +224,133 @@ impl Event {
         let secs = u32::try_from(self.ts_ms / 1000).unwrap_or(u32::MAX);
         rowbinary::put_u32(out, secs);
         rowbinary::put_u64(out, self.ts_ms);
-        rowbinary::put_str(out, &self.request_id);
-        rowbinary::put_str(out, &self.route);
-        rowbinary::put_str(out, &self.route_template);
-        rowbinary::put_str(out, &self.method);
-        rowbinary::put_str(out, &self.host);
-        rowbinary::put_str(out, &self.path);
-        rowbinary::put_str(out, &self.http_version);
+        rowbinary::put_str(out, self.request_id);
+        rowbinary::put_str(out, self.route.map_or("", |s| s));
+        rowbinary::put_str(out, self.route_template.map_or("", |s| s));
+        rowbinary::put_str(out, self.method);
+        rowbinary::put_str(out, self.host);
+        rowbinary::put_str(out, self.path);
+        rowbinary::put_str(out, self.http_version);
         rowbinary::put_u16(out, self.status);
         rowbinary::put_u64(out, self.bytes_in);
         rowbinary::put_u64(out, self.bytes_out);
         rowbinary::put_u64(out, self.latency_us);
         rowbinary::put_u64(out, self.upstream_latency_us);
-        rowbinary::put_str(out, &self.client_ip);
-        rowbinary::put_str(out, &self.country);
-        rowbinary::put_str(out, &self.user_agent);
-        rowbinary::put_str(out, &self.api_key_id);
-        rowbinary::put_str(out, &self.usage_plan);
-        rowbinary::put_str(out, &self.verdict);
-        rowbinary::put_str(out, &self.decided_by);
-        rowbinary::put_str(out, &self.reason);
-        rowbinary::put_str(out, &self.waf_mode);
+        rowbinary::put_str(out, self.client_ip);
+        rowbinary::put_str(out, self.country);
+        rowbinary::put_str(out, self.user_agent);
+        rowbinary::put_str(out, self.api_key_id);
+        rowbinary::put_str(out, self.usage_plan);
+        rowbinary::put_str(out, self.verdict);
+        rowbinary::put_str(out, self.decided_by);
+        rowbinary::put_str(out, self.reason);
+        rowbinary::put_str(out, self.waf_mode);
         rowbinary::put_u32(out, self.anomaly_score);
         rowbinary::put_varint(out, self.rule_ids.len() as u64);
-        for id in &self.rule_ids {
+        for id in self.rule_ids {
             rowbinary::put_u32(out, *id);
         }
         rowbinary::put_varint(out, self.attack_classes.len() as u64);
-        for class in &self.attack_classes {
+        for class in self.attack_classes.iter() {
             rowbinary::put_str(out, class);
         }
-        rowbinary::put_str(out, &self.ip_list);
-        rowbinary::put_str(out, &self.ratelimit);
-        rowbinary::put_str(out, &self.ratelimit_key);
-        rowbinary::put_str(out, &self.quota);
+        rowbinary::put_str(out, self.ip_list);
+        rowbinary::put_str(out, self.ratelimit);
+        rowbinary::put_str(out, self.ratelimit_key);
+        rowbinary::put_str(out, self.quota);
         rowbinary::put_u64(out, self.quota_limit);
         rowbinary::put_u64(out, self.quota_remaining);
-        rowbinary::put_str(out, &self.upstream_addr);
+        rowbinary::put_str(out, self.upstream_addr.map_or("", |s| s));
         out.push(self.upstream_attempts);
         out.push(u8::from(self.body_uninspected));
         rowbinary::put_u64(out, batch_id);
+    }
+
+    /// An owned copy (for the sinks that queue events: NDJSON, none).
+    pub fn to_event(&self) -> Event {
+        Event {
+            ts_ms: self.ts_ms,
+            request_id: self.request_id.to_owned(),
+            route: self.route.cloned().unwrap_or_default(),
+            route_template: self.route_template.cloned().unwrap_or_default(),
+            method: self.method.clone(),
+            host: self.host.to_owned(),
+            path: self.path.to_owned(),
+            http_version: self.http_version.clone(),
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            latency_us: self.latency_us,
+            upstream_latency_us: self.upstream_latency_us,
+            client_ip: self.client_ip.to_owned(),
+            country: self.country.to_owned(),
+            user_agent: self.user_agent.to_owned(),
+            api_key_id: self.api_key_id.to_owned(),
+            usage_plan: self.usage_plan.to_owned(),
+            verdict: self.verdict.clone(),
+            decided_by: self.decided_by.clone(),
+            reason: self.reason.clone(),
+            waf_mode: self.waf_mode.clone(),
+            anomaly_score: self.anomaly_score,
+            rule_ids: self.rule_ids.to_vec(),
+            attack_classes: self.attack_classes.iter().map(str::to_owned).collect(),
+            ip_list: self.ip_list.to_owned(),
+            ratelimit: self.ratelimit.clone(),
+            ratelimit_key: self.ratelimit_key.to_owned(),
+            quota: self.quota.clone(),
+            quota_limit: self.quota_limit,
+            quota_remaining: self.quota_remaining,
+            upstream_addr: self.upstream_addr.cloned().unwrap_or_default(),
+            upstream_attempts: self.upstream_attempts,
+            body_uninspected: self.body_uninspected,
+        }
+    }
+}
+
+impl Event {
+    /// This event, borrowed.
+    pub fn as_event_ref(&self) -> EventRef<'_> {
+        EventRef {
+            ts_ms: self.ts_ms,
+            request_id: &self.request_id,
+            route: Some(&self.route),
+            route_template: Some(&self.route_template),
+            method: &self.method,
+            host: &self.host,
+            path: &self.path,
+            http_version: &self.http_version,
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            latency_us: self.latency_us,
+            upstream_latency_us: self.upstream_latency_us,
+            client_ip: &self.client_ip,
+            country: &self.country,
+            user_agent: &self.user_agent,
+            api_key_id: &self.api_key_id,
+            usage_plan: &self.usage_plan,
+            verdict: &self.verdict,
+            decided_by: &self.decided_by,
+            reason: &self.reason,
+            waf_mode: &self.waf_mode,
+            anomaly_score: self.anomaly_score,
+            rule_ids: &self.rule_ids,
+            attack_classes: StrList::Strings(&self.attack_classes),
+            ip_list: &self.ip_list,
+            ratelimit: &self.ratelimit,
+            ratelimit_key: &self.ratelimit_key,
+            quota: &self.quota,
+            quota_limit: self.quota_limit,
+            quota_remaining: self.quota_remaining,
+            upstream_addr: Some(&self.upstream_addr),
+            upstream_attempts: self.upstream_attempts,
+            body_uninspected: self.body_uninspected,
+        }
+    }
+
+    /// Appends this event as one RowBinary row (see [`EventRef::encode_row_binary`]).
+    pub fn encode_row_binary(&self, batch_id: u64, out: &mut Vec<u8>) {
+        self.as_event_ref().encode_row_binary(batch_id, out);
     }
 
     /// Decodes one row written by [`Event::encode_row_binary`], returning the event and its

@@ -14,6 +14,7 @@ pub mod names;
 pub mod queue;
 pub mod rotating;
 pub mod rowbinary;
+mod rows;
 pub mod schema;
 pub mod security;
 pub mod spool;

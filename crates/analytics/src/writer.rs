@@ -1,12 +1,15 @@
 //! The writer: a non-blocking handle for the request path and the background task that batches
 //! events into the sink (ClickHouse with its disk spool, rotating NDJSON files, or nothing).
 //!
-//! Request path: [`Analytics::record`] is a `try_send` on a bounded queue; it never awaits,
-//! never locks, never does I/O. A full queue drops the event and counts it.
+//! Request path: [`Analytics::record`] / [`Analytics::record_ref`] never await and never do
+//! I/O. With ClickHouse the event is encoded to RowBinary at once by the recording thread into
+//! the batch being filled (`rows.rs`: one short lock, no owned copy of the event); with NDJSON
+//! (or no sink) an owned event goes on a lock-free bounded queue that the writer task drains.
+//! When full, the event is dropped and counted.
 //!
 //! ClickHouse path, one task:
-//! - events are encoded to RowBinary as they arrive; a batch is sealed at `batch_size` events or
-//!   after `flush_interval_ms`;
+//! - a batch is sealed by the recording thread at `batch_size` events, or by the writer after
+//!   `flush_interval_ms`;
 //! - at most one INSERT is in flight (its own tokio task); while it runs, sealed batches wait in
 //!   memory (up to [`MAX_PENDING`]) and past that go to the spool;
 //! - a failed or timed-out INSERT sends its batch, and every batch waiting in memory, to the
@@ -28,11 +31,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{AnalyticsConfig, ClickHouseConfig, NdjsonConfig, SinkConfig};
-use crate::event::Event;
+use crate::event::{Event, EventRef};
 use crate::names::{column as c, table as t};
 use crate::queue::{EventQueue, DRAIN_PERIOD};
 use crate::rotating::RotatingFile;
 use crate::rowbinary::Reader;
+use crate::rows::{Batch, Builder, RowSink};
 use crate::schema::{self, MigrationReport, Retention};
 use crate::security::{SecurityLog, SecurityRecord};
 use crate::spool::{Spool, SpoolRecord};
@@ -50,9 +54,17 @@ pub struct Analytics {
     inner: Arc<Inner>,
 }
 
+/// Where the request path puts events: encoded at once into the batch being filled
+/// (ClickHouse), or queued as owned events for the writer task (NDJSON, none).
+#[derive(Debug)]
+enum Front {
+    Rows(Arc<RowSink>),
+    Queue(Arc<EventQueue>),
+}
+
 #[derive(Debug)]
 struct Inner {
-    queue: Arc<EventQueue>,
+    front: Front,
     counters: Arc<Counters>,
     security: Option<SecurityLog>,
     shutdown: watch::Sender<bool>,
@@ -74,6 +86,7 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
     .min(cfg.queue_capacity / 2);
     let queue = Arc::new(EventQueue::new(cfg.queue_capacity, wake_at));
     let rx = Arc::clone(&queue);
+    let mut front = Front::Queue(queue);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
@@ -106,7 +119,12 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
                     counters.error(&"migrations timed out at start");
                 }
             }
-            tokio::spawn(w.run(rx, shutdown_rx))
+            // Room for `queue_capacity` events in sealed batches (at least two), besides the
+            // batch being filled.
+            let sealed_max = (cfg.queue_capacity / ch.batch_size.max(1)).max(2);
+            let rows = Arc::new(RowSink::new(ch.batch_size, sealed_max));
+            front = Front::Rows(Arc::clone(&rows));
+            tokio::spawn(w.run(rows, shutdown_rx))
         }
         SinkConfig::Ndjson(n) => {
             let file = RotatingFile::open(
@@ -130,7 +148,7 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
     tasks.push(handle);
     Ok(Analytics {
         inner: Arc::new(Inner {
-            queue,
+            front,
             counters,
             security,
             shutdown,
@@ -145,7 +163,27 @@ impl Analytics {
     #[inline]
     pub fn record(&self, ev: Event) {
         Counters::add(&self.inner.counters.events_received, 1);
-        if !self.inner.queue.push(ev) {
+        let ok = match &self.inner.front {
+            Front::Rows(rows) => rows.push(&ev.as_event_ref()),
+            Front::Queue(q) => q.push(ev),
+        };
+        if !ok {
+            Counters::add(&self.inner.counters.dropped_queue_full, 1);
+        }
+    }
+
+    /// Records one event given by reference: with ClickHouse it is encoded at once into the
+    /// batch being filled (no owned copy); the other sinks queue an owned copy. Never blocks
+    /// nor awaits (the batch's lock is held only to append one row); dropped and counted like
+    /// [`Analytics::record`] when full.
+    #[inline]
+    pub fn record_ref(&self, ev: &EventRef<'_>) {
+        Counters::add(&self.inner.counters.events_received, 1);
+        let ok = match &self.inner.front {
+            Front::Rows(rows) => rows.push(ev),
+            Front::Queue(q) => q.push(ev.to_event()),
+        };
+        if !ok {
             Counters::add(&self.inner.counters.dropped_queue_full, 1);
         }
     }
@@ -158,14 +196,20 @@ impl Analytics {
 
     /// Events waiting in the queue (cheaper than [`Analytics::stats`]).
     pub fn queue_depth(&self) -> usize {
-        self.inner.queue.len()
+        match &self.inner.front {
+            Front::Rows(rows) => rows.len(),
+            Front::Queue(q) => q.len(),
+        }
     }
 
     /// A snapshot of the counters, for `/metrics`.
     pub fn stats(&self) -> Stats {
         let mut s = self.inner.counters.snapshot();
-        s.queue_capacity = self.inner.queue.capacity() as u64;
-        s.queue_depth = self.inner.queue.len() as u64;
+        s.queue_capacity = match &self.inner.front {
+            Front::Rows(rows) => rows.capacity() as u64,
+            Front::Queue(q) => q.capacity() as u64,
+        };
+        s.queue_depth = self.queue_depth() as u64;
         if let Some(sec) = &self.inner.security {
             s.security_written = sec.written();
             s.security_dropped = sec.dropped();
@@ -186,87 +230,15 @@ impl Analytics {
     }
 }
 
-/// An encoded batch.
-#[derive(Debug, Clone)]
-struct Batch {
-    batch_id: u64,
-    rows: u32,
-    min_ts: u32,
-    max_ts: u32,
-    data: Bytes,
-}
-
-/// Accumulates encoded events.
-/// Largest buffer a new batch starts with (see [`Builder::take`]).
-const MAX_PRESIZE: usize = 16 << 20;
-
-struct Builder {
-    data: Vec<u8>,
-    rows: u32,
-    min_ts: u32,
-    max_ts: u32,
-    started: Instant,
-    next_id: u64,
-}
-
-impl Builder {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        Self {
-            data: Vec::new(),
-            rows: 0,
-            min_ts: u32::MAX,
-            max_ts: 0,
-            started: Instant::now(),
-            next_id: seed,
-        }
+/// Appends one event to an NDJSON batch.
+fn push_json(cur: &mut Builder, ev: &Event) -> Result<(), serde_json::Error> {
+    let before = cur.data.len();
+    if let Err(e) = ev.write_json_line(&mut cur.data) {
+        cur.data.truncate(before);
+        return Err(e);
     }
-
-    fn note(&mut self, ev: &Event) {
-        if self.rows == 0 {
-            self.started = Instant::now();
-        }
-        let ts = u32::try_from(ev.ts_ms / 1000).unwrap_or(u32::MAX);
-        self.min_ts = self.min_ts.min(ts);
-        self.max_ts = self.max_ts.max(ts);
-        self.rows += 1;
-    }
-
-    fn push_row_binary(&mut self, ev: &Event) {
-        self.note(ev);
-        ev.encode_row_binary(self.next_id, &mut self.data);
-    }
-
-    fn push_json(&mut self, ev: &Event) -> Result<(), serde_json::Error> {
-        let before = self.data.len();
-        if let Err(e) = ev.write_json_line(&mut self.data) {
-            self.data.truncate(before);
-            return Err(e);
-        }
-        self.note(ev);
-        Ok(())
-    }
-
-    fn take(&mut self) -> Batch {
-        // The next batch is likely the size of this one: one allocation of that size instead of
-        // a doubling `Vec` that copies the batch again at every growth (about once more in all,
-        // 3 MB a second at 10,000 events a second).
-        let next = Vec::with_capacity(self.data.len().min(MAX_PRESIZE));
-        let b = Batch {
-            batch_id: self.next_id,
-            rows: self.rows,
-            min_ts: self.min_ts,
-            max_ts: self.max_ts,
-            data: Bytes::from(std::mem::replace(&mut self.data, next)),
-        };
-        self.next_id = self.next_id.wrapping_add(1);
-        self.rows = 0;
-        self.min_ts = u32::MAX;
-        self.max_ts = 0;
-        b
-    }
+    cur.note(ev.ts_ms);
+    Ok(())
 }
 
 /// What one INSERT task achieved.
@@ -288,7 +260,6 @@ struct ChWriter {
     insert_sql: Arc<str>,
     insert_timeout: Duration,
     retry_min: Duration,
-    batch_size: usize,
     flush_interval: Duration,
     retention: Option<Retention>,
     spool: Spool,
@@ -349,7 +320,6 @@ impl ChWriter {
             insert_sql: insert_statement(&ch.database).into(),
             insert_timeout: Duration::from_millis(ch.insert_timeout_ms.max(1)),
             retry_min: Duration::from_millis(ch.retry_min_ms.max(1)),
-            batch_size: ch.batch_size,
             flush_interval: Duration::from_millis(ch.flush_interval_ms.max(1)),
             retention: Some(Retention {
                 raw_days: ch.retention_days,
@@ -384,9 +354,7 @@ impl ChWriter {
             .store(self.spool.segments() as u64, Ordering::Relaxed);
     }
 
-    async fn run(mut self, rx: Arc<EventQueue>, mut shutdown: watch::Receiver<bool>) {
-        let mut cur = Builder::new();
-        let mut buf: Vec<Event> = Vec::with_capacity(4096);
+    async fn run(mut self, rx: Arc<RowSink>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(DRAIN_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = false;
@@ -395,32 +363,23 @@ impl ChWriter {
                 res = join_inflight(&mut self.inflight) => self.on_done(res),
                 _ = rx.woken() => {}
                 _ = tick.tick() => {
-                    if cur.rows > 0 && cur.started.elapsed() >= self.flush_interval {
-                        self.seal(cur.take());
-                    }
+                    rx.seal_if_older(self.flush_interval);
                     self.janitor();
                 }
                 r = shutdown.changed(), if !closing => closing = r.is_err() || *shutdown.borrow(),
             }
             if closing {
                 rx.close();
+                rx.seal_if_older(Duration::ZERO);
             }
-            // Drain what is waiting (bounded, so an INSERT result is never kept waiting long).
-            while rx.drain_into(&mut buf, 4096) > 0 {
-                for ev in buf.drain(..) {
-                    cur.push_row_binary(&ev);
-                    if cur.rows as usize >= self.batch_size {
-                        self.seal(cur.take());
-                    }
-                }
-                if !closing {
-                    break;
+            while let Some(b) = rx.pop_sealed() {
+                self.seal(b);
+                if closing {
+                    // The batch being filled when the sealed ones left room.
+                    rx.seal_if_older(Duration::ZERO);
                 }
             }
             if closing {
-                if cur.rows > 0 {
-                    self.seal(cur.take());
-                }
                 self.finish().await;
                 return;
             }
@@ -750,7 +709,7 @@ async fn run_ndjson(
         }
         while rx.drain_into(&mut buf, 4096) > 0 {
             for ev in buf.drain(..) {
-                if let Err(e) = cur.push_json(&ev) {
+                if let Err(e) = push_json(&mut cur, &ev) {
                     counters.error(&e);
                 }
                 if cur.rows as usize >= cfg.batch_size {
