@@ -134,7 +134,7 @@ pub(crate) struct State {
     patset: Option<regex_automata::PatternSet>,
     /// The values already inspected in this request (see [`crate::seen`]).
     seen: crate::seen::Seen,
-    /// Header values found clean in earlier requests under the same policy (see
+    /// Header values and names found clean in earlier requests under the same policy (see
     /// [`crate::clean`]).
     clean: crate::clean::CleanHeaders,
     /// Values skipped because they were already inspected.
@@ -167,14 +167,15 @@ impl Inspection {
         st.clean.hits = 0;
     }
 
-    /// Remember header values that matched nothing from request to request (on by default;
-    /// see [`crate::clean`]). Benchmarks of a cold request turn it off.
+    /// Remember header values, header names, argument and cookie names and methods that matched
+    /// nothing from request to request (on by default; see [`crate::clean`]). Benchmarks of a
+    /// cold request turn it off.
     pub fn set_header_memory(&mut self, on: bool) {
         self.st.clean.on = on;
     }
 
-    /// Header values not inspected in this request because they had been found clean under
-    /// the same policy before (see [`crate::clean`]).
+    /// Values (headers, names, the method) not inspected in this request because they had been
+    /// found clean under the same policy before (see [`crate::clean`]).
     pub fn header_memory_hits(&self) -> u32 {
         self.st.clean.hits
     }
@@ -816,12 +817,19 @@ impl Engine<'_> {
 
 impl Sink for Engine<'_> {
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
-        // Header values found clean in an earlier request under this policy (crate::clean).
+        // Header values and names found clean in an earlier request under this policy
+        // (crate::clean).
         let st = &mut *self.st;
-        let memory = !st.record_all && st.clean.applies(kind, name);
-        if memory && st.clean.contains(kind, name, value) {
-            st.clean.hits += 1;
-            return;
+        let memory = if st.record_all {
+            None
+        } else {
+            st.clean.applies(kind, name)
+        };
+        if let Some(slot) = memory {
+            if st.clean.contains(slot, kind, name, value) {
+                st.clean.hits += 1;
+                return;
+            }
         }
         // The memory of this request next: a repeated (kind, name, value) has the same
         // candidate rules, so the keys of a JSON array of objects skip the rule selection too.
@@ -832,8 +840,9 @@ impl Sink for Engine<'_> {
         if !self.select(kind, name, false) {
             return;
         }
-        if !self.eval(kind, name, json, value) && memory {
-            self.st.clean.remember(kind, name, value);
+        let found = self.eval(kind, name, json, value);
+        if let (false, Some(slot)) = (found, memory) {
+            self.st.clean.remember(slot, kind, name, value);
         }
     }
 
