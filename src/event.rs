@@ -6,12 +6,28 @@ use palisade_analytics::event::{EventRef, StrList, Text};
 use pingora::proxy::Session;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn header(session: &Session, name: http::HeaderName) -> &str {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+/// The first `Host` and `User-Agent` values (their first 512 characters), found in one walk
+/// over the header entries: the two hashed look-ups it replaces cost more than walking the few
+/// headers a request has.
+fn host_and_user_agent(session: &Session) -> (&str, &str) {
+    let (mut host, mut ua) = (None, None);
+    for (name, value) in session.req_header().headers.iter() {
+        if *name == http::header::HOST {
+            host.get_or_insert(value);
+        } else if *name == http::header::USER_AGENT {
+            ua.get_or_insert(value);
+        } else {
+            continue;
+        }
+        if host.is_some() && ua.is_some() {
+            break;
+        }
+    }
+    (header_text(host), header_text(ua))
+}
+
+fn header_text(v: Option<&http::HeaderValue>) -> &str {
+    v.and_then(|v| v.to_str().ok())
         .map(|s| first_chars(s, 512))
         .unwrap_or_default()
 }
@@ -117,13 +133,14 @@ pub fn with_event<R>(
         Some(ip) => ip_text.format_str(ip),
         None => "",
     };
+    let (host, user_agent) = host_and_user_agent(session);
     let ev = EventRef {
         ts_ms,
         request_id: ctx.request_id.as_str(),
         route,
         route_template: template,
         method: &method,
-        host: header(session, http::header::HOST),
+        host,
         path: first_chars(req.uri.path(), 1024),
         http_version: &http_version,
         status,
@@ -136,7 +153,7 @@ pub fn with_event<R>(
             .unwrap_or(0),
         client_ip,
         country: "",
-        user_agent: header(session, http::header::USER_AGENT),
+        user_agent,
         api_key_id: match (&ctx.api_key, &ctx.rejected_key_id) {
             (Some(a), _) => a.key_id.as_str(),
             (None, Some(id)) => id.as_str(),
