@@ -284,6 +284,65 @@ mod tests {
         assert_eq!(s.len(), 1);
     }
 
+    #[test]
+    fn concurrent_recorders_lose_and_duplicate_nothing() {
+        use std::collections::HashSet;
+        use std::sync::Arc;
+        const THREADS: u64 = 4;
+        const PER_THREAD: u64 = 5_000;
+        let s = Arc::new(RowSink::new(97, 1_000));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The writer's side, taking sealed batches while the recorders write.
+        let taker = {
+            let (s, done) = (Arc::clone(&s), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    while let Some(b) = s.pop_sealed() {
+                        got.push(b);
+                    }
+                    if finished {
+                        return got;
+                    }
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let recorders: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        assert!(s.push(&ev(t * PER_THREAD + i).as_event_ref()));
+                    }
+                })
+            })
+            .collect();
+        for r in recorders {
+            r.join().expect("recorder");
+        }
+        s.seal_if_older(Duration::ZERO);
+        done.store(true, Ordering::SeqCst);
+        let mut batches = taker.join().expect("taker");
+        while let Some(b) = s.pop_sealed() {
+            batches.push(b);
+        }
+        let mut seen = HashSet::new();
+        let mut batch_ids = HashSet::new();
+        for b in &batches {
+            assert!(batch_ids.insert(b.batch_id), "batch id {} twice", b.batch_id);
+            let rows = ids(b);
+            assert_eq!(rows.len(), b.rows as usize);
+            for (req, id) in rows {
+                assert_eq!(id, b.batch_id, "a row carries its batch's id");
+                assert!(seen.insert(req.clone()), "{req} twice");
+            }
+        }
+        assert_eq!(seen.len() as u64, THREADS * PER_THREAD, "every event once");
+        assert_eq!(s.len(), 0);
+    }
+
     #[tokio::test]
     async fn a_sealed_batch_wakes_the_writer() {
         let s = RowSink::new(1, 2);
