@@ -1,6 +1,8 @@
 //! The engine's benchmark workload in a plain loop, for callgrind (instruction counts do not
 //! depend on machine load): `profile head N` inspects the 1 KB request N times, `profile json N`
-//! also a 64 KB JSON body. See `crates/waf/PERF.md`.
+//! also a 64 KB JSON body, `profile get N` a small `GET /` with four headers from a repeat client
+//! (its header values remembered clean, as the gateway does; the head pass of `scripts/bench.sh`'s
+//! `get` shape). See `crates/waf/PERF.md`.
 
 use std::hint::black_box;
 
@@ -20,11 +22,30 @@ fn main() {
         query: Some(QUERY),
         headers: &h,
     };
-    let mut out = Inspection::new();
-    // Every iteration is a cold request: the same headers are not remembered clean from one
-    // iteration to the next (the gateway does remember them, see src/clean.rs).
-    out.set_header_memory(false);
     let which = std::env::args().nth(1).unwrap_or_default();
+    let mut small = http::HeaderMap::new();
+    for (n, v) in [
+        ("host", "127.0.0.1:18401"),
+        ("user-agent", "wrk/4.2.0 (palisade bench)"),
+        ("accept", "*/*"),
+        ("x-api-key", "pk_live_3f9a1c0e7b2d4a6f8e1c3b5d7f9a2c4e"),
+    ] {
+        small.append(
+            http::HeaderName::from_static(n),
+            http::HeaderValue::from_static(v),
+        );
+    }
+    let get = RequestHead {
+        method: "GET",
+        path: b"/",
+        query: None,
+        headers: &small,
+    };
+    let head = if which == "get" { get } else { head };
+    let mut out = Inspection::new();
+    // `head` and `json`: every iteration is a cold request, the same headers are not remembered
+    // clean from one iteration to the next (the gateway does remember them, see src/clean.rs).
+    out.set_header_memory(which == "get");
     let body = json_body(64 * 1024);
     let t = std::time::Instant::now();
     let n: u32 = std::env::args()
