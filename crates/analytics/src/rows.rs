@@ -331,7 +331,11 @@ mod tests {
         let mut seen = HashSet::new();
         let mut batch_ids = HashSet::new();
         for b in &batches {
-            assert!(batch_ids.insert(b.batch_id), "batch id {} twice", b.batch_id);
+            assert!(
+                batch_ids.insert(b.batch_id),
+                "batch id {} twice",
+                b.batch_id
+            );
             let rows = ids(b);
             assert_eq!(rows.len(), b.rows as usize);
             for (req, id) in rows {
