@@ -2,8 +2,8 @@
 //! ClickHouse writer with its disk spool, the NDJSON sink and the security log.
 //! See docs/ANALYTICS.md.
 //!
-//! The gateway calls [`start`] once, then [`Analytics::record`] for every request (never
-//! blocks), [`Analytics::security`] for blocked ones, [`Analytics::stats`] for `/metrics`, and
+//! The gateway calls [`start`] once, then [`Analytics::record_ref`] (or [`Analytics::record`]
+//! with an owned event) for every request (never blocks), [`Analytics::security`] for blocked ones, [`Analytics::stats`] for `/metrics`, and
 //! [`Analytics::shutdown`] on exit.
 #![warn(missing_docs)]
 pub mod config;
