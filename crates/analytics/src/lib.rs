@@ -3,8 +3,8 @@
 //! See docs/ANALYTICS.md.
 //!
 //! The gateway calls [`start`] once, then [`Analytics::record_ref`] (or [`Analytics::record`]
-//! with an owned event) for every request (never blocks), [`Analytics::security`] for blocked ones, [`Analytics::stats`] for `/metrics`, and
-//! [`Analytics::shutdown`] on exit.
+//! with an owned event) for every request (never blocks), [`Analytics::security`] for blocked
+//! ones, [`Analytics::stats`] for `/metrics`, and [`Analytics::shutdown`] on exit.
 #![warn(missing_docs)]
 pub mod config;
 pub mod dashboards;
