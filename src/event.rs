@@ -1,5 +1,6 @@
-//! Turns the per-request record into the analytics event (DESIGN.md §6). Runs in the logging
-//! phase, after the response; the writer's `record` never blocks.
+//! Turns the per-request record into the analytics event (DESIGN.md §6), borrowed from the
+//! session and the context (`EventRef`). Runs in the logging phase, after the response;
+//! `Analytics::record_ref` never blocks.
 
 use crate::context::RequestCtx;
 use palisade_analytics::event::{EventRef, StrList, Text};

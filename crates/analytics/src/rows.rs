@@ -10,7 +10,6 @@
 //! counted, never rows already accepted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -101,6 +100,8 @@ struct Inner {
     cur: Builder,
     sealed: VecDeque<Batch>,
     sealed_rows: usize,
+    /// Set by [`RowSink::close`]: no row is added after it.
+    closed: bool,
 }
 
 /// Where recording threads write rows and the writer task takes batches.
@@ -109,7 +110,6 @@ pub(crate) struct RowSink {
     inner: Mutex<Inner>,
     batch_rows: u32,
     sealed_max: usize,
-    closed: AtomicBool,
     notify: Notify,
 }
 
@@ -121,10 +121,10 @@ impl RowSink {
                 cur: Builder::new(),
                 sealed: VecDeque::new(),
                 sealed_rows: 0,
+                closed: false,
             }),
             batch_rows: u32::try_from(batch_size.max(1)).unwrap_or(u32::MAX),
             sealed_max: sealed_max.max(1),
-            closed: AtomicBool::new(false),
             notify: Notify::new(),
         }
     }
@@ -134,8 +134,7 @@ impl RowSink {
     #[inline]
     pub fn push(&self, ev: &EventRef<'_>) -> bool {
         let mut g = self.inner.lock();
-        // Read under the lock: once `close` has returned, no row is added.
-        if self.closed.load(Ordering::Relaxed) {
+        if g.closed {
             return false;
         }
         let mut sealed = false;
@@ -197,8 +196,7 @@ impl RowSink {
 
     /// Refuses further events (shutdown).
     pub fn close(&self) {
-        let _g = self.inner.lock();
-        self.closed.store(true, Ordering::SeqCst);
+        self.inner.lock().closed = true;
     }
 
     /// Waits until a batch is sealed by a recording thread (a wake-up sent while nobody waited
@@ -213,6 +211,7 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::rowbinary::Reader;
+    use std::sync::atomic::Ordering;
 
     fn ev(i: u64) -> Event {
         Event {

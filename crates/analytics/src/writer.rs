@@ -78,15 +78,14 @@ struct Inner {
 /// migrations are retried before the first INSERT.
 pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
     cfg.validate()?;
-    let wake_at = match &cfg.sink {
-        SinkConfig::Clickhouse(ch) => ch.batch_size,
-        SinkConfig::Ndjson(n) => n.batch_size,
-        SinkConfig::Off => cfg.queue_capacity / 2,
-    }
-    .min(cfg.queue_capacity / 2);
-    let queue = Arc::new(EventQueue::new(cfg.queue_capacity, wake_at));
-    let rx = Arc::clone(&queue);
-    let mut front = Front::Queue(queue);
+    // The queue of owned events, for the sinks that take them (NDJSON, none); the ClickHouse
+    // sink has its row batches instead.
+    let queue = |wake_at: usize| {
+        Arc::new(EventQueue::new(
+            cfg.queue_capacity,
+            wake_at.min(cfg.queue_capacity / 2),
+        ))
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
@@ -98,7 +97,7 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
         }
         None => None,
     };
-    let handle = match &cfg.sink {
+    let (front, handle) = match &cfg.sink {
         SinkConfig::Clickhouse(ch) => {
             let mut w = ChWriter::new(ch, &cfg, Arc::clone(&counters))?;
             let migrate = tokio::time::timeout(
@@ -123,8 +122,8 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
             // batch being filled.
             let sealed_max = (cfg.queue_capacity / ch.batch_size.max(1)).max(2);
             let rows = Arc::new(RowSink::new(ch.batch_size, sealed_max));
-            front = Front::Rows(Arc::clone(&rows));
-            tokio::spawn(w.run(rows, shutdown_rx))
+            let handle = tokio::spawn(w.run(Arc::clone(&rows), shutdown_rx));
+            (Front::Rows(rows), handle)
         }
         SinkConfig::Ndjson(n) => {
             let file = RotatingFile::open(
@@ -135,15 +134,23 @@ pub async fn start(cfg: AnalyticsConfig) -> Result<Analytics, AnalyticsError> {
                 n.max_file_bytes,
                 n.max_files,
             )?;
-            tokio::spawn(run_ndjson(
+            let q = queue(n.batch_size);
+            let handle = tokio::spawn(run_ndjson(
                 file,
                 n.clone(),
-                rx,
+                Arc::clone(&q),
                 shutdown_rx,
                 Arc::clone(&counters),
-            ))
+            ));
+            (Front::Queue(q), handle)
         }
-        SinkConfig::Off => tokio::spawn(run_off(rx, shutdown_rx)),
+        SinkConfig::Off => {
+            let q = queue(cfg.queue_capacity / 2);
+            (
+                Front::Queue(Arc::clone(&q)),
+                tokio::spawn(run_off(q, shutdown_rx)),
+            )
+        }
     };
     tasks.push(handle);
     Ok(Analytics {

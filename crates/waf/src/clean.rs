@@ -47,7 +47,7 @@ pub(crate) enum Slot {
 
 /// The memory of clean values, owned by one [`crate::Inspection`].
 #[derive(Debug)]
-pub(crate) struct CleanHeaders {
+pub(crate) struct CleanMemory {
     headers: Seen,
     names: Seen,
     /// (rule set uid, policy uid) the entries were found clean under.
@@ -58,9 +58,9 @@ pub(crate) struct CleanHeaders {
     pub hits: u32,
 }
 
-impl Default for CleanHeaders {
+impl Default for CleanMemory {
     fn default() -> Self {
-        CleanHeaders {
+        CleanMemory {
             headers: Seen::bounded(MAX_ENTRIES, MAX_ARENA),
             names: Seen::bounded(MAX_NAMES, MAX_ARENA),
             owner: (0, 0),
@@ -70,7 +70,7 @@ impl Default for CleanHeaders {
     }
 }
 
-impl CleanHeaders {
+impl CleanMemory {
     /// Binds the memory to a rule set and a policy (their uids, never 0): forgets everything
     /// remembered under another pair.
     pub fn bind(&mut self, ruleset_uid: u64, policy_uid: u64) {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn which_targets_take_part_and_only_when_bound() {
-        let mut c = CleanHeaders::default();
+        let mut c = CleanMemory::default();
         assert_eq!(c.applies(Kind::Header, b"user-agent"), None, "unbound");
         c.bind(1, 2);
         assert_eq!(c.applies(Kind::Header, b"user-agent"), Some(Slot::Headers));
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn names_do_not_push_headers_out() {
-        let mut c = CleanHeaders::default();
+        let mut c = CleanMemory::default();
         c.bind(1, 1);
         c.remember(Slot::Headers, Kind::Header, b"accept", b"*/*");
         for i in 0..MAX_NAMES * 2 {
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn another_policy_or_rule_set_forgets_everything() {
-        let mut c = CleanHeaders::default();
+        let mut c = CleanMemory::default();
         c.bind(1, 2);
         c.remember(Slot::Headers, Kind::Header, b"accept", b"*/*");
         assert!(c.contains(Slot::Headers, Kind::Header, b"accept", b"*/*"));
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_full_memory_starts_again_and_stays_bounded() {
-        let mut c = CleanHeaders::default();
+        let mut c = CleanMemory::default();
         c.bind(1, 1);
         for i in 0..MAX_ENTRIES * 3 {
             c.remember(

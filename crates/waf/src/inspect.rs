@@ -134,9 +134,9 @@ pub(crate) struct State {
     patset: Option<regex_automata::PatternSet>,
     /// The values already inspected in this request (see [`crate::seen`]).
     seen: crate::seen::Seen,
-    /// Header values and names found clean in earlier requests under the same policy (see
-    /// [`crate::clean`]).
-    clean: crate::clean::CleanHeaders,
+    /// Values found clean in earlier requests under the same policy: headers, header, argument
+    /// and cookie names, the method (see [`crate::clean`]).
+    clean: crate::clean::CleanMemory,
     /// Values skipped because they were already inspected.
     pub skipped: u32,
 }
@@ -817,8 +817,7 @@ impl Engine<'_> {
 
 impl Sink for Engine<'_> {
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
-        // Header values and names found clean in an earlier request under this policy
-        // (crate::clean).
+        // Values found clean in an earlier request under this policy (crate::clean).
         let st = &mut *self.st;
         let memory = if st.record_all {
             None
