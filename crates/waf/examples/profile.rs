@@ -2,7 +2,8 @@
 //! depend on machine load): `profile head N` inspects the 1 KB request N times, `profile json N`
 //! also a 64 KB JSON body, `profile get N` a small `GET /` with four headers from a repeat client
 //! (its header values remembered clean, as the gateway does; the head pass of `scripts/bench.sh`'s
-//! `get` shape). See `crates/waf/PERF.md`.
+//! `get` shape), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
+//! example `scripts/bench.sh`'s `post4k.json`). See `crates/waf/PERF.md`.
 
 use std::hint::black_box;
 
@@ -46,20 +47,26 @@ fn main() {
     // `head` and `json`: every iteration is a cold request, the same headers are not remembered
     // clean from one iteration to the next (the gateway does remember them, see src/clean.rs).
     out.set_header_memory(which == "get");
-    let body = json_body(64 * 1024);
+    let body = if which == "file" {
+        let path = std::env::args().nth(3).expect("profile file N PATH");
+        std::fs::read(&path).expect("read the body file")
+    } else {
+        json_body(64 * 1024)
+    };
+    let with_body = which == "json" || which == "file";
     let t = std::time::Instant::now();
     let n: u32 = std::env::args()
         .nth(2)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(if which == "json" { 200 } else { 20000 });
+        .unwrap_or(if with_body { 200 } else { 20000 });
     for _ in 0..n {
         rs.inspect_head(&policy, black_box(&head), &mut out);
-        if which == "json" {
+        if with_body {
             rs.inspect_body(&policy, Some(b"application/json"), &body, &mut out);
         }
     }
     println!("{:?} per iteration", t.elapsed() / n);
-    if which == "json" {
+    if with_body {
         // The workload must be a valid body with no finding, or the figure means nothing.
         assert!(out.body_error().is_none(), "{:?}", out.body_error());
         println!("{} byte body, score {}", body.len(), out.score());

@@ -139,6 +139,10 @@ pub(crate) struct State {
     clean: crate::clean::CleanMemory,
     /// Values skipped because they were already inspected.
     pub skipped: u32,
+    /// Scratch space of the plain-value fast path (see [`crate::plain`]).
+    plain: crate::plain::PlainScratch,
+    /// The plain-value fast path is off (tests compare both paths).
+    pub(crate) plain_off: bool,
 }
 
 /// Per-request accumulator, reusable across requests (its buffers are kept).
@@ -430,12 +434,29 @@ impl Engine<'_> {
     /// any rule fired on it (scored or not: [`crate::clean`] remembers only values where none did).
     pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) -> bool {
         let rs = self.rs;
+        let mask0 = crate::transform::class_mask(value);
+        // Letters, digits and spaces: most such values are cleared without the variants.
+        if let Some(pp) = rs.plain.as_ref() {
+            if !self.st.plain_off
+                && crate::plain::is_plain(value, mask0)
+                && !self.st.cand.intersects(&pp.fallback)
+                && pp.clean(
+                    &rs.rules,
+                    &rs.chains,
+                    value,
+                    mask0,
+                    &self.st.cand,
+                    &mut self.st.plain,
+                )
+            {
+                return false;
+            }
+        }
         let st = &mut *self.st;
         st.n_var = 0;
         st.memo.clear();
         st.memo.push([u16::MAX; MEMO_T]);
         st.var_mask.clear();
-        let mask0 = crate::transform::class_mask(value);
         st.var_mask.push(mask0);
         st.seen_var.clear();
         st.spans.clear();
@@ -763,7 +784,7 @@ pub(crate) fn xss_possible(hay: &[u8]) -> bool {
 
 /// Cheap gates before the tokenizers: a value made only of letters, digits and `_` cannot
 /// be an injection in any SQL or HTML context, and XSS needs one of the [`XSS_GATE`] bytes.
-fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::Detection> {
+pub(crate) fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::Detection> {
     match d {
         Detector::Sqli => {
             if hay.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {

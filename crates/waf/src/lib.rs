@@ -21,6 +21,7 @@ mod clean;
 mod error;
 mod explain;
 mod inspect;
+mod plain;
 mod policy;
 mod prefilter;
 pub mod protocol;

@@ -506,6 +506,101 @@ pub(crate) fn case_closed(pattern: &str) -> bool {
         .is_ok_and(|h| walk(&h))
 }
 
+/// `pattern` (compiled with these `unicode` / `fold` settings) restricted to strings made only
+/// of `allowed` ASCII bytes: every literal or class outside them is removed, with the parts of
+/// the pattern that need it. On a haystack of allowed bytes the result matches exactly when
+/// `pattern` does (look-around assertions are kept as they are). `None` when no match of
+/// `pattern` can be made of allowed bytes, or the pattern does not parse. The result is
+/// written out as a pattern with its flags inline (case folding already expanded), to be
+/// compiled with Unicode on when `unicode` is. Used by [`crate::plain`].
+pub(crate) fn restrict(
+    pattern: &str,
+    unicode: bool,
+    fold: bool,
+    allowed: &[bool; 128],
+) -> Option<String> {
+    use regex_syntax::hir::{ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
+    fn ranges(allowed: &[bool; 128]) -> Vec<(u8, u8)> {
+        let mut out: Vec<(u8, u8)> = Vec::new();
+        for b in 0u8..128 {
+            if !allowed[usize::from(b)] {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 + 1 == b => last.1 = b,
+                _ => out.push((b, b)),
+            }
+        }
+        out
+    }
+    fn walk(h: &Hir, allowed: &[bool; 128], r: &[(u8, u8)]) -> Option<Hir> {
+        Some(match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => h.clone(),
+            HirKind::Literal(l) => {
+                if !l.0.iter().all(|&b| b < 128 && allowed[usize::from(b)]) {
+                    return None;
+                }
+                h.clone()
+            }
+            HirKind::Class(Class::Unicode(u)) => {
+                let mut c = u.clone();
+                c.intersect(&ClassUnicode::new(r.iter().map(|&(a, b)| {
+                    ClassUnicodeRange::new(char::from(a), char::from(b))
+                })));
+                if c.ranges().is_empty() {
+                    return None;
+                }
+                Hir::class(Class::Unicode(c))
+            }
+            HirKind::Class(Class::Bytes(bc)) => {
+                let mut c = bc.clone();
+                c.intersect(&ClassBytes::new(
+                    r.iter().map(|&(a, b)| ClassBytesRange::new(a, b)),
+                ));
+                if c.ranges().is_empty() {
+                    return None;
+                }
+                Hir::class(Class::Bytes(c))
+            }
+            HirKind::Capture(c) => walk(&c.sub, allowed, r)?,
+            HirKind::Repetition(rep) => match walk(&rep.sub, allowed, r) {
+                Some(sub) => Hir::repetition(regex_syntax::hir::Repetition {
+                    min: rep.min,
+                    max: rep.max,
+                    greedy: rep.greedy,
+                    sub: Box::new(sub),
+                }),
+                None if rep.min == 0 => Hir::empty(),
+                None => return None,
+            },
+            HirKind::Concat(children) => Hir::concat(
+                children
+                    .iter()
+                    .map(|c| walk(c, allowed, r))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            HirKind::Alternation(children) => {
+                let kept: Vec<Hir> = children
+                    .iter()
+                    .filter_map(|c| walk(c, allowed, r))
+                    .collect();
+                if kept.is_empty() {
+                    return None;
+                }
+                Hir::alternation(kept)
+            }
+        })
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(unicode)
+        .case_insensitive(fold)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    walk(&hir, allowed, &ranges(allowed)).map(|h| h.to_string())
+}
+
 /// Necessary factors of `pattern` alone (no byte classes), or `None`. Kept for tests and
 /// tools that show what the automaton holds.
 #[cfg(test)]
@@ -530,6 +625,38 @@ mod tests {
 
     fn bits(bytes: &[u8]) -> u64 {
         bytes.iter().fold(0, |m, &b| m | class::of(b))
+    }
+
+    #[test]
+    fn restrict_to_letters_digits_spaces() {
+        use super::restrict;
+        let mut plain = [false; 128];
+        for b in (b'a'..=b'z').chain(b'A'..=b'Z').chain(b'0'..=b'9') {
+            plain[usize::from(b)] = true;
+        }
+        plain[usize::from(b' ')] = true;
+        let m = |p: &str| restrict(p, false, false, &plain).is_some();
+        assert!(m(r"\bunion\s+select\b"));
+        assert!(m(r"(?:cat|ls)(?:\s|$)"));
+        assert!(!m(r"/etc/passwd"));
+        assert!(!m(r"<script"));
+        assert!(m(r"<script|alert\s*1"));
+        assert!(!m(r"[;|&]\s*id"));
+        assert!(m(r"x(?:[;|&])?y"));
+        // `.` and `\w` hold allowed bytes; `[^a-z]` still holds digits and the space.
+        assert!(m(r"a.b"));
+        assert!(m(r"[^a-z]"));
+        assert!(!m(r"[^a-zA-Z0-9 ]"));
+        // Unicode classes: only their ASCII part can be allowed here.
+        assert!(restrict(r"\p{Greek}", true, false, &plain).is_none());
+        assert!(restrict(r"\p{L}", true, false, &plain).is_some());
+        // The restricted pattern keeps only what plain text can match, and still compiles.
+        let r = restrict(r"(?:^|[;|&])\s*(?:cat|ls)\b|<x>", false, true, &plain)
+            .expect("cat and ls stay");
+        let re = regex::bytes::Regex::new(&r).expect("compiles");
+        assert!(re.is_match(b"CAT file"));
+        assert!(re.is_match(b"ls"));
+        assert!(!re.is_match(b"concat"));
     }
 
     #[test]

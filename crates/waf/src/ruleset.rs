@@ -199,6 +199,9 @@ pub struct RuleSet {
     /// Largest pattern count of the sets.
     pub(crate) max_set_len: usize,
     pub(crate) negated: Bitset,
+    /// The fast path for values of letters, digits and spaces (`None` when the rule set's
+    /// transforms do not allow it; see [`crate::plain`]).
+    pub(crate) plain: Option<crate::plain::PlainPlan>,
     /// Rules (and their chains) that still read the raw body of a JSON or urlencoded body that
     /// parsed whole: those that do not target both `args` and `args_names` (the parsed keys and
     /// values already carry every byte of such a body).
@@ -823,6 +826,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         .collect();
     let all_chain_trig = chain_trig.iter().fold(0, |m, t| m | t);
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
+    let plain = crate::plain::PlainPlan::build(&rules, &chains, &patterns, &pat_entries);
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
@@ -847,6 +851,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         kind_sets,
         max_set_len,
         negated,
+        plain,
         body_residual,
         by_id,
         tags,

@@ -48,6 +48,17 @@ pub(crate) enum ScanError {
 impl Scanner {
     /// Builds the scanner of `patterns`, ASCII case-insensitive, standard match semantics.
     pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Scanner, ScanError> {
+        Scanner::build(patterns, false)
+    }
+
+    /// Like [`Scanner::new`], but the space byte leaves every state as it is: the scan reads
+    /// the haystack as if its spaces were removed (no pattern may hold a space). A match state
+    /// followed by spaces reports its patterns again at each space.
+    pub fn skipping_spaces<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Scanner, ScanError> {
+        Scanner::build(patterns, true)
+    }
+
+    fn build<P: AsRef<[u8]>>(patterns: &[P], skip_space: bool) -> Result<Scanner, ScanError> {
         let dfa = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -87,6 +98,9 @@ impl Scanner {
         let mut classes = [0u8; 256];
         let mut reps: Vec<(u64, usize)> = Vec::new();
         for (b, class) in classes.iter_mut().enumerate() {
+            if skip_space && b == usize::from(b' ') {
+                continue;
+            }
             let h = column(b).fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
                 (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3)
             });
@@ -102,7 +116,15 @@ impl Scanner {
             };
             *class = c as u8;
         }
-        let stride = reps.len().max(1);
+        // The space's own class, whose every transition stays where it is.
+        let space_class = reps.len();
+        if reps.len() + usize::from(skip_space) > 256 {
+            return Err(ScanError::TooBig(reps.len()));
+        }
+        if skip_space {
+            classes[usize::from(b' ')] = space_class as u8;
+        }
+        let stride = (reps.len() + usize::from(skip_space)).max(1);
         // Dense ids: states without a match first, match states last. A dead state (none in
         // an unanchored standard automaton) would only loop on itself, which is what a
         // non-match state with all its transitions to itself does.
@@ -121,6 +143,9 @@ impl Scanner {
             let row = dense[k] as usize * stride;
             for (b, &tk) in row_next.iter().enumerate() {
                 trans[row + usize::from(classes[b])] = dense[tk as usize] * stride as u32;
+            }
+            if skip_space {
+                trans[row + space_class] = row as u32;
             }
         }
         let mut ranges = Vec::with_capacity(matching.len());

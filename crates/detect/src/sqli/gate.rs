@@ -95,28 +95,36 @@ const KEYWORDS: &[&[u8]] = &[
 /// Longest keyword.
 const MAX_KEYWORD: usize = 9;
 
-/// Per length, the first letters (bit `c - b'a'`) of the keywords of that length: most words
-/// are rejected on this table without a comparison.
-static FIRST: [u32; MAX_KEYWORD + 1] = {
-    let mut t = [0u32; MAX_KEYWORD + 1];
+/// Per length and first letter (`c - b'a'`), the keywords (bit `i` for `KEYWORDS[i]`) of that
+/// length starting with that letter: most words are rejected on this table, and the others are
+/// compared with one or two keywords, not the whole list.
+static BY_LEN_FIRST: [[u32; 26]; MAX_KEYWORD + 1] = {
+    assert!(KEYWORDS.len() <= 32);
+    let mut t = [[0u32; 26]; MAX_KEYWORD + 1];
     let mut i = 0;
     while i < KEYWORDS.len() {
         let k = KEYWORDS[i];
-        t[k.len()] |= 1 << (k[0] - b'a');
+        t[k.len()][(k[0] - b'a') as usize] |= 1 << i;
         i += 1;
     }
     t
 };
 
 fn is_keyword(w: &[u8]) -> bool {
-    let (Some(&first), Some(&letters)) = (w.first(), FIRST.get(w.len())) else {
+    let (Some(&first), Some(row)) = (w.first(), BY_LEN_FIRST.get(w.len())) else {
         return false;
     };
-    let bit = (first | 0x20).wrapping_sub(b'a');
-    if bit >= 26 || letters & (1 << bit) == 0 {
+    let Some(&(mut m)) = row.get(usize::from((first | 0x20).wrapping_sub(b'a'))) else {
         return false;
+    };
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        if KEYWORDS.get(i).is_some_and(|k| k.eq_ignore_ascii_case(w)) {
+            return true;
+        }
     }
-    KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
+    false
 }
 
 /// A keyword that ends `run` (after a number's hex or binary digits).

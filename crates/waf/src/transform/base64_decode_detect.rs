@@ -100,6 +100,25 @@ fn long_runs(input: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// False only when [`apply`] leaves `input` unchanged for sure: no run it would try to decode
+/// (at least [`MIN_RUN`] characters with its padding, not only letters). Used by the engine's
+/// plain-value fast path (`crate::plain`).
+pub fn may_decode(input: &[u8]) -> bool {
+    input.len() >= MIN_RUN
+        && long_runs(input).any(|(start, end)| {
+            let mut i = end;
+            while input.get(i) == Some(&b'=') && i - start < end - start + 2 {
+                i += 1;
+            }
+            !(i - start < MIN_RUN
+                || input
+                    .get(start..end)
+                    .unwrap_or(&[])
+                    .iter()
+                    .all(|b| b.is_ascii_alphabetic()))
+        })
+}
+
 /// Applies the transform (see the module doc). Runs shorter than [`SHORTEST_RUN`] characters
 /// cannot reach [`MIN_RUN`] with their padding, so only the long runs are looked at.
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
