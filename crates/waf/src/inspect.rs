@@ -435,14 +435,15 @@ impl Engine<'_> {
     pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) -> bool {
         let rs = self.rs;
         let mask0 = crate::transform::class_mask(value);
-        // Letters, digits and spaces: most such values are cleared without the variants.
+        // Values no decoding transform changes: most are cleared without the variants.
         if let Some(pp) = rs.plain.as_ref() {
             if !self.st.plain_off
-                && crate::plain::is_plain(value, mask0)
+                && pp.eligible(value, mask0)
                 && !self.st.cand.intersects(&pp.fallback)
                 && pp.clean(
                     &rs.rules,
                     &rs.chains,
+                    kind,
                     value,
                     mask0,
                     &self.st.cand,

@@ -506,47 +506,51 @@ pub(crate) fn case_closed(pattern: &str) -> bool {
         .is_ok_and(|h| walk(&h))
 }
 
-/// `pattern` (compiled with these `unicode` / `fold` settings) restricted to strings made only
-/// of `allowed` ASCII bytes: every literal or class outside them is removed, with the parts of
-/// the pattern that need it. On a haystack of allowed bytes the result matches exactly when
-/// `pattern` does (look-around assertions are kept as they are). `None` when no match of
-/// `pattern` can be made of allowed bytes, or the pattern does not parse. The result is
-/// written out as a pattern with its flags inline (case folding already expanded), to be
-/// compiled with Unicode on when `unicode` is. Used by [`crate::plain`].
+/// `pattern` (compiled with these `unicode` / `fold` settings) restricted to haystacks made
+/// only of `allowed` bytes: every literal or class part outside them is removed, with the
+/// parts of the pattern that need it. On a haystack of allowed bytes the result matches
+/// exactly when `pattern` does (look-around assertions are kept as they are; characters from
+/// U+0080 on are kept when any byte >= 0x80 is allowed). `None` when no match of `pattern` can
+/// be made of allowed bytes, or the pattern does not parse. The result is written out as a
+/// pattern with its flags inline (case folding already expanded). Used by [`crate::plain`].
 pub(crate) fn restrict(
     pattern: &str,
     unicode: bool,
     fold: bool,
-    allowed: &[bool; 128],
+    allowed: &[bool; 256],
 ) -> Option<String> {
     use regex_syntax::hir::{ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
-    fn ranges(allowed: &[bool; 128]) -> Vec<(u8, u8)> {
+    fn ranges(allowed: &[bool; 256], upto: usize) -> Vec<(u8, u8)> {
         let mut out: Vec<(u8, u8)> = Vec::new();
-        for b in 0u8..128 {
-            if !allowed[usize::from(b)] {
+        for (b, &ok) in allowed.iter().enumerate().take(upto) {
+            let b = b as u8;
+            if !ok {
                 continue;
             }
             match out.last_mut() {
-                Some(last) if last.1 + 1 == b => last.1 = b,
+                Some(last) if last.1.checked_add(1) == Some(b) => last.1 = b,
                 _ => out.push((b, b)),
             }
         }
         out
     }
-    fn walk(h: &Hir, allowed: &[bool; 128], r: &[(u8, u8)]) -> Option<Hir> {
+    fn walk(
+        h: &Hir,
+        allowed: &[bool; 256],
+        bytes: &ClassBytes,
+        chars: &ClassUnicode,
+    ) -> Option<Hir> {
         Some(match h.kind() {
             HirKind::Empty | HirKind::Look(_) => h.clone(),
             HirKind::Literal(l) => {
-                if !l.0.iter().all(|&b| b < 128 && allowed[usize::from(b)]) {
+                if !l.0.iter().all(|&b| allowed[usize::from(b)]) {
                     return None;
                 }
                 h.clone()
             }
             HirKind::Class(Class::Unicode(u)) => {
                 let mut c = u.clone();
-                c.intersect(&ClassUnicode::new(r.iter().map(|&(a, b)| {
-                    ClassUnicodeRange::new(char::from(a), char::from(b))
-                })));
+                c.intersect(chars);
                 if c.ranges().is_empty() {
                     return None;
                 }
@@ -554,16 +558,14 @@ pub(crate) fn restrict(
             }
             HirKind::Class(Class::Bytes(bc)) => {
                 let mut c = bc.clone();
-                c.intersect(&ClassBytes::new(
-                    r.iter().map(|&(a, b)| ClassBytesRange::new(a, b)),
-                ));
+                c.intersect(bytes);
                 if c.ranges().is_empty() {
                     return None;
                 }
                 Hir::class(Class::Bytes(c))
             }
-            HirKind::Capture(c) => walk(&c.sub, allowed, r)?,
-            HirKind::Repetition(rep) => match walk(&rep.sub, allowed, r) {
+            HirKind::Capture(c) => walk(&c.sub, allowed, bytes, chars)?,
+            HirKind::Repetition(rep) => match walk(&rep.sub, allowed, bytes, chars) {
                 Some(sub) => Hir::repetition(regex_syntax::hir::Repetition {
                     min: rep.min,
                     max: rep.max,
@@ -576,13 +578,13 @@ pub(crate) fn restrict(
             HirKind::Concat(children) => Hir::concat(
                 children
                     .iter()
-                    .map(|c| walk(c, allowed, r))
+                    .map(|c| walk(c, allowed, bytes, chars))
                     .collect::<Option<Vec<_>>>()?,
             ),
             HirKind::Alternation(children) => {
                 let kept: Vec<Hir> = children
                     .iter()
-                    .filter_map(|c| walk(c, allowed, r))
+                    .filter_map(|c| walk(c, allowed, bytes, chars))
                     .collect();
                 if kept.is_empty() {
                     return None;
@@ -591,6 +593,22 @@ pub(crate) fn restrict(
             }
         })
     }
+    let bytes = ClassBytes::new(
+        ranges(allowed, 256)
+            .into_iter()
+            .map(|(a, b)| ClassBytesRange::new(a, b)),
+    );
+    let mut chars = ClassUnicode::new(
+        ranges(allowed, 128)
+            .into_iter()
+            .map(|(a, b)| ClassUnicodeRange::new(char::from(a), char::from(b))),
+    );
+    if allowed[0x80..].iter().any(|&a| a) {
+        chars.union(&ClassUnicode::new([ClassUnicodeRange::new(
+            '\u{80}',
+            char::MAX,
+        )]));
+    }
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .unicode(unicode)
@@ -598,7 +616,7 @@ pub(crate) fn restrict(
         .build()
         .parse(pattern)
         .ok()?;
-    walk(&hir, allowed, &ranges(allowed)).map(|h| h.to_string())
+    walk(&hir, allowed, &bytes, &chars).map(|h| h.to_string())
 }
 
 /// Necessary factors of `pattern` alone (no byte classes), or `None`. Kept for tests and
@@ -630,7 +648,7 @@ mod tests {
     #[test]
     fn restrict_to_letters_digits_spaces() {
         use super::restrict;
-        let mut plain = [false; 128];
+        let mut plain = [false; 256];
         for b in (b'a'..=b'z').chain(b'A'..=b'Z').chain(b'0'..=b'9') {
             plain[usize::from(b)] = true;
         }

@@ -48,17 +48,26 @@ pub(crate) enum ScanError {
 impl Scanner {
     /// Builds the scanner of `patterns`, ASCII case-insensitive, standard match semantics.
     pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Scanner, ScanError> {
-        Scanner::build(patterns, false)
+        Scanner::build(patterns, None)
     }
 
-    /// Like [`Scanner::new`], but the space byte leaves every state as it is: the scan reads
-    /// the haystack as if its spaces were removed (no pattern may hold a space). A match state
-    /// followed by spaces reports its patterns again at each space.
-    pub fn skipping_spaces<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Scanner, ScanError> {
-        Scanner::build(patterns, true)
+    /// Like [`Scanner::new`], but the bytes of `skip` leave every state as it is: the scan reads
+    /// the haystack as if those bytes were removed (no pattern may hold one). A match state
+    /// followed by skipped bytes reports its patterns again at each of them.
+    pub fn skipping<P: AsRef<[u8]>>(patterns: &[P], skip: &[u8]) -> Result<Scanner, ScanError> {
+        let mut t = [false; 256];
+        for &b in skip {
+            t[usize::from(b)] = true;
+        }
+        Scanner::build(patterns, Some(&t))
     }
 
-    fn build<P: AsRef<[u8]>>(patterns: &[P], skip_space: bool) -> Result<Scanner, ScanError> {
+    fn build<P: AsRef<[u8]>>(
+        patterns: &[P],
+        skip: Option<&[bool; 256]>,
+    ) -> Result<Scanner, ScanError> {
+        let skip_space = skip.is_some();
+        let skipped = |b: usize| skip.is_some_and(|t| t[b]);
         let dfa = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -98,7 +107,7 @@ impl Scanner {
         let mut classes = [0u8; 256];
         let mut reps: Vec<(u64, usize)> = Vec::new();
         for (b, class) in classes.iter_mut().enumerate() {
-            if skip_space && b == usize::from(b' ') {
+            if skipped(b) {
                 continue;
             }
             let h = column(b).fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
@@ -116,13 +125,15 @@ impl Scanner {
             };
             *class = c as u8;
         }
-        // The space's own class, whose every transition stays where it is.
+        // The skipped bytes' own class, whose every transition stays where it is.
         let space_class = reps.len();
         if reps.len() + usize::from(skip_space) > 256 {
             return Err(ScanError::TooBig(reps.len()));
         }
-        if skip_space {
-            classes[usize::from(b' ')] = space_class as u8;
+        for (b, class) in classes.iter_mut().enumerate() {
+            if skipped(b) {
+                *class = space_class as u8;
+            }
         }
         let stride = (reps.len() + usize::from(skip_space)).max(1);
         // Dense ids: states without a match first, match states last. A dead state (none in
