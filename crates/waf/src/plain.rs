@@ -12,15 +12,15 @@
 //! **Which values.** A value is *eligible* when its bytes trigger (see
 //! [`crate::transform::Transform::trigger`]) no transform of the rule set's chains except
 //! these, which only change letter case, spaces and the bytes `cmd_line` deletes or turns into
-//! spaces (`"`, `'`, `^`, `,`, `;`):
-//! `lowercase`, `compress_whitespace` / `remove_whitespace` (plain spaces only; tabs,
-//! newlines and no-break spaces are excluded), `cmd_line`, `remove_comments` /
-//! `replace_comments` (a `-` with no `--`: they change nothing), and `base64_decode_detect` /
-//! `decode_all` on a value with no run they could decode (`may_decode`). Excluded bytes are
-//! computed from the rule set's chains at load time ([`PlainPlan::build`] gives up when a chain
-//! could build a decodable run or a `--` from deleted bytes). With the shipped rules, letters,
-//! digits, spaces, `.` `@` `_` `-` `'` `,` `;` `:` `!` `?` `(` `)` and UTF-8 letters are all
-//! eligible; `%`, `+`, `&`, `\`, `/`, `#`, `*`, tabs and newlines are not.
+//! spaces (`"`, `'`, `^`, `,`, `;`): `lowercase`; `compress_whitespace` / `remove_whitespace`
+//! (plain spaces only: tabs, newlines and no-break spaces are excluded); `cmd_line`;
+//! `remove_comments` / `replace_comments` (`-`, `/` and `*` with no `--`, `//`, `/*` or `*/`:
+//! they change nothing); `base64_decode_detect` / `decode_all` on a value with no run they
+//! could decode (`may_decode`). Excluded bytes are computed from the rule set's chains at load
+//! time ([`PlainPlan::build`] gives up when a chain could build a decodable run or a comment
+//! marker from deleted bytes). With the shipped rules, letters, digits, spaces, `.` `@` `_`
+//! `-` `/` `'` `,` `;` `:` `=` `!` `?` `(` `)` and UTF-8 letters are all eligible (so are
+//! paths and most user agents); `%`, `+`, `&`, `\`, `#`, tabs and newlines are not.
 //!
 //! Why it is exact:
 //!
@@ -57,7 +57,8 @@ fn tolerated(t: Transform) -> u64 {
         Transform::Lowercase => UPPER,
         Transform::CompressWhitespace | Transform::RemoveWhitespace => SPACE,
         Transform::CmdLine => UPPER | SPACE | CMD,
-        Transform::RemoveComments | Transform::ReplaceComments => DASH,
+        // With no `--`, `//`, `/*` or `*/` (and no `#`): nothing to remove.
+        Transform::RemoveComments | Transform::ReplaceComments => DASH | SLASH | STAR,
         Transform::Base64DecodeDetect | Transform::DecodeAll => LONG,
         _ => 0,
     }
@@ -68,7 +69,7 @@ fn tolerated(t: Transform) -> u64 {
 pub(crate) struct PlainPlan {
     /// Class bits that make a value ineligible.
     forbidden: u64,
-    /// Some chain removes comments: a value with `--` is ineligible.
+    /// Some chain removes comments: a value with a comment marker is ineligible.
     comments: bool,
     /// The canonical forms of the phrases and factors that can occur in an eligible variant.
     scan: Option<Scanner>,
@@ -112,7 +113,7 @@ impl PlainPlan {
                 if sensitive && joined {
                     return None;
                 }
-                comments |= tolerated(t) & class::DASH != 0;
+                comments |= matches!(t, Transform::RemoveComments | Transform::ReplaceComments);
                 joined |= matches!(t, Transform::RemoveWhitespace | Transform::CmdLine);
             }
         }
@@ -263,8 +264,8 @@ impl PlainPlan {
         mask & self.forbidden == 0
             && (mask & class::LONG == 0 || !base64_decode_detect::may_decode(value))
             && !(self.comments
-                && mask & class::DASH != 0
-                && memchr::memmem::find(value, b"--").is_some())
+                && mask & (class::DASH | class::SLASH | class::STAR) != 0
+                && has_comment_marker(value))
     }
 
     /// Adds to `factor_hits` the candidate rules whose regex factor may occur in a variant of
@@ -286,6 +287,21 @@ impl PlainPlan {
         }
         true
     }
+}
+
+/// True when `value` holds `--`, `//`, `/*` or `*/`, where `remove_comments` and
+/// `replace_comments` could start or end a comment (`#`, the other marker, is never eligible).
+fn has_comment_marker(value: &[u8]) -> bool {
+    memchr::memchr3_iter(b'-', b'/', b'*', value).any(|i| {
+        let pair = (value.get(i).copied(), value.get(i + 1).copied());
+        matches!(
+            pair,
+            (Some(b'-'), Some(b'-'))
+                | (Some(b'/'), Some(b'/'))
+                | (Some(b'/'), Some(b'*'))
+                | (Some(b'*'), Some(b'/'))
+        )
+    })
 }
 
 /// Scratch space of the fast path, kept in the per-request state.
