@@ -42,6 +42,11 @@
 //!
 //! The tests below compare both paths on every payload of both corpora.
 
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::util::syntax;
+use regex_automata::Input;
+
 use crate::bitset::Bitset;
 use crate::ruleset::{Matcher, PatEntry, PatKind, Rule};
 use crate::scan::Scanner;
@@ -64,6 +69,52 @@ fn tolerated(t: Transform) -> u64 {
     }
 }
 
+/// The restricted unfiltered regexes of one target kind in one set.
+#[derive(Debug)]
+struct RunSet {
+    set: regex::bytes::RegexSet,
+    /// The same patterns as one lazy DFA (answers "any match?").
+    dfa: Option<DFA>,
+    /// The rule of each pattern.
+    members: Vec<u32>,
+    /// The same rules as a set.
+    bits: Bitset,
+}
+
+/// The lazy DFA of `patterns` (restricted patterns, flags inline), for "is there a match?".
+fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .unicode_word_boundary(true)
+                .cache_capacity(1 << 20),
+        )
+        .syntax(syntax::Config::new().utf8(false))
+        .thompson(thompson::Config::new().utf8(false))
+        .build_many(patterns)
+        .ok()
+}
+
+/// Haystacks longer than this go to the regex, whose literal prefilters skip through long
+/// texts faster than the lazy DFA walks them.
+const LAZY_MAX: usize = 256;
+
+/// Asks `dfa` (with its cache in `slot`) whether `hay` holds a match; `None` when the lazy DFA
+/// gives up (a Unicode word boundary next to a non-ASCII byte) or `hay` is long, and the
+/// caller asks the regex.
+#[inline]
+fn lazy_match(dfa: &DFA, slot: Option<&mut Option<Cache>>, hay: &[u8]) -> Option<bool> {
+    if hay.len() > LAZY_MAX {
+        return None;
+    }
+    let cache = slot?.get_or_insert_with(|| dfa.create_cache());
+    dfa.try_search_fwd(cache, &Input::new(hay).earliest(true))
+        .ok()
+        .map(|m| m.is_some())
+}
+
+static PLAN_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// What the rule set needs to clear an eligible value quickly (see the module doc).
 #[derive(Debug)]
 pub(crate) struct PlainPlan {
@@ -79,11 +130,17 @@ pub(crate) struct PlainPlan {
     /// Per rule: its regex restricted to eligible bytes (see [`crate::prefilter::restrict`]);
     /// `None` for other matchers and for regexes no eligible haystack can match.
     re: Vec<Option<regex::bytes::Regex>>,
+    /// Per rule: the forward lazy DFA of the restricted regex, asked first (no pool, no
+    /// meta-engine set-up per call: most values here are short); `None` where it cannot be
+    /// built.
+    dfa: Vec<Option<DFA>>,
+    /// Tells scratch caches of another plan apart (a reloaded rule set).
+    id: u64,
     /// Unfiltered regex rules that an eligible haystack can match.
     run: Bitset,
     /// Per target kind: the restricted regexes of the `run` rules of that kind in one set (for
     /// the rules that read the value as it is), with the set's rules.
-    run_sets: Vec<Option<(regex::bytes::RegexSet, Vec<u32>, Bitset)>>,
+    run_sets: Vec<Option<RunSet>>,
     /// Per class bit: the regex rules gated by that class that an eligible haystack can match.
     by_class: Vec<(u64, Bitset)>,
     /// Detector rules.
@@ -242,9 +299,20 @@ impl PlainPlan {
                 .ok()?;
             let mut bits = Bitset::new(n);
             members.iter().for_each(|&i| bits.set(i as usize));
-            run_sets.push(Some((set, members, bits)));
+            run_sets.push(Some(RunSet {
+                dfa: lazy_dfa(&patterns),
+                set,
+                members,
+                bits,
+            }));
         }
+        let dfa = re
+            .iter()
+            .map(|r| r.as_ref().and_then(|r| lazy_dfa(&[r.as_str()])))
+            .collect();
         Some(PlainPlan {
+            dfa,
+            id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             forbidden,
             comments,
             scan,
@@ -313,6 +381,12 @@ pub(crate) struct PlainScratch {
     same: Vec<usize>,
     /// Candidate rules whose factor the scan saw, then every rule to run.
     hits: Bitset,
+    /// The plan the caches below belong to.
+    plan: u64,
+    /// Per rule: the cache of its lazy DFA.
+    caches: Vec<Option<Cache>>,
+    /// Per target kind: the cache of its run set's lazy DFA.
+    set_caches: Vec<Option<Cache>>,
 }
 
 impl PlainPlan {
@@ -331,6 +405,14 @@ impl PlainPlan {
     ) -> bool {
         if sc.hits.words() != cand.words() {
             sc.hits = Bitset::new(cand.words() * 64);
+        }
+        if sc.plan != self.id {
+            sc.plan = self.id;
+            sc.caches.clear();
+            sc.caches.resize_with(rules.len(), || None);
+            sc.set_caches.clear();
+            sc.set_caches
+                .resize_with(crate::target::Kind::ALL.len(), || None);
         }
         sc.hits.clear();
         if !self.scan(value, cand, &mut sc.hits) {
@@ -374,7 +456,7 @@ impl PlainPlan {
             let fired = match &rule.matcher {
                 Matcher::Detector(d) => crate::inspect::run_detector(*d, hay).is_some(),
                 Matcher::Regex { first, .. } => {
-                    if at == 0 && run_set.is_some_and(|(_, _, bits)| bits.get(r)) {
+                    if at == 0 && run_set.is_some_and(|rs| rs.bits.get(r)) {
                         set_needed = true;
                         continue;
                     }
@@ -383,10 +465,16 @@ impl PlainPlan {
                         .is_none_or(|f| hay.first().is_some_and(|&b| f[usize::from(b)]));
                     starts_ok
                         && self
-                            .re
+                            .dfa
                             .get(r)
                             .and_then(Option::as_ref)
-                            .is_some_and(|re| re.is_match(hay))
+                            .and_then(|d| lazy_match(d, sc.caches.get_mut(r), hay))
+                            .unwrap_or_else(|| {
+                                self.re
+                                    .get(r)
+                                    .and_then(Option::as_ref)
+                                    .is_some_and(|re| re.is_match(hay))
+                            })
                 }
                 Matcher::Phrases { .. } => true,
             };
@@ -394,14 +482,21 @@ impl PlainPlan {
                 return false;
             }
         }
-        match run_set {
-            // A member that is not a candidate here (excluded by the policy) does not count.
-            Some((set, members, _)) if set_needed && set.is_match(value) => !set
+        let Some(rs) = run_set.filter(|_| set_needed) else {
+            return true;
+        };
+        let any = rs
+            .dfa
+            .as_ref()
+            .and_then(|d| lazy_match(d, sc.set_caches.get_mut(kind as usize), value))
+            .unwrap_or_else(|| rs.set.is_match(value));
+        // A member that is not a candidate here (excluded by the policy) does not count.
+        !(any
+            && rs
+                .set
                 .matches(value)
                 .iter()
-                .any(|m| members.get(m).is_some_and(|&r| cand.get(r as usize))),
-            _ => true,
-        }
+                .any(|m| rs.members.get(m).is_some_and(|&r| cand.get(r as usize))))
     }
 }
 
@@ -488,7 +583,12 @@ mod tests {
         insp.reset();
         insp.st.plain_off = !fast;
         let mut eng = rs.engine(pol, &mut insp.st);
-        eng.value(kind, name, false, value);
+        if kind == Kind::Body {
+            // The raw body of a parsed body: its residual rules.
+            eng.raw_body(value, true);
+        } else {
+            eng.value(kind, name, false, value);
+        }
         insp.rule_ids()
     }
 
@@ -539,6 +639,7 @@ mod tests {
                 (Kind::Header, b"user-agent"),
                 (Kind::Cookie, b"q"),
                 (Kind::Path, b""),
+                (Kind::Body, b""),
             ] {
                 let slow = rule_ids(&rs, &pol, &mut insp, kind, v, false);
                 let fast = rule_ids(&rs, &pol, &mut insp, kind, v, true);
