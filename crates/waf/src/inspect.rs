@@ -260,6 +260,10 @@ pub(crate) struct Engine<'a> {
     pub rs: &'a RuleSet,
     pub pol: &'a Policy,
     pub st: &'a mut State,
+    /// Skip a value already inspected in this request ([`crate::seen`]): on for bodies, where
+    /// JSON keys and enumerations repeat; off for the head, where a repeat is rare and the
+    /// memory would cost every value an insertion.
+    pub dedupe: bool,
 }
 
 fn truncate_chars(bytes: &[u8], max: usize) -> String {
@@ -854,7 +858,7 @@ impl Sink for Engine<'_> {
         }
         // The memory of this request next: a repeated (kind, name, value) has the same
         // candidate rules, so the keys of a JSON array of objects skip the rule selection too.
-        if !st.record_all && st.seen.check_insert(kind, name, value) {
+        if self.dedupe && !st.record_all && st.seen.check_insert(kind, name, value) {
             st.skipped += 1;
             return;
         }
@@ -882,6 +886,7 @@ impl RuleSet {
             rs: self,
             pol: p,
             st,
+            dedupe: true,
         }
     }
 
@@ -898,6 +903,7 @@ impl RuleSet {
             return;
         }
         let mut eng = self.engine(p, &mut out.st);
+        eng.dedupe = false;
         crate::request::extract_head(req, &mut out.parse, &mut eng);
     }
 
@@ -955,6 +961,7 @@ impl RuleSet {
             rs: self,
             pol: &pol,
             st,
+            dedupe: true,
         };
         eng.eval(Kind::Body, b"test", false, value);
         st.matches.pop()
