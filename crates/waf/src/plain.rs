@@ -127,12 +127,10 @@ pub(crate) struct PlainPlan {
     /// Per pattern of `scan`: the rules it stands for, and whether it is a phrase of the rule
     /// (else a factor of its regex).
     pat_rules: Vec<Vec<(u32, bool)>>,
-    /// Per rule: its regex restricted to eligible bytes (see [`crate::prefilter::restrict`]);
-    /// `None` for other matchers and for regexes no eligible haystack can match.
-    re: Vec<Option<regex::bytes::Regex>>,
     /// Per rule: the forward lazy DFA of the restricted regex, asked first (no pool, no
     /// meta-engine set-up per call: most values here are short); `None` where it cannot be
-    /// built.
+    /// built. Long values, and the rare search the lazy DFA gives up, go to the rule's own
+    /// regex (it matches the same on an eligible haystack).
     dfa: Vec<Option<DFA>>,
     /// Tells scratch caches of another plan apart (a reloaded rule set).
     id: u64,
@@ -140,7 +138,9 @@ pub(crate) struct PlainPlan {
     run: Bitset,
     /// Per target kind: the restricted regexes of the `run` rules of that kind in one set (for
     /// the rules that read the value as it is), with the set's rules.
-    run_sets: Vec<Option<RunSet>>,
+    run_sets: Vec<Option<usize>>,
+    /// The distinct run sets (kinds with the same rules share one).
+    sets: Vec<RunSet>,
     /// Per class bit: the regex rules gated by that class that an eligible haystack can match.
     by_class: Vec<(u64, Bitset)>,
     /// Detector rules.
@@ -209,11 +209,6 @@ impl PlainPlan {
                     if let Some(p) =
                         crate::prefilter::restrict(full.as_str(), *unicode, r.fold_case, &allowed)
                     {
-                        // A restricted pattern that does not compile keeps the whole regex.
-                        let compiled = regex::bytes::RegexBuilder::new(&p)
-                            .size_limit(8 << 20)
-                            .build()
-                            .unwrap_or_else(|_| full.clone());
                         if !filtered {
                             run.set(i);
                         } else {
@@ -231,7 +226,7 @@ impl PlainPlan {
                                 }
                             }
                         }
-                        restricted = Some(compiled);
+                        restricted = Some(p);
                     }
                 }
                 Matcher::Phrases { .. } => {}
@@ -278,16 +273,20 @@ impl PlainPlan {
             Some(Scanner::skipping(&canon, SKIPPED).ok()?)
         };
         let mut run_sets = Vec::with_capacity(crate::target::Kind::ALL.len());
+        let mut sets: Vec<RunSet> = Vec::new();
         for k in crate::target::Kind::ALL {
             let members: Vec<u32> = run
                 .ones()
                 .filter(|&i| rules.get(i).is_some_and(|r| r.kinds & k.bit() != 0))
                 .map(|i| i as u32)
                 .collect();
+            if let Some(j) = sets.iter().position(|s| s.members == members) {
+                run_sets.push(Some(j));
+                continue;
+            }
             let patterns: Vec<&str> = members
                 .iter()
-                .filter_map(|&i| re.get(i as usize).and_then(Option::as_ref))
-                .map(regex::bytes::Regex::as_str)
+                .filter_map(|&i| re.get(i as usize).and_then(Option::as_deref))
                 .collect();
             if patterns.is_empty() || patterns.len() != members.len() {
                 run_sets.push(None);
@@ -299,16 +298,17 @@ impl PlainPlan {
                 .ok()?;
             let mut bits = Bitset::new(n);
             members.iter().for_each(|&i| bits.set(i as usize));
-            run_sets.push(Some(RunSet {
+            sets.push(RunSet {
                 dfa: lazy_dfa(&patterns),
                 set,
                 members,
                 bits,
-            }));
+            });
+            run_sets.push(Some(sets.len() - 1));
         }
         let dfa = re
             .iter()
-            .map(|r| r.as_ref().and_then(|r| lazy_dfa(&[r.as_str()])))
+            .map(|r| r.as_deref().and_then(|r| lazy_dfa(&[r])))
             .collect();
         Some(PlainPlan {
             dfa,
@@ -317,9 +317,9 @@ impl PlainPlan {
             comments,
             scan,
             pat_rules,
-            re,
             run,
             run_sets,
+            sets,
             by_class,
             detectors,
             fallback,
@@ -385,7 +385,7 @@ pub(crate) struct PlainScratch {
     plan: u64,
     /// Per rule: the cache of its lazy DFA.
     caches: Vec<Option<Cache>>,
-    /// Per target kind: the cache of its run set's lazy DFA.
+    /// Per run set: the cache of its lazy DFA.
     set_caches: Vec<Option<Cache>>,
 }
 
@@ -411,8 +411,7 @@ impl PlainPlan {
             sc.caches.clear();
             sc.caches.resize_with(rules.len(), || None);
             sc.set_caches.clear();
-            sc.set_caches
-                .resize_with(crate::target::Kind::ALL.len(), || None);
+            sc.set_caches.resize_with(self.sets.len(), || None);
         }
         sc.hits.clear();
         if !self.scan(value, cand, &mut sc.hits) {
@@ -427,7 +426,8 @@ impl PlainPlan {
         }
         sc.hits.and_with(cand);
         sc.same.clear();
-        let run_set = self.run_sets.get(kind as usize).and_then(Option::as_ref);
+        let set_index = self.run_sets.get(kind as usize).copied().flatten();
+        let run_set = set_index.and_then(|j| self.sets.get(j));
         let mut set_needed = false;
         let mut next = sc.hits.next_one(0);
         while let Some(r) = next {
@@ -455,7 +455,7 @@ impl PlainPlan {
             };
             let fired = match &rule.matcher {
                 Matcher::Detector(d) => crate::inspect::run_detector(*d, hay).is_some(),
-                Matcher::Regex { first, .. } => {
+                Matcher::Regex { first, re, .. } => {
                     if at == 0 && run_set.is_some_and(|rs| rs.bits.get(r)) {
                         set_needed = true;
                         continue;
@@ -469,12 +469,7 @@ impl PlainPlan {
                             .get(r)
                             .and_then(Option::as_ref)
                             .and_then(|d| lazy_match(d, sc.caches.get_mut(r), hay))
-                            .unwrap_or_else(|| {
-                                self.re
-                                    .get(r)
-                                    .and_then(Option::as_ref)
-                                    .is_some_and(|re| re.is_match(hay))
-                            })
+                            .unwrap_or_else(|| re.is_match(hay))
                 }
                 Matcher::Phrases { .. } => true,
             };
@@ -488,7 +483,7 @@ impl PlainPlan {
         let any = rs
             .dfa
             .as_ref()
-            .and_then(|d| lazy_match(d, sc.set_caches.get_mut(kind as usize), value))
+            .and_then(|d| lazy_match(d, set_index.and_then(|j| sc.set_caches.get_mut(j)), value))
             .unwrap_or_else(|| rs.set.is_match(value));
         // A member that is not a candidate here (excluded by the policy) does not count.
         !(any
