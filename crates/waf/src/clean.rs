@@ -35,6 +35,10 @@ pub const MAX_ENTRIES: usize = 256;
 pub const MAX_NAMES: usize = 1024;
 /// Most bytes (names and values) remembered per accumulator, in each memory.
 pub const MAX_ARENA: usize = 32 << 10;
+/// Most header blocks remembered (see [`CleanMemory::contains_block`]).
+pub const MAX_BLOCKS: usize = 64;
+/// Longest header block remembered, in bytes.
+pub const MAX_BLOCK: usize = 8 << 10;
 
 /// Which memory a target uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,10 @@ pub(crate) enum Slot {
 pub(crate) struct CleanMemory {
     headers: Seen,
     names: Seen,
+    /// Whole header blocks (every header but `Cookie`, names and values) all of whose values
+    /// were found clean together: a client that sends the same headers on every request is
+    /// cleared with one look-up instead of one per header name and value.
+    blocks: Seen,
     /// (rule set uid, policy uid) the entries were found clean under.
     owner: (u64, u64),
     /// Off: nothing is looked up or remembered.
@@ -63,6 +71,7 @@ impl Default for CleanMemory {
         CleanMemory {
             headers: Seen::bounded(MAX_ENTRIES, MAX_ARENA),
             names: Seen::bounded(MAX_NAMES, MAX_ARENA),
+            blocks: Seen::bounded_values(MAX_BLOCKS, MAX_BLOCKS * MAX_BLOCK / 8, MAX_BLOCK),
             owner: (0, 0),
             on: true,
             hits: 0,
@@ -77,6 +86,7 @@ impl CleanMemory {
         if self.owner != (ruleset_uid, policy_uid) {
             self.headers.clear();
             self.names.clear();
+            self.blocks.clear();
             self.owner = (ruleset_uid, policy_uid);
         }
     }
@@ -121,6 +131,30 @@ impl CleanMemory {
         if !set.insert(kind, name, value) && set.len() > 0 {
             set.clear();
             set.insert(kind, name, value);
+        }
+    }
+
+    /// True when header blocks can be remembered now (the memory is on and bound).
+    #[inline]
+    pub fn blocks_apply(&self) -> bool {
+        self.on && self.owner.1 != 0
+    }
+
+    /// True when the header block `key` (see `Engine::headers_known`) was found clean.
+    #[inline]
+    pub fn contains_block(&self, key: &[u8]) -> bool {
+        self.blocks.contains(Kind::Header, b"", key)
+    }
+
+    /// Remembers a header block all of whose names and values matched nothing; empties the
+    /// block memory first when it is full.
+    pub fn remember_block(&mut self, key: &[u8]) {
+        if key.len() > MAX_BLOCK {
+            return;
+        }
+        if !self.blocks.insert(Kind::Header, b"", key) && self.blocks.len() > 0 {
+            self.blocks.clear();
+            self.blocks.insert(Kind::Header, b"", key);
         }
     }
 

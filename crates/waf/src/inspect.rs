@@ -143,6 +143,10 @@ pub(crate) struct State {
     plain: crate::plain::PlainScratch,
     /// The plain-value fast path is off (tests compare both paths).
     pub(crate) plain_off: bool,
+    /// This request's header block (see [`Sink::headers_known`]) and whether it may be
+    /// remembered: nothing in it fired, it is not too long, the memory is on.
+    block_key: Vec<u8>,
+    block_ok: bool,
 }
 
 /// Per-request accumulator, reusable across requests (its buffers are kept).
@@ -253,6 +257,14 @@ pub(crate) trait Sink {
     /// byte of it already went out as a key or a value: then only the rules that do not look at
     /// both `args` and `args_names` need the raw body.
     fn raw_body(&mut self, body: &[u8], parsed: bool);
+    /// True when every header of the request but `Cookie` (names and values) is known to
+    /// match nothing: the caller skips them. Otherwise the caller sends them one by one, then
+    /// calls [`Sink::headers_done`].
+    fn headers_known(&mut self, _headers: &http::HeaderMap) -> bool {
+        false
+    }
+    /// The headers were sent one by one.
+    fn headers_done(&mut self) {}
 }
 
 /// Evaluates values against a rule set under a policy.
@@ -869,11 +881,52 @@ impl Sink for Engine<'_> {
         if let (false, Some(slot)) = (found, memory) {
             self.st.clean.remember(slot, kind, name, value);
         }
+        if found && matches!(kind, Kind::Header | Kind::HeaderName) {
+            // Not a clean block any more (the Cookie header is not part of it).
+            self.st.block_ok &= name.eq_ignore_ascii_case(b"cookie");
+        }
     }
 
     fn raw_body(&mut self, body: &[u8], parsed: bool) {
         if self.select(Kind::Body, b"", parsed) {
             self.eval(Kind::Body, b"", false, body);
+        }
+    }
+
+    fn headers_known(&mut self, headers: &http::HeaderMap) -> bool {
+        let st = &mut *self.st;
+        st.block_key.clear();
+        st.block_ok = !st.record_all && st.clean.blocks_apply();
+        if !st.block_ok {
+            return false;
+        }
+        // Each header but Cookie, in order: name, NUL, the value's length, the value.
+        for (name, value) in headers {
+            if name == http::header::COOKIE {
+                continue;
+            }
+            let v = value.as_bytes();
+            st.block_key.extend_from_slice(name.as_str().as_bytes());
+            st.block_key.push(0);
+            st.block_key
+                .extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+            st.block_key.extend_from_slice(v);
+            if st.block_key.len() > crate::clean::MAX_BLOCK {
+                st.block_ok = false;
+                return false;
+            }
+        }
+        if st.clean.contains_block(&st.block_key) {
+            st.clean.hits += 1;
+            return true;
+        }
+        false
+    }
+
+    fn headers_done(&mut self) {
+        let st = &mut *self.st;
+        if st.block_ok {
+            st.clean.remember_block(&st.block_key);
         }
     }
 }

@@ -107,12 +107,22 @@ pub(crate) fn extract_head(req: &RequestHead<'_>, bufs: &mut ParseBufs, sink: &m
         sink.value(Kind::Query, b"", false, q);
         urlencoded(q, Kind::QueryArg, bufs, sink);
     }
+    // A client that sends the same headers on every request: one look-up for all of them
+    // (crate::clean); the Cookie header is always inspected.
+    let known = sink.headers_known(req.headers);
     for (name, value) in req.headers {
+        let cookie = name == http::header::COOKIE;
+        if known && !cookie {
+            continue;
+        }
         let n = name.as_str().as_bytes();
         sink.value(Kind::HeaderName, n, false, n);
         sink.value(Kind::Header, n, false, value.as_bytes());
-        if name == http::header::COOKIE {
+        if cookie {
             cookies(value.as_bytes(), sink);
         }
+    }
+    if !known {
+        sink.headers_done();
     }
 }

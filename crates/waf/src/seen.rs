@@ -40,6 +40,7 @@ pub(crate) struct Seen {
     hasher: foldhash::fast::RandomState,
     max_entries: usize,
     max_arena: usize,
+    max_value: usize,
 }
 
 impl Default for Seen {
@@ -51,6 +52,11 @@ impl Default for Seen {
 impl Seen {
     /// An empty set that keeps at most `max_entries` values and `max_arena` bytes.
     pub fn bounded(max_entries: usize, max_arena: usize) -> Seen {
+        Seen::bounded_values(max_entries, max_arena, MAX_VALUE)
+    }
+
+    /// Like [`Seen::bounded`], keeping values (and names) of up to `max_value` bytes.
+    pub fn bounded_values(max_entries: usize, max_arena: usize, max_value: usize) -> Seen {
         Seen {
             table: HashTable::new(),
             entries: Vec::new(),
@@ -58,6 +64,7 @@ impl Seen {
             hasher: foldhash::fast::RandomState::default(),
             max_entries,
             max_arena,
+            max_value,
         }
     }
 
@@ -76,7 +83,7 @@ impl Seen {
     /// True when `(kind, name, value)` was already inspected in this request; otherwise
     /// remembers it (within the bounds) and returns false.
     pub fn check_insert(&mut self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
-        if value.len() > MAX_VALUE || name.len() > MAX_VALUE {
+        if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
         let hash = self.hasher.hash_one((kind as u8, name, value));
@@ -89,7 +96,7 @@ impl Seen {
 
     /// True when `(kind, name, value)` is remembered.
     pub fn contains(&self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
-        if value.len() > MAX_VALUE || name.len() > MAX_VALUE {
+        if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
         self.find(
@@ -103,7 +110,7 @@ impl Seen {
     /// Remembers `(kind, name, value)` (not already remembered); false when it is too long or
     /// the set is full.
     pub fn insert(&mut self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
-        if value.len() > MAX_VALUE || name.len() > MAX_VALUE {
+        if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
         let hash = self.hasher.hash_one((kind as u8, name, value));
