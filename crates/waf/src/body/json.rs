@@ -30,10 +30,19 @@ impl P<'_> {
         }
         Some(v)
     }
-    /// Reads a string (at `"`) into `out`.
-    fn string(&mut self, out: &mut Vec<u8>) -> Result<(), BodyError> {
-        out.clear();
+    /// Reads a string (at `"`): `Some(span)` of the input when it holds no escape (nothing to
+    /// copy), else `None` with the decoded string in `out`.
+    fn string(&mut self, out: &mut Vec<u8>) -> Result<Option<(usize, usize)>, BodyError> {
         self.i += 1;
+        let start = self.i;
+        let rest = self.b.get(start..).unwrap_or(&[]);
+        if let Some(k) = memchr::memchr2(b'"', b'\\', rest) {
+            if rest.get(k) == Some(&b'"') {
+                self.i = start + k + 1;
+                return Ok(Some((start, start + k)));
+            }
+        }
+        out.clear();
         loop {
             let rest = self.b.get(self.i..).unwrap_or(&[]);
             let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
@@ -44,7 +53,7 @@ impl P<'_> {
             self.i += k;
             if self.b.get(self.i) == Some(&b'"') {
                 self.i += 1;
-                return Ok(());
+                return Ok(None);
             }
             let Some(&e) = self.b.get(self.i + 1) else {
                 return Err(self.err());
@@ -107,13 +116,17 @@ impl P<'_> {
                     if self.b.get(self.i) != Some(&b'"') {
                         return Err(self.err());
                     }
-                    self.string(&mut bufs.b)?;
-                    sink.value(Kind::ArgName, &bufs.b, true, &bufs.b);
+                    let span = self.string(&mut bufs.b)?;
+                    let key = match span {
+                        Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
+                        None => &bufs.b,
+                    };
+                    sink.value(Kind::ArgName, key, true, key);
                     let plen = bufs.a.len();
                     if plen > 0 {
                         bufs.a.push(b'.');
                     }
-                    bufs.a.extend_from_slice(&bufs.b);
+                    bufs.a.extend_from_slice(key);
                     self.ws();
                     if self.b.get(self.i) != Some(&b':') {
                         return Err(self.err());
@@ -156,8 +169,12 @@ impl P<'_> {
                 }
             }
             Some(b'"') => {
-                self.string(&mut bufs.c)?;
-                sink.value(Kind::BodyArg, &bufs.a, true, &bufs.c);
+                let span = self.string(&mut bufs.c)?;
+                let v = match span {
+                    Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
+                    None => &bufs.c,
+                };
+                sink.value(Kind::BodyArg, &bufs.a, true, v);
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') => {
