@@ -2,7 +2,8 @@
 //! depend on machine load): `profile head N` inspects the 1 KB request N times, `profile json N`
 //! also a 64 KB JSON body, `profile get N` a small `GET /` with four headers from a repeat client
 //! (its header values remembered clean, as the gateway does; the head pass of `scripts/bench.sh`'s
-//! `get` shape), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
+//! `get` shape), `profile args N` its `args` shape (10 query arguments, 5 cookies, a repeat
+//! client), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
 //! example `scripts/bench.sh`'s `post4k.json`). See `crates/waf/PERF.md`.
 
 use std::hint::black_box;
@@ -42,11 +43,34 @@ fn main() {
         query: None,
         headers: &small,
     };
-    let head = if which == "get" { get } else { head };
+    let mut args_headers = small.clone();
+    args_headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+    );
+    args_headers.insert(
+        http::header::COOKIE,
+        http::HeaderValue::from_static(
+            "session=3f9a1c77e2b54d0c9e8f1a2b3c4d5e6f; theme=dark; lang=en-US; cart_id=98765; consent=analytics",
+        ),
+    );
+    let args = RequestHead {
+        method: "GET",
+        path: b"/search",
+        query: Some(b"q=laptop+bag&category=electronics&brand=acme&min_price=100&max_price=2000&sort=price_asc&page=2&per_page=50&color=silver&in_stock=true"),
+        headers: &args_headers,
+    };
+    let head = match which.as_str() {
+        "get" => get,
+        "args" => args,
+        _ => head,
+    };
     let mut out = Inspection::new();
     // `head` and `json`: every iteration is a cold request, the same headers are not remembered
     // clean from one iteration to the next (the gateway does remember them, see src/clean.rs).
-    out.set_header_memory(which == "get");
+    out.set_header_memory(which == "get" || which == "args");
     let body = if which == "file" {
         let path = std::env::args().nth(3).expect("profile file N PATH");
         std::fs::read(&path).expect("read the body file")

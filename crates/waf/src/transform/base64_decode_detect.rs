@@ -52,7 +52,11 @@ fn decode_run(run: &[u8], out: &mut Vec<u8>) -> bool {
             out.push((acc >> bits) as u8);
         }
     }
-    let decoded = &out[start..];
+    looks_like_text(out.get(start..).unwrap_or(&[]))
+}
+
+/// Whether a decoding is text: valid UTF-8, at least 90 % printable (tab and newlines count).
+fn looks_like_text(decoded: &[u8]) -> bool {
     if decoded.is_empty() {
         return false;
     }
@@ -65,6 +69,39 @@ fn decode_run(run: &[u8], out: &mut Vec<u8>) -> bool {
         .filter(|c| !c.is_control() || *c == '\t' || *c == '\n' || *c == '\r')
         .count();
     printable * 10 >= text.chars().count() * 9
+}
+
+/// Longest run [`may_decode`] decodes on the stack; a longer one counts as decodable.
+const STACK_RUN: usize = 2048;
+
+/// Whether `run` (base64 characters, no padding) decodes to text, like [`decode_run`] without
+/// an output buffer.
+fn run_is_text(run: &[u8]) -> bool {
+    // Most runs are short (ids, hashes): a small buffer to clear for them.
+    if run.len() <= 128 {
+        run_is_text_in(run, &mut [0u8; 128 * 3 / 4 + 1])
+    } else if run.len() <= STACK_RUN {
+        run_is_text_in(run, &mut [0u8; STACK_RUN * 3 / 4 + 1])
+    } else {
+        true
+    }
+}
+
+fn run_is_text_in(run: &[u8], buf: &mut [u8]) -> bool {
+    let (mut n, mut acc, mut bits) = (0usize, 0u32, 0);
+    for &c in run {
+        let Some(v) = b64_val(c) else { break };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = (acc >> bits) as u8;
+                n += 1;
+            }
+        }
+    }
+    looks_like_text(buf.get(..n).unwrap_or(&[]))
 }
 
 /// A run of base64 characters this long, plus at most two `=`, can reach [`MIN_RUN`].
@@ -100,9 +137,11 @@ fn long_runs(input: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-/// False only when [`apply`] leaves `input` unchanged for sure: no run it would try to decode
-/// (at least [`MIN_RUN`] characters with its padding, not only letters). Used by the engine's
-/// plain-value fast path (`crate::plain`).
+/// True exactly when [`apply`] changes `input`: a run it decodes (at least [`MIN_RUN`]
+/// characters with its padding, not only letters) decodes to text. Runs are decoded on the
+/// stack; one longer than 2,048 characters counts as decodable. Used by the engine's fast path
+/// (`crate::plain`): a session id or a hash in hex is not text once decoded, so such a value
+/// stays eligible.
 pub fn may_decode(input: &[u8]) -> bool {
     input.len() >= MIN_RUN
         && long_runs(input).any(|(start, end)| {
@@ -110,12 +149,9 @@ pub fn may_decode(input: &[u8]) -> bool {
             while input.get(i) == Some(&b'=') && i - start < end - start + 2 {
                 i += 1;
             }
-            !(i - start < MIN_RUN
-                || input
-                    .get(start..end)
-                    .unwrap_or(&[])
-                    .iter()
-                    .all(|b| b.is_ascii_alphabetic()))
+            let run = input.get(start..end).unwrap_or(&[]);
+            !(i - start < MIN_RUN || run.iter().all(|b| b.is_ascii_alphabetic()))
+                && run_is_text(run)
         })
 }
 
