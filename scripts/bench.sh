@@ -24,6 +24,7 @@
 #                         [--warmup 2s] [--rounds 1] [--connections 32]
 #                         [--systems full1,full2,off,analytics,modsec1,modsec2]
 #                         [--shapes get,args,post4k,post64k,attack] [--analytics-only] [--race]
+#                         [--analytics-dest local|discard]
 #   --quick           3 s runs, 1 s latency runs and warm-ups: the whole matrix in about 3 minutes
 #   --write           replace the section between <!-- bench:begin --> and <!-- bench:end --> of
 #                     docs/BENCHMARKS.md with the tables
@@ -37,6 +38,13 @@
 #                     work) hits all of them in the same seconds. Its requests/s are shares of
 #                     one CPU, not a proxy's full rate; only the ratios are read. No latency runs.
 #   --latency-duration 0  skip the one-connection latency runs
+#   --analytics-dest  where the gateways with analytics send their events: `local` (the default,
+#                     the local ClickHouse server) or `discard` (the same ClickHouse sink, pointed
+#                     at the upstream nginx, which reads each INSERT and answers 200 without
+#                     storing it). On this 2-CPU machine the ClickHouse server's inserts, merges
+#                     and materialized views run on the CPU of wrk and the upstream and delay them;
+#                     `discard` measures the gateway as it runs when ClickHouse has a machine of
+#                     its own (every event still encoded, batched and sent over HTTP).
 # Environment: LOAD_CPU (1), PROXY_CPU (0), UPSTREAM_CPU (the load CPU; empty: leave unpinned),
 # BASE_PORT (18400), PALISADE_BIN, CARGO_TARGET_DIR, CLICKHOUSE_URL (http://127.0.0.1:8123),
 # PEER_BODY_PROCESSORS (1: add Debian's JSON/XML body-processor rules 200000/200001 from
@@ -72,6 +80,7 @@ UPSTREAM=127.0.0.1:18080
 write=0
 build=1
 race=0
+ANALYTICS_DEST=${ANALYTICS_DEST:-local}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -87,12 +96,16 @@ while [ $# -gt 0 ]; do
     --shapes) SHAPES=$2; shift ;;
     --analytics-only) SYSTEMS=off,analytics ;;
     --race) race=1 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    --analytics-dest) ANALYTICS_DEST=$2; shift ;;
+    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 [ "$race" = 1 ] && LAT_DURATION=0
+case "$ANALYTICS_DEST" in local|discard) ;; *)
+  echo "bench.sh: --analytics-dest is local or discard, not '$ANALYTICS_DEST'" >&2; exit 2 ;;
+esac
 IFS=, read -r -a systems <<<"$SYSTEMS"
 IFS=, read -r -a shapes <<<"$SHAPES"
 for s in "${systems[@]}"; do
@@ -286,7 +299,7 @@ fi
 
 # --- ClickHouse ----------------------------------------------------------------------------
 ch_db=palisade_bench
-if has full1 || has full2 || has analytics; then
+if [ "$ANALYTICS_DEST" = local ] && { has full1 || has full2 || has analytics; }; then
   if [ "$CLICKHOUSE_URL" = http://127.0.0.1:8123 ]; then
     "$root/scripts/start-clickhouse.sh"
   fi
@@ -345,10 +358,15 @@ EOF
       full_protection_yaml "$pl" "$root/rules" "$d/keys.json"
     fi
     if [ "$kind" = full ] || [ "$kind" = analytics ]; then
+      if [ "$ANALYTICS_DEST" = discard ]; then
+        sink="{url: \"http://$UPSTREAM\", database: $ch_db, migrate: false}"
+      else
+        sink="{url: \"$CLICKHOUSE_URL\", database: $ch_db}"
+      fi
       cat <<EOF
 analytics:
   sink:
-    clickhouse: {url: "$CLICKHOUSE_URL", database: $ch_db}
+    clickhouse: $sink
   spool: {dir: $d/spool}
   security_log: {path: $d/security.log}
 EOF
@@ -533,8 +551,12 @@ if has full1 || has full2 || has analytics; then
     sp=$(awk '/^palisade_analytics_events_spooled_total/ {s += $2} END {printf "%d", s}' <<<"$m")
     written=$((written + w)) dropped=$((dropped + dr)) spooled=$((spooled + sp))
   done
-  rows=$(curl -s "$CLICKHOUSE_URL/" --data-binary "SELECT count() FROM $ch_db.events" 2>/dev/null || echo "?")
-  analytics_note="analytics: the gateways with analytics on report $written events written to ClickHouse, $spooled spooled, $dropped dropped; \`$ch_db.events\` holds $(echo "$rows" | head -n1 | tr -d '\n') rows."
+  if [ "$ANALYTICS_DEST" = discard ]; then
+    analytics_note="analytics (\`--analytics-dest discard\`): the gateways with analytics on sent their events to a discarding HTTP endpoint (the upstream nginx) standing in for a ClickHouse on its own machine; they report $written events written, $spooled spooled, $dropped dropped."
+  else
+    rows=$(curl -s "$CLICKHOUSE_URL/" --data-binary "SELECT count() FROM $ch_db.events" 2>/dev/null || echo "?")
+    analytics_note="analytics: the gateways with analytics on report $written events written to ClickHouse, $spooled spooled, $dropped dropped; \`$ch_db.events\` holds $(echo "$rows" | head -n1 | tr -d '\n') rows."
+  fi
 fi
 
 # --- tables --------------------------------------------------------------------------------
@@ -693,7 +715,9 @@ race_note=""
 [ "$race" = 1 ] && race_note=" **Raced** (\`--race\`): in each round and shape every system ran under its own \`wrk\` at the same time, all on CPU $PROXY_CPU, each process in its own scheduling group, so each got the same CPU time: requests/s are shares of one CPU and only the ratios (medians of the rounds' ratios) are meant to be read."
 peer_note="the peer's modsec-main.conf"
 [ "$PEER_BODY_PROCESSORS" = 1 ] && peer_note="$peer_note plus Debian's JSON/XML body-processor rules 200000/200001"
-meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs ($cpu). \`wrk -t1 -c$CONNECTIONS -d$DURATION --latency\` per cell (and \`-c1 -d$LAT_DURATION\` for the 1-connection latency), $WARMUP warm-up per system, $ROUNDS round(s) interleaved (median shown); $pinned; one proxy worker each; upstream: the peer's nginx answering 200 \"ok\" on $UPSTREAM. Load average before: $loadavg_before, after: $loadavg_after (other work shares the CPUs: compare ratios within one run, not absolute figures across runs). Peer: nginx $(nginx -v 2>&1 | sed 's#.*nginx/##') + ModSecurity v3 + CRS from Debian, $peer_note. $race_note Palisade full: WAF block at threshold 5, IP deny list, per-IP/route/global limits and a usage plan at 1,000,000/s, API key required (\`x-api-key\`), analytics to ClickHouse with the spool and the security log; auto-ban off (with it on, the attack shape would measure the ban list, not the WAF)."
+dest_note="ClickHouse"
+[ "$ANALYTICS_DEST" = discard ] && dest_note="a discarding HTTP endpoint standing in for a ClickHouse on its own machine (\`--analytics-dest discard\`)"
+meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs ($cpu). \`wrk -t1 -c$CONNECTIONS -d$DURATION --latency\` per cell (and \`-c1 -d$LAT_DURATION\` for the 1-connection latency), $WARMUP warm-up per system, $ROUNDS round(s) interleaved (median shown); $pinned; one proxy worker each; upstream: the peer's nginx answering 200 \"ok\" on $UPSTREAM. Load average before: $loadavg_before, after: $loadavg_after (other work shares the CPUs: compare ratios within one run, not absolute figures across runs). Peer: nginx $(nginx -v 2>&1 | sed 's#.*nginx/##') + ModSecurity v3 + CRS from Debian, $peer_note. $race_note Palisade full: WAF block at threshold 5, IP deny list, per-IP/route/global limits and a usage plan at 1,000,000/s, API key required (\`x-api-key\`), analytics to $dest_note with the spool and the security log; auto-ban off (with it on, the attack shape would measure the ban list, not the WAF)."
 
 echo
 echo "$tables"

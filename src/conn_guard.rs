@@ -41,11 +41,16 @@ pub fn connection_config(shared: &Shared) -> ConnectionConfig {
     }
 }
 
-/// Checks the request header count and size caps (answer 431 on `Err`).
-pub fn check_headers(shared: &Shared, headers: &http::HeaderMap) -> Result<(), HeaderViolation> {
+/// Checks the request header count and size caps (answer 431 on `Err`), on the totals of the
+/// request's [`palisade_waf::protocol::HeadScan`].
+pub fn check_headers(
+    shared: &Shared,
+    head: &palisade_waf::protocol::HeadScan<'_>,
+) -> Result<(), HeaderViolation> {
+    let (count, bytes) = (head.count, head.section_bytes);
     match shared.guard.load().as_ref() {
-        Some(g) => palisade_guard::check_headers(headers, &g.config().connections),
-        None => palisade_guard::check_headers(headers, &DEFAULT_CONNECTIONS),
+        Some(g) => palisade_guard::check_header_totals(count, bytes, &g.config().connections),
+        None => palisade_guard::check_header_totals(count, bytes, &DEFAULT_CONNECTIONS),
     }
 }
 

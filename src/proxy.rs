@@ -134,16 +134,11 @@ impl Gateway {
 
     /// Is there a body for the gateway to read before the verdict? Upgrades and gRPC streams
     /// are not held (recorded as streamed); an empty body has nothing to read.
-    fn body_to_read(session: &mut Session, ctx: &mut RequestCtx) -> bool {
+    fn body_to_read(session: &mut Session, ctx: &mut RequestCtx, is_grpc: bool) -> bool {
         if session.is_upgrade_req() {
             ctx.body_state = BodyState::Streamed;
             return false;
         }
-        let is_grpc = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         if is_grpc {
             // gRPC streams (client and bidirectional streaming) cannot be held back whole; the
             // protobuf payload is not inspected. Recorded as streamed.
@@ -467,10 +462,8 @@ fn waf_detail(insp: &palisade_waf::Inspection) -> String {
 }
 
 /// Host of the request without port, lowercase not required (matching is case-insensitive).
-fn request_host(req: &RequestHeader) -> &str {
-    let h = req
-        .headers
-        .get(http::header::HOST)
+fn request_host<'a>(req: &'a RequestHeader, host: Option<&'a http::HeaderValue>) -> &'a str {
+    let h = host
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri.host())
         .unwrap_or("");
@@ -490,7 +483,7 @@ fn request_host(req: &RequestHeader) -> &str {
 /// A propagated request id is kept when it is short and printable; otherwise a new one is made.
 fn request_id(req: &RequestHeader) -> RequestId {
     req.headers
-        .get("x-request-id")
+        .get(&crate::forward::X_REQUEST_ID)
         .and_then(RequestId::propagated)
         .unwrap_or_else(RequestId::generate)
 }
@@ -514,21 +507,20 @@ impl ProxyHttp for Gateway {
 
         // Stage 1: the header deadline is met.
         crate::conn_guard::headers_done(session);
+        // One pass over the header section gives what every check below reads.
+        let req = session.req_header();
+        let scan = palisade_waf::protocol::HeadScan::new(&req.headers);
+        // gRPC streams are not held back (see `body_to_read`).
+        let is_grpc = scan
+            .content_type
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         // Size caps and Host first: nothing below should work on an oversized head.
-        {
-            let req = session.req_header();
-            let needs_host = req.version == http::Version::HTTP_11;
-            if let Err(v) = palisade_waf::protocol::check_shape(
-                req.method.as_str(),
-                req.raw_path(),
-                &req.headers,
-                needs_host,
-            ) {
-                return self.protocol_violation(session, ctx, &v).await;
-            }
+        let needs_host = req.version == http::Version::HTTP_11;
+        if let Err(v) = scan.shape(req.method.as_str(), req.raw_path(), needs_host) {
+            return self.protocol_violation(session, ctx, &v).await;
         }
         // Header count and size caps.
-        if crate::conn_guard::check_headers(&self.shared, &session.req_header().headers).is_err() {
+        if crate::conn_guard::check_headers(&self.shared, &scan).is_err() {
             return self
                 .answer(
                     session,
@@ -549,7 +541,7 @@ impl ProxyHttp for Gateway {
                 .answer(session, ctx, 400, reason::BAD_REQUEST, stage::ROUTER, true)
                 .await;
         };
-        let host = request_host(req);
+        let host = request_host(req, scan.host);
         let index = match rt.router.find(host, &normalized, &req.method) {
             RouteMatch::Route(i) => i,
             RouteMatch::MethodNotAllowed(i) => {
@@ -607,7 +599,7 @@ impl ProxyHttp for Gateway {
 
         // Size cap from the declared length.
         let max_body = route.max_body_bytes;
-        if let Some(cl) = req.headers.get(http::header::CONTENT_LENGTH) {
+        if let Some(cl) = scan.content_length {
             match cl.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
                 Some(n) if n > max_body => {
                     return self
@@ -641,12 +633,12 @@ impl ProxyHttp for Gateway {
         // Pingora drops Content-Length when Transfer-Encoding is present: the raw HTTP/1 head
         // still shows the pair.
         let checked = match session.as_ref().as_http1() {
-            Some(h1) if req.headers.contains_key(http::header::TRANSFER_ENCODING) => {
+            Some(h1) if scan.has_transfer_encoding => {
                 palisade_waf::protocol::check_raw_head(&h1.get_headers_raw_bytes())
             }
             _ => Ok(()),
         }
-        .and_then(|()| palisade_waf::protocol::check(req.method.as_str(), &req.headers));
+        .and_then(|()| scan.protocol(req.method.as_str()));
         if let Err(v) = checked {
             return self.protocol_violation(session, ctx, &v).await;
         }
@@ -702,7 +694,7 @@ impl ProxyHttp for Gateway {
                 .unwrap_or(usize::MAX)
                 .min(128 * 1024),
         };
-        if Self::body_to_read(session, ctx) {
+        if Self::body_to_read(session, ctx, is_grpc) {
             if let Some(answered) =
                 Box::pin(self.read_body(session, ctx, max_body, inspect_limit)).await?
             {

@@ -238,17 +238,26 @@ impl fmt::Display for HeaderViolation {
 
 /// Checks the header count and total size caps (answer 431 on a violation).
 pub fn check_headers(headers: &HeaderMap, cfg: &ConnectionConfig) -> Result<(), HeaderViolation> {
-    let count = headers.len();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    check_header_totals(headers.len(), bytes, cfg)
+}
+
+/// [`check_headers`] on totals already counted: `count` fields, `bytes` the sum of each name's
+/// and value's length plus 4 per field (the gateway counts them in its one pass over the head).
+pub fn check_header_totals(
+    count: usize,
+    bytes: usize,
+    cfg: &ConnectionConfig,
+) -> Result<(), HeaderViolation> {
     if count > cfg.max_header_count {
         return Err(HeaderViolation::TooMany {
             count,
             max: cfg.max_header_count,
         });
     }
-    let bytes: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
     if bytes > cfg.max_header_bytes {
         return Err(HeaderViolation::TooLarge {
             bytes,

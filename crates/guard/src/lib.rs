@@ -34,7 +34,9 @@ pub use config::{
     Action, AutoBanConfig, ClientIpHeader, ConnectionConfig, FeedConfig, FeedFormat, GuardConfig,
     IpConfig, Rate, RatePeriod, ThrottleConfig,
 };
-pub use conn::{check_headers, BodyRate, ConnGuard, ConnPermit, HeaderViolation};
+pub use conn::{
+    check_header_totals, check_headers, BodyRate, ConnGuard, ConnPermit, HeaderViolation,
+};
 pub use error::GuardError;
 pub use feeds::{parse_feed, FeedSet, ReloadReport};
 pub use guard::{Guard, GuardDecision, ThrottleScope, Verdict};

@@ -2,8 +2,8 @@
 //! header bytes, disallowed methods, oversized targets and headers, and a missing `Host`. Each
 //! violation is answered with [`Violation::status`] (400, or 414 / 431 for the size caps).
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::HeaderMap;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Methods allowed through (`CONNECT`, `TRACE`, `TRACK` and unknown methods are not).
 pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
@@ -96,50 +96,183 @@ impl Violation {
     }
 }
 
+/// One pass over a request's header section, gathering what [`check_shape`], [`check`] and the
+/// gateway need (sizes, the first offending field of each kind, the framing headers, `Host`
+/// and `Content-Type`), so that a request's head is walked once, not once per check.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadScan<'a> {
+    /// Header fields.
+    pub count: usize,
+    /// The header section's size: every name and value, plus 4 bytes per field.
+    pub section_bytes: usize,
+    /// The first `Host` value.
+    pub host: Option<&'a HeaderValue>,
+    /// The first `Content-Type` value.
+    pub content_type: Option<&'a HeaderValue>,
+    /// The first `Content-Length` value.
+    pub content_length: Option<&'a HeaderValue>,
+    /// A `Transfer-Encoding` header is present.
+    pub has_transfer_encoding: bool,
+    te_first: Option<&'a HeaderValue>,
+    cl_more: bool,
+    te_more: bool,
+    big_field: Option<&'a HeaderName>,
+    /// The first field with a bad name, a framing lookalike name or a bad value, and which.
+    bad_field: Option<(&'a HeaderName, BadField)>,
+}
+
+/// What is wrong with a header field (checked in this order).
+#[derive(Debug, Clone, Copy)]
+enum BadField {
+    Name,
+    Lookalike,
+    Value,
+}
+
+impl<'a> HeadScan<'a> {
+    /// Walks `headers` once.
+    pub fn new(headers: &'a HeaderMap) -> Self {
+        let mut s = HeadScan {
+            count: 0,
+            section_bytes: 0,
+            host: None,
+            content_type: None,
+            content_length: None,
+            has_transfer_encoding: false,
+            te_first: None,
+            cl_more: false,
+            te_more: false,
+            big_field: None,
+            bad_field: None,
+        };
+        for (name, value) in headers {
+            let n = name.as_str().as_bytes();
+            let field = n.len() + value.len();
+            s.count += 1;
+            s.section_bytes += field + 4;
+            if field > MAX_HEADER_FIELD_BYTES && s.big_field.is_none() {
+                s.big_field = Some(name);
+            }
+            if s.bad_field.is_none() {
+                s.bad_field = if !n.iter().all(|&b| crate::target::is_token_byte(b)) {
+                    Some((name, BadField::Name))
+                } else if framing_lookalike(n) {
+                    Some((name, BadField::Lookalike))
+                } else if has_control_byte(value.as_bytes()) {
+                    Some((name, BadField::Value))
+                } else {
+                    None
+                };
+            }
+            if name == HOST {
+                s.host = s.host.or(Some(value));
+            } else if name == CONTENT_TYPE {
+                s.content_type = s.content_type.or(Some(value));
+            } else if name == CONTENT_LENGTH {
+                s.cl_more |= s.content_length.is_some();
+                s.content_length = s.content_length.or(Some(value));
+            } else if name == TRANSFER_ENCODING {
+                s.te_more |= s.te_first.is_some();
+                s.te_first = s.te_first.or(Some(value));
+                s.has_transfer_encoding = true;
+            }
+        }
+        s
+    }
+
+    /// What [`check_shape`] checks, on the scanned section.
+    pub fn shape(&self, method: &str, target: &[u8], needs_host: bool) -> Result<(), Violation> {
+        let target_len = target.len();
+        let form_ok = match target.first() {
+            Some(b'/') => true,
+            Some(b'*') => target_len == 1 && method == "OPTIONS",
+            // absolute-form: Pingora has already checked its authority against `Host`
+            _ => target.starts_with(b"http://") || target.starts_with(b"https://"),
+        };
+        if !form_ok {
+            return Err(Violation::InvalidTarget);
+        }
+        if target_len > MAX_TARGET_BYTES {
+            return Err(Violation::TargetTooLong(target_len));
+        }
+        if let Some(name) = self.big_field {
+            return Err(Violation::HeaderFieldTooLarge(
+                name.as_str().chars().take(64).collect(),
+            ));
+        }
+        if self.section_bytes > MAX_HEADER_SECTION_BYTES {
+            return Err(Violation::HeadersTooLarge(self.section_bytes));
+        }
+        match self.host {
+            None if needs_host => return Err(Violation::MissingHost),
+            Some(h) if !h.as_bytes().iter().all(|&b| is_authority_byte(b)) => {
+                return Err(Violation::InvalidHost)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What [`check`] checks, on the scanned section.
+    pub fn protocol(&self, method: &str) -> Result<(), Violation> {
+        if !ALLOWED_METHODS.contains(&method) {
+            return Err(Violation::DisallowedMethod(
+                method.chars().take(32).collect(),
+            ));
+        }
+        if let Some((name, bad)) = self.bad_field {
+            let name = name.as_str().into();
+            return Err(match bad {
+                BadField::Name => Violation::InvalidHeaderName(name),
+                BadField::Lookalike => Violation::FramingHeaderLookalike(name),
+                BadField::Value => Violation::InvalidHeaderValue(name),
+            });
+        }
+        if self.content_length.is_some() && self.te_first.is_some() {
+            return Err(Violation::ContentLengthAndTransferEncoding);
+        }
+        if self.cl_more {
+            return Err(Violation::DuplicateContentLength);
+        }
+        if let Some(cl) = self.content_length {
+            let v = cl.as_bytes();
+            if v.contains(&b',') {
+                return Err(Violation::DuplicateContentLength);
+            }
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(Violation::InvalidContentLength);
+            }
+        }
+        if self.te_more {
+            return Err(Violation::UnsupportedTransferEncoding(
+                "several headers".into(),
+            ));
+        }
+        if let Some(te) = self.te_first {
+            if te.as_bytes() != b"chunked" {
+                return Err(Violation::UnsupportedTransferEncoding(
+                    String::from_utf8_lossy(te.as_bytes())
+                        .chars()
+                        .take(64)
+                        .collect(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks what [`check`] cannot see from the method and headers alone: the request target's
 /// form and length, the size of each header field and of the whole section, and that an
 /// HTTP/1.1 request carries `Host` (HTTP/2 carries `:authority` instead; pass
-/// `needs_host: false`). Costs one pass over the header names and value lengths.
+/// `needs_host: false`). The gateway scans once with [`HeadScan`] and asks it both questions.
 pub fn check_shape(
     method: &str,
     target: &[u8],
     headers: &HeaderMap,
     needs_host: bool,
 ) -> Result<(), Violation> {
-    let target_len = target.len();
-    let form_ok = match target.first() {
-        Some(b'/') => true,
-        Some(b'*') => target_len == 1 && method == "OPTIONS",
-        // absolute-form: Pingora has already checked its authority against `Host`
-        _ => target.starts_with(b"http://") || target.starts_with(b"https://"),
-    };
-    if !form_ok {
-        return Err(Violation::InvalidTarget);
-    }
-    if target_len > MAX_TARGET_BYTES {
-        return Err(Violation::TargetTooLong(target_len));
-    }
-    let mut total = 0usize;
-    for (name, value) in headers {
-        let field = name.as_str().len() + value.len();
-        if field > MAX_HEADER_FIELD_BYTES {
-            return Err(Violation::HeaderFieldTooLarge(
-                name.as_str().chars().take(64).collect(),
-            ));
-        }
-        total += field + 4;
-    }
-    if total > MAX_HEADER_SECTION_BYTES {
-        return Err(Violation::HeadersTooLarge(total));
-    }
-    match headers.get(http::header::HOST) {
-        None if needs_host => return Err(Violation::MissingHost),
-        Some(h) if !h.as_bytes().iter().all(|&b| is_authority_byte(b)) => {
-            return Err(Violation::InvalidHost)
-        }
-        _ => {}
-    }
-    Ok(())
+    HeadScan::new(headers).shape(method, target, needs_host)
 }
 
 /// Checks a raw HTTP/1 request head (request line and header lines, as read from the wire)
@@ -190,61 +323,7 @@ fn has_control_byte(v: &[u8]) -> bool {
 
 /// Checks the method and headers; the first violation found is returned.
 pub fn check(method: &str, headers: &HeaderMap) -> Result<(), Violation> {
-    if !ALLOWED_METHODS.contains(&method) {
-        return Err(Violation::DisallowedMethod(
-            method.chars().take(32).collect(),
-        ));
-    }
-    for (name, value) in headers {
-        if !name.as_str().bytes().all(crate::target::is_token_byte) {
-            return Err(Violation::InvalidHeaderName(name.as_str().into()));
-        }
-        if framing_lookalike(name.as_str().as_bytes()) {
-            return Err(Violation::FramingHeaderLookalike(name.as_str().into()));
-        }
-        if has_control_byte(value.as_bytes()) {
-            return Err(Violation::InvalidHeaderValue(name.as_str().into()));
-        }
-    }
-    // First value and count of each framing header, without collecting (this runs on every
-    // request).
-    let (mut cls, mut tes) = (
-        headers.get_all(CONTENT_LENGTH).iter(),
-        headers.get_all(TRANSFER_ENCODING).iter(),
-    );
-    let (cl_first, te_first) = (cls.next(), tes.next());
-    let (cl_more, te_more) = (cls.next().is_some(), tes.next().is_some());
-    if cl_first.is_some() && te_first.is_some() {
-        return Err(Violation::ContentLengthAndTransferEncoding);
-    }
-    if cl_more {
-        return Err(Violation::DuplicateContentLength);
-    }
-    if let Some(cl) = cl_first {
-        let v = cl.as_bytes();
-        if v.contains(&b',') {
-            return Err(Violation::DuplicateContentLength);
-        }
-        if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-            return Err(Violation::InvalidContentLength);
-        }
-    }
-    if te_more {
-        return Err(Violation::UnsupportedTransferEncoding(
-            "several headers".into(),
-        ));
-    }
-    if let Some(te) = te_first {
-        if te.as_bytes() != b"chunked" {
-            return Err(Violation::UnsupportedTransferEncoding(
-                String::from_utf8_lossy(te.as_bytes())
-                    .chars()
-                    .take(64)
-                    .collect(),
-            ));
-        }
-    }
-    Ok(())
+    HeadScan::new(headers).protocol(method)
 }
 
 #[cfg(test)]
@@ -333,6 +412,81 @@ mod tests {
         }
         let h = headers(&[("host", "[::1]:80")]);
         assert_eq!(check_shape("GET", b"/", &h, true), Ok(()));
+    }
+
+    #[test]
+    fn one_scan_gives_the_facts_every_check_reads() {
+        let h = headers(&[
+            ("host", "a.example"),
+            ("content-type", "application/grpc"),
+            ("content-length", "12"),
+            ("x-a", "1"),
+            ("host", "b.example"),
+        ]);
+        let s = HeadScan::new(&h);
+        assert_eq!(s.count, 5);
+        // name + value + 4 per field, as the guard's header-size cap counts it
+        assert_eq!(s.section_bytes, 13 + 28 + 16 + 4 + 13 + 5 * 4);
+        assert_eq!(s.host.map(HeaderValue::as_bytes), Some(&b"a.example"[..]));
+        assert_eq!(
+            s.content_type.map(HeaderValue::as_bytes),
+            Some(&b"application/grpc"[..])
+        );
+        assert_eq!(
+            s.content_length.map(HeaderValue::as_bytes),
+            Some(&b"12"[..])
+        );
+        assert!(!s.has_transfer_encoding);
+        assert_eq!(s.protocol("POST"), Ok(()));
+        assert_eq!(
+            s.protocol("TRACE"),
+            Err(Violation::DisallowedMethod("TRACE".into()))
+        );
+
+        let h = headers(&[("content-length", "1"), ("content-length", "1")]);
+        assert_eq!(
+            HeadScan::new(&h).protocol("POST"),
+            Err(Violation::DuplicateContentLength)
+        );
+        let h = headers(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        let s = HeadScan::new(&h);
+        assert!(s.has_transfer_encoding);
+        assert_eq!(
+            s.protocol("POST"),
+            Err(Violation::UnsupportedTransferEncoding(
+                "several headers".into()
+            ))
+        );
+        let h = headers(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
+        assert_eq!(
+            HeadScan::new(&h).protocol("POST"),
+            Err(Violation::ContentLengthAndTransferEncoding)
+        );
+        let h = headers(&[("content-length", "1e3")]);
+        assert_eq!(
+            HeadScan::new(&h).protocol("POST"),
+            Err(Violation::InvalidContentLength)
+        );
+        let h = headers(&[("transfer-encoding", "gzip, chunked")]);
+        assert_eq!(
+            HeadScan::new(&h).protocol("POST"),
+            Err(Violation::UnsupportedTransferEncoding(
+                "gzip, chunked".into()
+            ))
+        );
+        // The first offending field is the one reported.
+        let h = headers(&[
+            ("x-ok", "1"),
+            ("content_length", "2"),
+            ("transfer_encoding", "x"),
+        ]);
+        assert_eq!(
+            HeadScan::new(&h).protocol("GET"),
+            Err(Violation::FramingHeaderLookalike("content_length".into()))
+        );
     }
 
     #[test]
