@@ -300,7 +300,8 @@ fn is_authority_byte(b: u8) -> bool {
 /// Whether `name` reads as `Content-Length` or `Transfer-Encoding` once `_` is taken for `-`
 /// (some servers and frameworks do; the gateway frames by the real header only).
 fn framing_lookalike(name: &[u8]) -> bool {
-    if !name.contains(&b'_') {
+    // Only names as long as `content-length` or `transfer-encoding` can read as one.
+    if !matches!(name.len(), 14 | 17) || !name.contains(&b'_') {
         return false;
     }
     [&b"content-length"[..], &b"transfer-encoding"[..]]
