@@ -89,7 +89,7 @@ fn run_is_text(run: &[u8]) -> bool {
 
 fn run_is_text_in(run: &[u8], buf: &mut [u8]) -> bool {
     let (mut n, mut acc, mut bits) = (0usize, 0u32, 0);
-    for &c in run {
+    for (i, &c) in run.iter().enumerate() {
         let Some(v) = b64_val(c) else { break };
         acc = acc << 6 | u32::from(v);
         bits += 6;
@@ -100,8 +100,19 @@ fn run_is_text_in(run: &[u8], buf: &mut [u8]) -> bool {
                 n += 1;
             }
         }
+        // Text must be valid UTF-8 throughout: a token or a hash in hex decodes to bytes that
+        // are not, which the first six bytes almost always show (an incomplete sequence at the
+        // end of the prefix is not an error yet).
+        if i == 7 && invalid_utf8_prefix(buf.get(..n).unwrap_or(&[])) {
+            return false;
+        }
     }
     looks_like_text(buf.get(..n).unwrap_or(&[]))
+}
+
+/// True when `prefix` cannot start valid UTF-8 (an invalid sequence, not merely a cut one).
+fn invalid_utf8_prefix(prefix: &[u8]) -> bool {
+    std::str::from_utf8(prefix).is_err_and(|e| e.error_len().is_some())
 }
 
 /// A run of base64 characters this long, plus at most two `=`, can reach [`MIN_RUN`].
