@@ -38,18 +38,38 @@ fn b64_val(b: u8) -> Option<u8> {
     (v != INVALID).then_some(v)
 }
 
-/// Decodes `run` (no padding) into `out`, returning whether the result looks like text.
-fn decode_run(run: &[u8], out: &mut Vec<u8>) -> bool {
-    let start = out.len();
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &c in run {
-        let Some(v) = b64_val(c) else { break };
+/// The bytes `run` (base64 characters, no padding) decodes to, in order.
+fn decoded(run: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut acc, mut bits) = (0u32, 0u32);
+    run.iter().map_while(|&c| b64_val(c)).filter_map(move |v| {
         acc = acc << 6 | u32::from(v);
         bits += 6;
-        if bits >= 8 {
+        (bits >= 8).then(|| {
             bits -= 8;
-            out.push((acc >> bits) as u8);
+            (acc >> bits) as u8
+        })
+    })
+}
+
+/// Decoded bytes after which [`invalid_utf8_prefix`] is asked: text must be valid UTF-8
+/// throughout, and a token or a hash in hex decodes to bytes that are not, which the first six
+/// bytes almost always show.
+const PREFIX: usize = 6;
+
+/// True when `prefix` cannot start valid UTF-8 (an invalid sequence, not merely one cut at the
+/// end of the prefix): the whole decoding is then not text, whatever follows.
+fn invalid_utf8_prefix(prefix: &[u8]) -> bool {
+    std::str::from_utf8(prefix).is_err_and(|e| e.error_len().is_some())
+}
+
+/// Decodes `run` into `out`, returning whether the result looks like text (false as soon as
+/// its first [`PREFIX`] bytes show it is not; `out` then holds part of the decoding).
+fn decode_run(run: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    for b in decoded(run) {
+        out.push(b);
+        if out.len() - start == PREFIX && invalid_utf8_prefix(out.get(start..).unwrap_or(&[])) {
+            return false;
         }
     }
     looks_like_text(out.get(start..).unwrap_or(&[]))
@@ -87,32 +107,18 @@ fn run_is_text(run: &[u8]) -> bool {
     }
 }
 
+/// [`decode_run`] into a buffer of the caller's (`buf` holds the whole decoding).
 fn run_is_text_in(run: &[u8], buf: &mut [u8]) -> bool {
-    let (mut n, mut acc, mut bits) = (0usize, 0u32, 0);
-    for (i, &c) in run.iter().enumerate() {
-        let Some(v) = b64_val(c) else { break };
-        acc = acc << 6 | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            if let Some(slot) = buf.get_mut(n) {
-                *slot = (acc >> bits) as u8;
-                n += 1;
-            }
-        }
-        // Text must be valid UTF-8 throughout: a token or a hash in hex decodes to bytes that
-        // are not, which the first six bytes almost always show (an incomplete sequence at the
-        // end of the prefix is not an error yet).
-        if i == 7 && invalid_utf8_prefix(buf.get(..n).unwrap_or(&[])) {
+    let mut n = 0;
+    for b in decoded(run) {
+        let Some(slot) = buf.get_mut(n) else { break };
+        *slot = b;
+        n += 1;
+        if n == PREFIX && invalid_utf8_prefix(buf.get(..n).unwrap_or(&[])) {
             return false;
         }
     }
     looks_like_text(buf.get(..n).unwrap_or(&[]))
-}
-
-/// True when `prefix` cannot start valid UTF-8 (an invalid sequence, not merely a cut one).
-fn invalid_utf8_prefix(prefix: &[u8]) -> bool {
-    std::str::from_utf8(prefix).is_err_and(|e| e.error_len().is_some())
 }
 
 /// A run of base64 characters this long, plus at most two `=`, can reach [`MIN_RUN`].
