@@ -33,7 +33,7 @@ pub use html::MAX_TAG;
 ///
 /// Runs in time linear in `input.len()`, allocates nothing and never panics.
 pub fn detect(input: &[u8]) -> Option<Detection> {
-    if input.is_empty() {
+    if input.is_empty() || !html::possible(input) {
         return None;
     }
     if let Some(rule) = html::scan_tags(input) {

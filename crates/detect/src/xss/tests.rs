@@ -197,3 +197,126 @@ fn window_aliases_need_indexing_or_a_sink() {
     attack("\";self.alert(1)//");
     benign("it's 'top' - self.improvement");
 }
+
+/// The three scans without the gate in front of them.
+fn ungated(s: &[u8]) -> bool {
+    html::scan_tags(s).is_some()
+        || html::attribute_breakout(s).is_some()
+        || html::script_context(s).is_some()
+}
+
+#[test]
+fn gate_passes_every_value_the_scans_flag_in_the_corpora() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../attack-corpus");
+    let mut flagged = 0usize;
+    for sub in ["attacks", "benign"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+            panic!("{}/{sub} is missing", dir.display());
+        };
+        for entry in rd.flatten() {
+            let Ok(text) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            for line in text.split(|&b| b == b'\n') {
+                let lower = line.to_ascii_lowercase();
+                for v in [line, &lower[..]] {
+                    if ungated(v) {
+                        flagged += 1;
+                        assert!(
+                            html::possible(v),
+                            "gate hides {:?}",
+                            String::from_utf8_lossy(v)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The corpora hold thousands of XSS payloads: the check above must have had work to do.
+    assert!(flagged > 3000, "only {flagged} flagged values");
+}
+
+#[test]
+fn gate_rejects_plain_values() {
+    for v in [
+        "https://shop.example.com/catalog/shoes?color=black&size=42",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)",
+        "text/html,application/xhtml;q=0.9,*/*;q=0.8",
+        "Please leave it at the door; thanks!",
+        "Contact: see the online form",
+    ] {
+        assert!(!html::possible(v.as_bytes()), "{v:?}");
+    }
+    for v in [
+        "x onfocus=alert(1)",
+        "onload=alert(1)",
+        "\tjavascript:alert(1)",
+        "a<b",
+        "it's",
+        "${x}",
+        "+ADw-script+AD4-",
+    ] {
+        assert!(html::possible(v.as_bytes()), "{v:?}");
+    }
+}
+
+/// Fragments of HTML and JavaScript soup.
+const FRAGS: &[&str] = &[
+    "<",
+    ">",
+    "/",
+    "script",
+    "img",
+    "svg",
+    "src",
+    "=",
+    "x",
+    " ",
+    "\t",
+    "\"",
+    "'",
+    "`",
+    "on",
+    "onerror",
+    "onload",
+    "ONFOCUS",
+    "alert",
+    "(",
+    ")",
+    "1",
+    ";",
+    "-",
+    "+",
+    "javascript:",
+    "java\tscript:",
+    "data:text/html,",
+    "&#x3c;",
+    "{",
+    "}",
+    "$",
+    "{{",
+    "constructor",
+    "eval",
+    "+ADw-",
+    "+AD4-",
+    "style",
+    "expression(",
+    "href",
+    "a",
+    "o",
+    "n",
+    ":",
+    "//",
+    "\n",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20000))]
+    /// The gate never hides a detection on HTML and script soup.
+    #[test]
+    fn gate_never_hides_a_detection(parts in proptest::collection::vec(0..FRAGS.len(), 1..10)) {
+        let v: String = parts.iter().map(|&i| FRAGS[i]).collect();
+        let b = v.as_bytes();
+        proptest::prop_assert!(!ungated(b) || html::possible(b), "gate hides {:?}", v);
+    }
+}
