@@ -48,9 +48,72 @@ const NAMED: &[(&[u8], &str)] = &[
     (b"newline", "\n"),
 ];
 
+/// The longest name in [`NAMED`].
+const MAX_NAME: usize = {
+    let mut m = 0;
+    let mut i = 0;
+    while i < NAMED.len() {
+        if NAMED[i].0.len() > m {
+            m = NAMED[i].0.len();
+        }
+        i += 1;
+    }
+    m
+};
+
+/// The entries of [`NAMED`] by the lowercase first letter of their name: entries
+/// `ORDER[BY_FIRST[l].0..BY_FIRST[l].1]` start with letter `l` (`a` = 0). `&` followed by a
+/// byte no name starts with is not looked up, and a name is compared with two or three entries
+/// instead of all of them.
+static ORDER: [u8; NAMED.len()] = {
+    let mut o = [0u8; NAMED.len()];
+    let mut k = 0;
+    let mut l = b'a';
+    while l <= b'z' {
+        let mut i = 0;
+        while i < NAMED.len() {
+            if NAMED[i].0[0].to_ascii_lowercase() == l {
+                o[k] = i as u8;
+                k += 1;
+            }
+            i += 1;
+        }
+        l += 1;
+    }
+    o
+};
+
+static BY_FIRST: [(u8, u8); 26] = {
+    let mut t = [(0u8, 0u8); 26];
+    let mut k = 0;
+    let mut l = 0;
+    while l < 26 {
+        let start = k;
+        while k < NAMED.len()
+            && NAMED[ORDER[k] as usize].0[0].to_ascii_lowercase() == b'a' + l as u8
+        {
+            k += 1;
+        }
+        t[l] = (start as u8, k as u8);
+        l += 1;
+    }
+    t
+};
+
+/// The entries whose name starts with `b` (either case).
+fn candidates(b: u8) -> &'static [u8] {
+    let l = b.to_ascii_lowercase().wrapping_sub(b'a');
+    match BY_FIRST.get(usize::from(l)) {
+        Some(&(s, e)) => ORDER.get(usize::from(s)..usize::from(e)).unwrap_or(&[]),
+        None => &[],
+    }
+}
+
 fn named(name: &[u8]) -> Option<&'static str> {
-    NAMED
+    let first = *name.first()?;
+    candidates(first)
         .iter()
+        .filter_map(|&i| NAMED.get(usize::from(i)))
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
 }
@@ -110,11 +173,14 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
                 continue;
             }
         } else {
-            let n = rest
-                .iter()
-                .take(10)
-                .take_while(|c| c.is_ascii_alphabetic())
-                .count();
+            let n = if rest.first().is_some_and(|&c| !candidates(c).is_empty()) {
+                rest.iter()
+                    .take(MAX_NAME)
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count()
+            } else {
+                0
+            };
             // Longest known prefix of the letters, so `&ltscript` decodes like browsers do.
             let mut found = None;
             for len in (2..=n).rev() {
@@ -138,4 +204,22 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
         i += 1;
     }
     changed
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::{candidates, named, NAMED};
+
+    #[test]
+    fn the_index_finds_every_name_in_both_cases() {
+        for (n, v) in NAMED {
+            assert_eq!(named(n), Some(*v), "{}", String::from_utf8_lossy(n));
+            let upper = n.to_ascii_uppercase();
+            assert_eq!(named(&upper), Some(*v));
+        }
+        let total: usize = (b'a'..=b'z').map(|l| candidates(l).len()).sum();
+        assert_eq!(total, NAMED.len());
+        assert_eq!(named(b"size"), None);
+        assert!(candidates(b'1').is_empty() && candidates(b'{').is_empty());
+    }
 }
