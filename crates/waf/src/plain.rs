@@ -95,9 +95,6 @@ fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
         .ok()
 }
 
-/// Values shorter than this run their regexes one by one, not through a chain DFA.
-const GROUP_MIN: usize = 48;
-
 /// Haystacks longer than this go to the regex, whose literal prefilters skip through long
 /// texts faster than the lazy DFA walks them.
 const LAZY_MAX: usize = 256;
@@ -135,10 +132,6 @@ pub(crate) struct PlainPlan {
     /// built. Long values, and the rare search the lazy DFA gives up, go to the rule's own
     /// regex (it matches the same on an eligible haystack).
     dfa: Vec<Option<DFA>>,
-    /// Per chain: one lazy DFA of the restricted regexes of every regex rule with that chain
-    /// (`None` for a chain with fewer than two). A value's variant for the chain is walked once
-    /// by it: no match clears all of them; a match sends each to its own DFA.
-    chain_dfa: Vec<Option<DFA>>,
     /// Tells scratch caches of another plan apart (a reloaded rule set).
     id: u64,
     /// Unfiltered regex rules that an eligible haystack can match.
@@ -313,29 +306,12 @@ impl PlainPlan {
             });
             run_sets.push(Some(sets.len() - 1));
         }
-        let dfa: Vec<Option<DFA>> = re
+        let dfa = re
             .iter()
             .map(|r| r.as_deref().and_then(|r| lazy_dfa(&[r])))
             .collect();
-        let chain_dfa = (0..chains.len())
-            .map(|c| {
-                let members: Vec<&str> = rules
-                    .iter()
-                    .zip(&re)
-                    .zip(&dfa)
-                    .filter(|((r, _), d)| r.chain == c && d.is_some())
-                    .filter_map(|((_, p), _)| p.as_deref())
-                    .collect();
-                if members.len() < 2 {
-                    None
-                } else {
-                    lazy_dfa(&members)
-                }
-            })
-            .collect();
         Some(PlainPlan {
             dfa,
-            chain_dfa,
             id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             forbidden,
             comments,
@@ -411,13 +387,6 @@ pub(crate) struct PlainScratch {
     caches: Vec<Option<Cache>>,
     /// Per run set: the cache of its lazy DFA.
     set_caches: Vec<Option<Cache>>,
-    /// Per chain: the cache of its chain DFA.
-    chain_caches: Vec<Option<Cache>>,
-    /// Chains whose DFA answered for the current value: true when it matched (the rules of
-    /// the chain then run one by one), false when it cleared them all.
-    chain_seen: Vec<(usize, bool)>,
-    /// Regex rules to run per chain for the current value.
-    chain_count: Vec<(usize, u32)>,
 }
 
 impl PlainPlan {
@@ -443,11 +412,7 @@ impl PlainPlan {
             sc.caches.resize_with(rules.len(), || None);
             sc.set_caches.clear();
             sc.set_caches.resize_with(self.sets.len(), || None);
-            sc.chain_caches.clear();
-            sc.chain_caches.resize_with(self.chain_dfa.len(), || None);
         }
-        sc.chain_seen.clear();
-        sc.chain_count.clear();
         sc.hits.clear();
         if !self.scan(value, cand, &mut sc.hits) {
             return false;
@@ -463,29 +428,6 @@ impl PlainPlan {
         sc.same.clear();
         let set_index = self.run_sets.get(kind as usize).copied().flatten();
         let run_set = set_index.and_then(|j| self.sets.get(j));
-        // A chain DFA pays off where two or more of the value's regexes read the same variant,
-        // and only on a value long enough for the walks it saves to outweigh the counting.
-        let mut next = if value.len() >= GROUP_MIN {
-            sc.hits.next_one(0)
-        } else {
-            None
-        };
-        while let Some(r) = next {
-            next = sc.hits.next_one(r + 1);
-            let Some(rule) = rules.get(r) else {
-                continue;
-            };
-            if !matches!(rule.matcher, Matcher::Regex { .. })
-                || run_set.is_some_and(|rs| rs.bits.get(r))
-            {
-                continue;
-            }
-            match sc.chain_count.iter_mut().find(|(c, _)| *c == rule.chain) {
-                Some((_, n)) => *n += 1,
-                None => sc.chain_count.push((rule.chain, 1)),
-            }
-        }
-        let grouping = sc.chain_count.iter().any(|&(_, n)| n >= 2);
         let mut set_needed = false;
         let mut next = sc.hits.next_one(0);
         while let Some(r) = next {
@@ -493,16 +435,6 @@ impl PlainPlan {
             let Some(rule) = rules.get(r) else {
                 continue;
             };
-            if grouping
-                && matches!(rule.matcher, Matcher::Regex { .. })
-                && sc
-                    .chain_seen
-                    .iter()
-                    .any(|&(c, matched)| c == rule.chain && !matched)
-            {
-                // The chain's DFA found none of its regexes in this variant.
-                continue;
-            }
             let at = if sc.same.contains(&rule.chain) {
                 0
             } else {
@@ -527,23 +459,6 @@ impl PlainPlan {
                     if at == 0 && run_set.is_some_and(|rs| rs.bits.get(r)) {
                         set_needed = true;
                         continue;
-                    }
-                    let group_dfa = self.chain_dfa.get(rule.chain).and_then(Option::as_ref);
-                    if let Some(d) = group_dfa.filter(|_| {
-                        grouping
-                            && !sc.chain_seen.iter().any(|&(c, _)| c == rule.chain)
-                            && sc
-                                .chain_count
-                                .iter()
-                                .any(|&(c, n)| c == rule.chain && n >= 2)
-                    }) {
-                        let group = lazy_match(d, sc.chain_caches.get_mut(rule.chain), hay);
-                        // No answer (a long value, or the DFA gave up): one by one.
-                        let matched = group.unwrap_or(true);
-                        sc.chain_seen.push((rule.chain, matched));
-                        if !matched {
-                            continue;
-                        }
                     }
                     let starts_ok = first
                         .as_ref()
