@@ -17,11 +17,37 @@ fn main() {
     let (_, src) = rule_sources();
     let rs = RuleSet::from_sources(&src).expect("rules load");
     let policy = Policy::compile(&PolicyConfig::default(), &rs).expect("policy");
-    let h = headers();
+    // Parts of the 1 KB request can be swapped out to see what one value costs:
+    // `PROFILE_QUERY` replaces its query string, `PROFILE_HEADERS` (comma-separated names)
+    // keeps only those headers, `PROFILE_SET="name: value"` sets one.
+    let mut h = headers();
+    if let Ok(keep) = std::env::var("PROFILE_HEADERS") {
+        let keep: Vec<&str> = keep.split(',').map(str::trim).collect();
+        let names: Vec<http::HeaderName> = h.keys().cloned().collect();
+        for n in names {
+            if !keep.contains(&n.as_str()) {
+                h.remove(&n);
+            }
+        }
+    }
+    // `PROFILE_SET="name: value"` sets one header.
+    if let Some((n, v)) = std::env::var("PROFILE_SET")
+        .ok()
+        .as_deref()
+        .and_then(|s| s.split_once(": "))
+    {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(n.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    let query_override = std::env::var("PROFILE_QUERY").ok();
     let head = RequestHead {
         method: "GET",
         path: b"/api/v1/products/search",
-        query: Some(QUERY),
+        query: Some(query_override.as_deref().map_or(QUERY, str::as_bytes)),
         headers: &h,
     };
     let which = std::env::args().nth(1).unwrap_or_default();

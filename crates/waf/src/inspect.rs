@@ -415,6 +415,21 @@ impl State {
             }
             return from;
         }
+        if t == Transform::DecodeAll
+            && from_mask & (crate::transform::class::PCT | crate::transform::class::PLUS) != 0
+        {
+            // Decode once for the three URL decoders when that is their common output.
+            self.apply_memo(value, from, Transform::UrlDecodeUni);
+            if let Some(row) = self
+                .memo
+                .get(usize::from(from))
+                .and_then(|row| row.get(tid))
+            {
+                if *row != u16::MAX {
+                    return *row;
+                }
+            }
+        }
         let idx = self.n_var; // variant `idx + 1` would live in bufs[idx]
         if self.bufs.len() <= idx {
             self.bufs.push(Vec::new());
@@ -440,6 +455,22 @@ impl State {
             .and_then(|row| row.get_mut(tid))
         {
             *slot = to;
+        }
+        if t == Transform::UrlDecodeUni && to != from {
+            let mask = self
+                .var_mask
+                .get(usize::from(to))
+                .copied()
+                .unwrap_or(u64::MAX);
+            if crate::transform::url_decoded_is_final(self.var(value, to), mask) {
+                if let Some(row) = self.memo.get_mut(usize::from(from)) {
+                    for d in crate::transform::URL_DECODERS {
+                        if let Some(slot) = row.get_mut(d as usize) {
+                            *slot = to;
+                        }
+                    }
+                }
+            }
         }
         to
     }

@@ -358,6 +358,89 @@ impl Transform {
     }
 }
 
+/// True when `decode_all`, `url_decode_uni` and `url_decode_repeat` all leave `x` (class mask
+/// `mask`) as it is: no `%`, `+`, `&`, `\\` or overlong lead byte, and no base64 run to decode.
+/// All three start with `url_decode_uni`, so when its output is such a value, it is the output
+/// of the other two as well (`decode_all` runs its rounds and its base64 step on it and they
+/// change nothing; `url_decode_repeat` has nothing left to decode): the engine decodes a value
+/// once for the three.
+pub(crate) fn url_decoded_is_final(x: &[u8], mask: u64) -> bool {
+    use class::*;
+    mask & (PCT | PLUS | AMP | BSLASH | OVERLONG) == 0
+        && (mask & LONG == 0 || !base64_decode_detect::may_decode(x))
+}
+
+/// The transforms [`url_decoded_is_final`] speaks for.
+pub(crate) const URL_DECODERS: [Transform; 3] = [
+    Transform::UrlDecodeUni,
+    Transform::UrlDecodeRepeat,
+    Transform::DecodeAll,
+];
+
+#[cfg(test)]
+mod final_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FRAGS: &[&str] = &[
+        "a",
+        "Z",
+        "1",
+        " ",
+        "%",
+        "%2",
+        "%41",
+        "%25",
+        "%2541",
+        "%u0041",
+        "%U00e9",
+        "%c0%ae",
+        "+",
+        "&",
+        "&lt;",
+        "&#60;",
+        "&amp;lt;",
+        "\\",
+        "\\u0041",
+        "\\x41",
+        "%5C",
+        "%26",
+        "%2B",
+        "dGVzdCBzdHJpbmcgaGVyZQ==",
+        "aGVsbG8gd29ybGQgdGhpcyBpcyBh",
+        ":",
+        "/",
+        ".",
+        "'",
+        "\"",
+        "%e9",
+        "\u{e9}",
+        "%C3%A9",
+        "=",
+        ";",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+        /// Whenever `url_decode_uni`'s output passes the check, the other two give the same.
+        #[test]
+        fn a_final_url_decoding_is_every_decoders_output(parts in proptest::collection::vec(0..FRAGS.len(), 1..12)) {
+            let v: String = parts.iter().map(|&i| FRAGS[i]).collect();
+            let input = v.as_bytes();
+            let mut x = Vec::new();
+            if Transform::UrlDecodeUni.apply(input, &mut x)
+                && url_decoded_is_final(&x, class_mask(&x))
+            {
+                for t in URL_DECODERS {
+                    let mut y = Vec::new();
+                    let changed = t.apply(input, &mut y);
+                    prop_assert!(changed && y == x, "{} on {:?}", t.name(), v);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod trigger_tests {
     use super::*;
