@@ -139,6 +139,9 @@ pub(crate) struct State {
     clean: crate::clean::CleanMemory,
     /// Values skipped because they were already inspected.
     pub skipped: u32,
+    /// Per rule: the cache of its regex's lazy DFA, for the rule set `lazy_owner`.
+    lazy_caches: Vec<Option<regex_automata::hybrid::dfa::Cache>>,
+    lazy_owner: u64,
     /// Scratch space of the plain-value fast path (see [`crate::plain`]).
     plain: crate::plain::PlainScratch,
     /// The plain-value fast path is off (tests compare both paths).
@@ -334,6 +337,12 @@ fn var_of<'v>(bufs: &'v [Vec<u8>], value: &'v [u8], v: u16) -> &'v [u8] {
 impl State {
     fn prepare(&mut self, rs: &RuleSet) {
         let n = rs.rules.len();
+        if self.lazy_owner != rs.uid {
+            // A cache only serves the DFA it was made for.
+            self.lazy_owner = rs.uid;
+            self.lazy_caches.clear();
+            self.lazy_caches.resize_with(n, || None);
+        }
         if self.matched.words() != n.div_ceil(64) {
             self.matched.reset(n);
         }
@@ -713,13 +722,23 @@ impl Engine<'_> {
             }
             let hay = var_of(&st.bufs, value, v);
             match &rule.matcher {
-                Matcher::Regex { re, first, .. } => {
+                Matcher::Regex {
+                    re, first, lazy, ..
+                } => {
                     // An anchored regex cannot match a value that does not start with one of
                     // its first bytes.
                     if first
                         .as_ref()
                         .is_some_and(|f| !hay.first().is_some_and(|&b| f[usize::from(b)]))
                     {
+                        continue;
+                    }
+                    // No match is the usual answer, and the lazy DFA gives it for less.
+                    let none = lazy
+                        .as_deref()
+                        .and_then(|d| crate::plain::lazy_match(d, st.lazy_caches.get_mut(r), hay))
+                        == Some(false);
+                    if none {
                         continue;
                     }
                     if let Some(m) = re.find(hay) {

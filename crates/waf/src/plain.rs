@@ -95,6 +95,26 @@ fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
         .ok()
 }
 
+/// The lazy DFA of one rule's own regex (`pattern` as written, with the rule's Unicode and
+/// case-folding modes), for the general evaluation's "any match?".
+pub(crate) fn lazy_dfa_of(pattern: &str, unicode: bool, fold: bool) -> Option<DFA> {
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .unicode_word_boundary(true)
+                .cache_capacity(1 << 20),
+        )
+        .syntax(
+            syntax::Config::new()
+                .utf8(false)
+                .unicode(unicode)
+                .case_insensitive(fold),
+        )
+        .thompson(thompson::Config::new().utf8(false))
+        .build(pattern)
+        .ok()
+}
+
 /// Haystacks longer than this go to the regex, whose literal prefilters skip through long
 /// texts faster than the lazy DFA walks them.
 const LAZY_MAX: usize = 256;
@@ -103,7 +123,7 @@ const LAZY_MAX: usize = 256;
 /// gives up (a Unicode word boundary next to a non-ASCII byte) or `hay` is long, and the
 /// caller asks the regex.
 #[inline]
-fn lazy_match(dfa: &DFA, slot: Option<&mut Option<Cache>>, hay: &[u8]) -> Option<bool> {
+pub(crate) fn lazy_match(dfa: &DFA, slot: Option<&mut Option<Cache>>, hay: &[u8]) -> Option<bool> {
     if hay.len() > LAZY_MAX {
         return None;
     }

@@ -62,6 +62,10 @@ pub(crate) enum Matcher {
         /// the bytes such a match can start with (see
         /// [`crate::prefilter::anchored_first_bytes`]); other first bytes skip the regex.
         first: Option<Box<[bool; 256]>>,
+        /// The same regex as a lazy DFA, asked first on short values (no match is the usual
+        /// answer, and it comes without the regex's per-search set-up); `None` where it
+        /// cannot be built.
+        lazy: Option<Box<regex_automata::hybrid::dfa::DFA>>,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -529,12 +533,14 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 for f in gate.factors {
                     phrases.push((f, PatKind::Factor));
                 }
+                let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
                 matcher = Some(Matcher::Regex {
                     re: compiled,
                     filtered,
                     unicode,
                     classes: gate.classes,
                     first,
+                    lazy,
                 });
             }
             Err(err) => errors.push(e(
@@ -928,6 +934,53 @@ pub(crate) mod gate_tests {
             }
         }
         assert!(folded > 30, "only {folded} rules folded");
+    }
+
+    /// Each rule's lazy DFA answers "any match?" as its regex does: on every payload of both
+    /// corpora after the rule's transforms, as it is and in both cases, wherever the lazy DFA
+    /// answers (it gives up next to a non-ASCII byte under a Unicode word boundary).
+    #[test]
+    fn lazy_dfas_agree_with_the_regexes_on_the_corpora() {
+        use regex_automata::Input;
+        let rs = shipped();
+        let payloads = corpora_lines();
+        let (mut rules, mut matched, mut answered) = (0, 0usize, 0usize);
+        for r in &rs.rules {
+            let Matcher::Regex {
+                re,
+                lazy: Some(dfa),
+                ..
+            } = &r.matcher
+            else {
+                continue;
+            };
+            rules += 1;
+            let mut cache = dfa.create_cache();
+            for p in &payloads {
+                let v = apply_chain(&r.eval_transforms, p);
+                for form in [v.clone(), v.to_ascii_uppercase(), v.to_ascii_lowercase()] {
+                    let Ok(got) = dfa.try_search_fwd(&mut cache, &Input::new(&form).earliest(true))
+                    else {
+                        continue;
+                    };
+                    answered += 1;
+                    let want = re.is_match(&form);
+                    matched += usize::from(want);
+                    assert_eq!(
+                        got.is_some(),
+                        want,
+                        "rule {} on {:?}",
+                        r.id,
+                        String::from_utf8_lossy(&form)
+                    );
+                }
+            }
+        }
+        assert!(rules > 40, "only {rules} rules have a lazy DFA");
+        assert!(
+            matched > 10_000 && answered > 1_000_000,
+            "{matched} / {answered}"
+        );
     }
 
     /// The first-byte test of anchored regexes never hides a match: on every payload of both
