@@ -519,42 +519,25 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Bytes any of the three scans needs before it can flag anything: `<` (a tag, `</script`,
-/// `<?import`), a quote or backtick (an attribute or string break-out), `{` (a `${..}` or
-/// `{{..}}` template) and `+` (UTF-7 markup).
-static TRIGGER: [bool; 256] = {
-    let mut t = [false; 256];
-    let bytes = b"<\"'`{+";
-    let mut i = 0;
-    while i < bytes.len() {
-        t[bytes[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// A necessary condition for [`scan_tags`], [`attribute_breakout`] and [`script_context`], in
-/// one pass: a [`TRIGGER`] byte, an `on` at the start of the value or after whitespace with a
-/// `=` after it (an unquoted event handler), or a script URL at the start after whitespace (`javascript:`).
-/// A value without any of these cannot be flagged, so it is not scanned three times.
+/// A necessary condition for [`scan_tags`], [`attribute_breakout`] and [`script_context`], by
+/// vectorised searches: a `<` (a tag, `</script`, `<?import`), a quote or backtick (an
+/// attribute or string break-out), `{` (a `${..}` or `{{..}}` template), `+` (UTF-7 markup), an
+/// `on` at the start of the value or after whitespace with a `=` after it (an unquoted event
+/// handler), or a script URL at the start after whitespace (`javascript:`). A value without
+/// any of these cannot be flagged, so it is not scanned three times.
 pub fn possible(s: &[u8]) -> bool {
-    // The usual triggers first, vectorised: prose with quotes passes here.
-    if memchr::memchr3(b'<', b'"', b'\'', s).is_some() {
+    if memchr::memchr3(b'<', b'"', b'\'', s).is_some()
+        || memchr::memchr3(b'`', b'{', b'+', s).is_some()
+    {
         return true;
     }
-    let mut prev_ws = true;
-    for (i, &b) in s.iter().enumerate() {
-        if TRIGGER[usize::from(b)] {
-            return true;
-        }
-        if prev_ws
-            && (b | 0x20) == b'o'
+    let handler = memchr::memchr2_iter(b'o', b'O', s).any(|i| {
+        (i == 0 || is_ws(at(s, i - 1)))
             && (at(s, i + 1) | 0x20) == b'n'
             && s.get(i + 2..).is_some_and(|r| r.contains(&b'='))
-        {
-            return true;
-        }
-        prev_ws = is_ws(b);
+    });
+    if handler {
+        return true;
     }
     let lead = s.iter().position(|&b| !is_ws(b)).unwrap_or(s.len());
     dangerous_url(s.get(lead..).unwrap_or(&[]))
