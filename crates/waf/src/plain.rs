@@ -96,13 +96,16 @@ fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
 }
 
 /// The lazy DFA of one rule's own regex (`pattern` as written, with the rule's Unicode and
-/// case-folding modes), for the general evaluation's "any match?".
+/// case-folding modes), for the general evaluation's "any match?". Its cache is capped at
+/// 256 KB (a value that needs more states clears it and goes on, or the DFA gives up and the
+/// regex answers): one per regex rule per accumulator, so the cap bounds what hostile values
+/// can make an accumulator hold.
 pub(crate) fn lazy_dfa_of(pattern: &str, unicode: bool, fold: bool) -> Option<DFA> {
     DFA::builder()
         .configure(
             DFA::config()
                 .unicode_word_boundary(true)
-                .cache_capacity(1 << 20),
+                .cache_capacity(256 << 10),
         )
         .syntax(
             syntax::Config::new()
