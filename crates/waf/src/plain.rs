@@ -166,6 +166,8 @@ pub(crate) struct PlainPlan {
     sets: Vec<RunSet>,
     /// Per class bit: the regex rules gated by that class that an eligible haystack can match.
     by_class: Vec<(u64, Bitset)>,
+    /// The class bits of `by_class`, together.
+    class_any: u64,
     /// Detector rules.
     detectors: Bitset,
     /// Rules whose presence among the candidates sends a value to the general path.
@@ -343,6 +345,7 @@ impl PlainPlan {
             run,
             run_sets,
             sets,
+            class_any: by_class.iter().fold(0, |m, (b, _)| m | b),
             by_class,
             detectors,
             fallback,
@@ -442,8 +445,11 @@ impl PlainPlan {
         }
         sc.hits.or_with(&self.run);
         sc.hits.or_with(&self.detectors);
-        for (bit, rules) in &self.by_class {
-            if mask & bit != 0 {
+        let mut m = mask & self.class_any;
+        while m != 0 {
+            let bit = m & m.wrapping_neg();
+            m &= m - 1;
+            if let Some((_, rules)) = self.by_class.iter().find(|(b, _)| *b == bit) {
                 sc.hits.or_with(rules);
             }
         }
