@@ -81,18 +81,24 @@ struct RunSet {
     bits: Bitset,
 }
 
-/// The lazy DFA of `patterns` (restricted patterns, flags inline), for "is there a match?".
-fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
+/// A lazy DFA over bytes (not only UTF-8) of `patterns`, read with `syntax`, its cache capped
+/// at `cache` bytes, for "is there a match?".
+fn build_lazy(patterns: &[&str], syntax: syntax::Config, cache: usize) -> Option<DFA> {
     DFA::builder()
         .configure(
             DFA::config()
                 .unicode_word_boundary(true)
-                .cache_capacity(1 << 20),
+                .cache_capacity(cache),
         )
-        .syntax(syntax::Config::new().utf8(false))
+        .syntax(syntax.utf8(false))
         .thompson(thompson::Config::new().utf8(false))
         .build_many(patterns)
         .ok()
+}
+
+/// The lazy DFA of `patterns` (restricted patterns, flags inline), for "is there a match?".
+fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
+    build_lazy(patterns, syntax::Config::new(), 1 << 20)
 }
 
 /// The lazy DFA of one rule's own regex (`pattern` as written, with the rule's Unicode and
@@ -101,21 +107,13 @@ fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
 /// regex answers): one per regex rule per accumulator, so the cap bounds what hostile values
 /// can make an accumulator hold.
 pub(crate) fn lazy_dfa_of(pattern: &str, unicode: bool, fold: bool) -> Option<DFA> {
-    DFA::builder()
-        .configure(
-            DFA::config()
-                .unicode_word_boundary(true)
-                .cache_capacity(256 << 10),
-        )
-        .syntax(
-            syntax::Config::new()
-                .utf8(false)
-                .unicode(unicode)
-                .case_insensitive(fold),
-        )
-        .thompson(thompson::Config::new().utf8(false))
-        .build(pattern)
-        .ok()
+    build_lazy(
+        &[pattern],
+        syntax::Config::new()
+            .unicode(unicode)
+            .case_insensitive(fold),
+        256 << 10,
+    )
 }
 
 /// Haystacks longer than this go to the regex, whose literal prefilters skip through long
@@ -164,9 +162,10 @@ pub(crate) struct PlainPlan {
     run_sets: Vec<Option<usize>>,
     /// The distinct run sets (kinds with the same rules share one).
     sets: Vec<RunSet>,
-    /// Per class bit: the regex rules gated by that class that an eligible haystack can match.
-    by_class: Vec<(u64, Bitset)>,
-    /// The class bits of `by_class`, together.
+    /// Per class bit (by position): the regex rules gated by that class that an eligible
+    /// haystack can match.
+    by_class: Vec<Bitset>,
+    /// The class bits some rule of `by_class` is gated on.
     class_any: u64,
     /// Detector rules.
     detectors: Bitset,
@@ -215,7 +214,8 @@ impl PlainPlan {
         let mut fallback = Bitset::new(n);
         let mut run = Bitset::new(n);
         let mut detectors = Bitset::new(n);
-        let mut by_class: Vec<(u64, Bitset)> = Vec::new();
+        let mut by_class = vec![Bitset::new(n); 64];
+        let mut class_any = 0u64;
         let mut re = Vec::with_capacity(n);
         for (i, r) in rules.iter().enumerate() {
             if r.negate {
@@ -238,16 +238,12 @@ impl PlainPlan {
                             run.set(i);
                         } else {
                             let mut m = classes & (allowed_classes | class::LONG);
+                            class_any |= m;
                             while m != 0 {
-                                let bit = m & m.wrapping_neg();
+                                let bit = m.trailing_zeros() as usize;
                                 m &= m - 1;
-                                match by_class.iter_mut().find(|(b, _)| *b == bit) {
-                                    Some((_, rules)) => rules.set(i),
-                                    None => {
-                                        let mut rules = Bitset::new(n);
-                                        rules.set(i);
-                                        by_class.push((bit, rules));
-                                    }
+                                if let Some(rules) = by_class.get_mut(bit) {
+                                    rules.set(i);
                                 }
                             }
                         }
@@ -345,7 +341,7 @@ impl PlainPlan {
             run,
             run_sets,
             sets,
-            class_any: by_class.iter().fold(0, |m, (b, _)| m | b),
+            class_any,
             by_class,
             detectors,
             fallback,
@@ -447,9 +443,9 @@ impl PlainPlan {
         sc.hits.or_with(&self.detectors);
         let mut m = mask & self.class_any;
         while m != 0 {
-            let bit = m & m.wrapping_neg();
+            let bit = m.trailing_zeros() as usize;
             m &= m - 1;
-            if let Some((_, rules)) = self.by_class.iter().find(|(b, _)| *b == bit) {
+            if let Some(rules) = self.by_class.get(bit) {
                 sc.hits.or_with(rules);
             }
         }
