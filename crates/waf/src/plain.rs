@@ -16,11 +16,14 @@
 //! (plain spaces only: tabs, newlines and no-break spaces are excluded); `cmd_line`;
 //! `remove_comments` / `replace_comments` (`-`, `/` and `*` with no `--`, `//`, `/*` or `*/`:
 //! they change nothing); `base64_decode_detect` / `decode_all` on a value with no run they
-//! could decode (`may_decode`). Excluded bytes are computed from the rule set's chains at load
-//! time ([`PlainPlan::build`] gives up when a chain could build a decodable run or a comment
-//! marker from deleted bytes). With the shipped rules, letters, digits, spaces, `.` `@` `_`
-//! `-` `/` `'` `,` `;` `:` `=` `!` `?` `(` `)` and UTF-8 letters are all eligible (so are
-//! paths and most user agents); `%`, `+`, `&`, `\`, `#`, tabs and newlines are not.
+//! could decode (`may_decode`); `html_entity_decode` / `decode_all` on a value none of whose
+//! `&` starts a reference they decode (`Tom & Jerry`, `a&&b`, `?x=1&size=2`:
+//! [`crate::transform::html_entity_decode::inert`]). Excluded bytes are computed from the rule
+//! set's chains at load time ([`PlainPlan::build`] gives up when a chain could build a
+//! decodable run or a comment marker from deleted bytes, and excludes `&` when one could join
+//! it to a name). With the shipped rules, letters, digits, spaces, `.` `@` `_` `-` `/` `'` `,`
+//! `;` `:` `=` `!` `?` `(` `)`, an inert `&` and UTF-8 letters are all eligible (so are paths
+//! and most user agents); `%`, `+`, `\`, `#`, tabs and newlines are not.
 //!
 //! Why it is exact:
 //!
@@ -50,7 +53,7 @@ use regex_automata::Input;
 use crate::bitset::Bitset;
 use crate::ruleset::{Matcher, PatEntry, PatKind, Rule};
 use crate::scan::Scanner;
-use crate::transform::{base64_decode_detect, class, class_mask, Transform};
+use crate::transform::{base64_decode_detect, class, class_mask, html_entity_decode, Transform};
 
 /// Bytes the canonical form leaves out (see the module doc).
 const SKIPPED: &[u8] = b" \"'^,;";
@@ -64,7 +67,10 @@ fn tolerated(t: Transform) -> u64 {
         Transform::CmdLine => UPPER | SPACE | CMD,
         // With no `--`, `//`, `/*` or `*/` (and no `#`): nothing to remove.
         Transform::RemoveComments | Transform::ReplaceComments => DASH | SLASH | STAR,
-        Transform::Base64DecodeDetect | Transform::DecodeAll => LONG,
+        // With every `&` inert (no reference it would decode: `Tom & Jerry`): nothing.
+        Transform::HtmlEntityDecode => AMP,
+        Transform::Base64DecodeDetect => LONG,
+        Transform::DecodeAll => LONG | AMP,
         _ => 0,
     }
 }
@@ -193,6 +199,11 @@ impl PlainPlan {
                 let sensitive = tolerated(t) & (class::LONG | class::DASH) != 0;
                 if sensitive && joined {
                     return None;
+                }
+                // Deleted bytes can also join `&` and a name (`& lt;`, `&"lt;`): then no `&`
+                // is eligible.
+                if tolerated(t) & class::AMP != 0 && joined {
+                    forbidden |= class::AMP;
                 }
                 comments |= matches!(t, Transform::RemoveComments | Transform::ReplaceComments);
                 joined |= matches!(t, Transform::RemoveWhitespace | Transform::CmdLine);
@@ -351,11 +362,13 @@ impl PlainPlan {
     /// True when `value` (whose class mask is `mask`) is eligible for the fast path.
     #[inline]
     pub(crate) fn eligible(&self, value: &[u8], mask: u64) -> bool {
+        // Cheapest first: `may_decode` decodes runs.
         mask & self.forbidden == 0
-            && (mask & class::LONG == 0 || !base64_decode_detect::may_decode(value))
             && !(self.comments
                 && mask & (class::DASH | class::SLASH | class::STAR) != 0
                 && has_comment_marker(value))
+            && (mask & class::AMP == 0 || html_entity_decode::inert(value))
+            && (mask & class::LONG == 0 || !base64_decode_detect::may_decode(value))
     }
 
     /// Adds to `factor_hits` the candidate rules whose regex factor may occur in a variant of
@@ -532,8 +545,9 @@ pub(crate) fn variant(
     b: &mut Vec<u8>,
 ) -> Option<u8> {
     let mut at = 0u8;
-    // The caller checked that the value holds no decodable run.
-    let mut m = mask & !class::LONG;
+    // The caller checked that the value holds no decodable run and no `&` that starts a
+    // reference (the transforms here keep it so: none before an entity decoder deletes bytes).
+    let mut m = mask & !(class::LONG | class::AMP);
     for &t in chain {
         if t.trigger() & m == 0 {
             continue;
@@ -585,6 +599,12 @@ mod tests {
         let mut padded = vec![b' '];
         padded.extend_from_slice(&s);
         padded.push(b' ');
+        // Spaces as a form encoder writes them.
+        out.insert(
+            s.iter()
+                .map(|&b| if b == b' ' { b'+' } else { b })
+                .collect(),
+        );
         out.insert(s.to_ascii_lowercase());
         out.insert(s.to_ascii_uppercase());
         out.insert(s);
@@ -628,6 +648,12 @@ mod tests {
         let mut forms = HashSet::new();
         for line in corpora_lines() {
             plain_forms(&line, &mut forms);
+            // Its spaces as `+` (a form-encoded payload that is not percent-encoded).
+            forms.insert(
+                line.iter()
+                    .map(|&b| if b == b' ' { b'+' } else { b })
+                    .collect(),
+            );
             forms.insert(line);
         }
         for extra in [
@@ -640,6 +666,35 @@ mod tests {
             b"Mozilla 5 0 compatible Nikto 2 1 6",
         ] {
             plain_forms(extra, &mut forms);
+        }
+        // Values with an `&` that starts no reference (eligible) next to ones that do.
+        for extra in [
+            &b"Tom & Jerry"[..],
+            b"cat /etc/passwd & id",
+            b"a && whoami",
+            b"x & ping -c 3 evil.com &",
+            b"color=black&size=42&ref=x",
+            b"1 & 1=1",
+            b"q=1&union=select",
+            b"& lt;script& gt;",
+            b"&lt;script&gt;alert(1)&lt;/script&gt;",
+            b"Q&A: R&D & Ops",
+            b"q=laptop+bag&category=electronics&in_stock=true",
+            b"/search?q=1+union+select+password+from+users",
+            b"1+or+1=1",
+            b"cat+/etc/passwd",
+            b"a+&&+whoami",
+            b"c2VsZWN0IDEg+ZnJvbSB1c2Vycw",
+            b"abc+c2VsZWN0IDEgZnJvbSB1c2Vycw==+def",
+            b"AAAA+c2VsZWN0IDEgZnJvbSB1c2Vycw",
+            b"x=AAAA+PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg",
+            b"YWxlcnQoMSk+",
+            b"<script>alert(1)</script>+",
+            b"+-+-+1",
+            b"admin'+--+",
+        ] {
+            forms.insert(extra.to_vec());
+            forms.insert(extra.to_ascii_uppercase());
         }
         let mut insp = Inspection::new();
         insp.set_header_memory(false);

@@ -100,6 +100,30 @@ static BY_FIRST: [(u8, u8); 26] = {
     t
 };
 
+/// Per lowercase first letter (`a` = 0): the second letters (lowercase, bit `l - b'a'`) of
+/// the names starting with it. `&category` and `&brand` are rejected on their second letter.
+static SECOND: [u32; 26] = {
+    let mut t = [0u32; 26];
+    let mut i = 0;
+    while i < NAMED.len() {
+        let n = NAMED[i].0;
+        t[(n[0].to_ascii_lowercase() - b'a') as usize] |= 1 << (n[1].to_ascii_lowercase() - b'a');
+        i += 1;
+    }
+    t
+};
+
+/// True when a name may start with the letters `a` and `b`.
+fn may_start(a: u8, b: u8) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    if !a.is_ascii_lowercase() || !b.is_ascii_lowercase() {
+        return false;
+    }
+    SECOND
+        .get(usize::from(a - b'a'))
+        .is_some_and(|m| m & (1 << (b - b'a')) != 0)
+}
+
 /// The entries whose name starts with `b` (either case).
 fn candidates(b: u8) -> &'static [u8] {
     let l = b.to_ascii_lowercase().wrapping_sub(b'a');
@@ -109,6 +133,7 @@ fn candidates(b: u8) -> &'static [u8] {
     }
 }
 
+#[cfg(test)]
 fn named(name: &[u8]) -> Option<&'static str> {
     let first = *name.first()?;
     candidates(first)
@@ -116,6 +141,87 @@ fn named(name: &[u8]) -> Option<&'static str> {
         .filter_map(|&i| NAMED.get(usize::from(i)))
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
+}
+
+/// What a character reference decodes to.
+enum Decoded {
+    /// A numeric reference: its code point.
+    Code(u32),
+    /// A named reference: its text.
+    Text(&'static str),
+}
+
+/// The character reference that starts right after an `&` whose following bytes are `rest`:
+/// what it decodes to and how many bytes of `rest` it uses, or `None` when that `&` is kept as
+/// it is. The one place that decides what is decoded ([`apply`] and [`inert`] both ask it).
+fn reference_at(rest: &[u8]) -> Option<(Decoded, usize)> {
+    if let Some(r) = rest.strip_prefix(b"#") {
+        let (hex, digits) = match r.first() {
+            Some(b'x' | b'X') => (true, r.get(1..).unwrap_or(&[])),
+            _ => (false, r),
+        };
+        let mut n = 0usize;
+        let mut cp: u32 = 0;
+        while let Some(&d) = digits.get(n) {
+            let v = if hex {
+                super::hex_val(d).map(u32::from)
+            } else if d.is_ascii_digit() {
+                Some(u32::from(d - b'0'))
+            } else {
+                None
+            };
+            match v {
+                Some(v) => {
+                    cp = cp
+                        .saturating_mul(if hex { 16 } else { 10 })
+                        .saturating_add(v);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+        let mut used = 1 + usize::from(hex) + n;
+        if digits.get(n) == Some(&b';') {
+            used += 1;
+        }
+        return Some((Decoded::Code(cp), used));
+    }
+    let (&a, &b) = (rest.first()?, rest.get(1)?);
+    if !may_start(a, b) {
+        return None;
+    }
+    let cands = candidates(a);
+    let n = rest
+        .iter()
+        .take(MAX_NAME)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    // The longest name the letters start with, so `&ltscript` decodes like browsers do.
+    let (name, v) = cands
+        .iter()
+        .filter_map(|&i| NAMED.get(usize::from(i)))
+        .filter(|(name, _)| {
+            name.len() <= n
+                && rest
+                    .get(..name.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
+        })
+        .max_by_key(|(name, _)| name.len())?;
+    let mut used = name.len();
+    if rest.get(used) == Some(&b';') {
+        used += 1;
+    }
+    Some((Decoded::Text(v), used))
+}
+
+/// True when the transform leaves `input` as it is: no `&` in it starts a reference it
+/// decodes (`Tom & Jerry`, `a&&b`, `?x=1&size=2`). Being inert does not depend on letter case.
+pub(crate) fn inert(input: &[u8]) -> bool {
+    memchr::memchr_iter(b'&', input)
+        .all(|i| reference_at(input.get(i + 1..).unwrap_or(&[])).is_none())
 }
 
 /// Applies the transform (see the module doc).
@@ -136,69 +242,14 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
             i += run;
             continue;
         }
-        let rest = &input[i + 1..];
-        if let Some(r) = rest.strip_prefix(b"#") {
-            let (hex, digits) = match r.first() {
-                Some(b'x' | b'X') => (true, &r[1..]),
-                _ => (false, r),
-            };
-            let mut n = 0usize;
-            let mut cp: u32 = 0;
-            while let Some(&d) = digits.get(n) {
-                let v = if hex {
-                    super::hex_val(d).map(u32::from)
-                } else if d.is_ascii_digit() {
-                    Some(u32::from(d - b'0'))
-                } else {
-                    None
-                };
-                match v {
-                    Some(v) => {
-                        cp = cp
-                            .saturating_mul(if hex { 16 } else { 10 })
-                            .saturating_add(v);
-                        n += 1;
-                    }
-                    None => break,
-                }
+        if let Some((d, used)) = reference_at(&input[i + 1..]) {
+            match d {
+                Decoded::Code(cp) => push_code_point(out, cp),
+                Decoded::Text(v) => out.extend_from_slice(v.as_bytes()),
             }
-            if n > 0 {
-                push_code_point(out, cp);
-                let mut used = 1 + usize::from(hex) + n;
-                if digits.get(n) == Some(&b';') {
-                    used += 1;
-                }
-                i += 1 + used;
-                changed = true;
-                continue;
-            }
-        } else {
-            let n = if rest.first().is_some_and(|&c| !candidates(c).is_empty()) {
-                rest.iter()
-                    .take(MAX_NAME)
-                    .take_while(|c| c.is_ascii_alphabetic())
-                    .count()
-            } else {
-                0
-            };
-            // Longest known prefix of the letters, so `&ltscript` decodes like browsers do.
-            let mut found = None;
-            for len in (2..=n).rev() {
-                if let Some(v) = named(&rest[..len]) {
-                    found = Some((len, v));
-                    break;
-                }
-            }
-            if let Some((len, v)) = found {
-                out.extend_from_slice(v.as_bytes());
-                let mut used = len;
-                if rest.get(len) == Some(&b';') {
-                    used += 1;
-                }
-                i += 1 + used;
-                changed = true;
-                continue;
-            }
+            i += 1 + used;
+            changed = true;
+            continue;
         }
         out.push(b);
         i += 1;
@@ -221,5 +272,77 @@ mod index_tests {
         assert_eq!(total, NAMED.len());
         assert_eq!(named(b"size"), None);
         assert!(candidates(b'1').is_empty() && candidates(b'{').is_empty());
+    }
+}
+
+#[cfg(test)]
+mod inert_tests {
+    use super::{apply, inert};
+    use proptest::prelude::*;
+
+    const FRAGS: &[&str] = &[
+        "a",
+        "Z",
+        "1",
+        " ",
+        ";",
+        "#",
+        "x",
+        "&",
+        "&&",
+        "& ",
+        "&#",
+        "&#x",
+        "&#60",
+        "&#x3c;",
+        "&#X3C",
+        "&lt",
+        "&LT;",
+        "&l",
+        "&amp;",
+        "&ampx",
+        "&size=",
+        "&category",
+        "&colon",
+        "&co",
+        "&Tab;",
+        "&newline",
+        "&q",
+        "&quot",
+        "&nbsp;",
+        "&semi",
+        "&se",
+        "lt;",
+        "amp",
+        "é",
+        "<",
+        "\"",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+        /// `inert` is true exactly when the transform changes nothing.
+        #[test]
+        fn inert_is_true_exactly_when_nothing_is_decoded(
+            parts in proptest::collection::vec(0..FRAGS.len(), 0..8)
+        ) {
+            let v: String = parts.iter().map(|&i| FRAGS[i]).collect();
+            let mut out = Vec::new();
+            let changed = apply(v.as_bytes(), &mut out);
+            prop_assert_eq!(inert(v.as_bytes()), !changed, "{:?}", v);
+            // Letter case does not matter.
+            let upper = v.to_ascii_uppercase();
+            prop_assert_eq!(inert(upper.as_bytes()), inert(v.as_bytes()), "{:?}", v);
+        }
+    }
+
+    #[test]
+    fn examples() {
+        assert!(inert(b"Tom & Jerry"));
+        assert!(inert(b"a&&b||c"));
+        assert!(inert(b"color=black&size=42"));
+        assert!(!inert(b"a &lt b"));
+        assert!(!inert(b"&#60;"));
+        assert!(!inert(b"x&ampy"));
     }
 }
