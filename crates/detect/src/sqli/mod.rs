@@ -857,7 +857,9 @@ impl Rules<'_> {
     }
 
     /// A comment that cuts the rest of a query: `--`, `-- x`, `#`, `/*`, but not a hashtag or a
-    /// number sign glued to a word (`#2`, `--infant`).
+    /// number sign glued to a word (`#2`, `--infant`). `--sp_password` cuts too: SQL Server
+    /// leaves a statement that mentions `sp_password` out of its trace log, so injections end
+    /// with it to hide.
     fn comment_cuts(&self, i: usize) -> bool {
         let Some(t) = self.t(i) else { return false };
         let text = t.text(self.input);
@@ -869,6 +871,7 @@ impl Rules<'_> {
         !body
             .and_then(|b| b.first())
             .is_some_and(|c| c.is_ascii_alphanumeric())
+            || (!t.has(F_HASH) && body.is_some_and(|b| starts_with_ci(b, b"sp_password")))
     }
 
     /// A statement right after a quote or parenthesis break-out: `'; drop` without the `;`

@@ -14,6 +14,17 @@ fn benign(s: &str) {
     assert_eq!(detect(s.as_bytes()), None, "false positive: {s:?}");
 }
 
+/// `--sp_password` after the payload hides the statement from SQL Server's trace log.
+#[test]
+fn a_comment_naming_sp_password_cuts_the_query() {
+    attack("admin'--sp_password");
+    attack("x' or 1=1--sp_password");
+    attack("1)--sp_password");
+    benign("admin--sp_password");
+    benign("please use sp_password to change it");
+    benign("--infant");
+}
+
 #[test]
 fn tautologies_after_a_quote() {
     attack("x' or '1'='1");
