@@ -55,6 +55,9 @@ use crate::ruleset::{Matcher, PatEntry, PatKind, Rule};
 use crate::scan::Scanner;
 use crate::transform::{base64_decode_detect, class, class_mask, html_entity_decode, Transform};
 
+/// The class bits of a numeric value: digits, `.` and `-`.
+const NUMERIC: u64 = class::DIGIT | class::DOT | class::DASH;
+
 /// Bytes the canonical form leaves out (see the module doc).
 const SKIPPED: &[u8] = b" \"'^,;";
 
@@ -175,6 +178,12 @@ pub(crate) struct PlainPlan {
     class_any: u64,
     /// Detector rules.
     detectors: Bitset,
+    /// The rules walked on a *numeric* value (only digits, `.` and `-`, see [`NUMERIC`]):
+    /// regexes whose restriction to those bytes is not empty, and detectors. The transforms of
+    /// an eligible numeric value leave it as it is, so no other regex can match it (`42`,
+    /// `19.99`, `2026-11-24` walk none of them); phrases are the scan's business, as for any
+    /// value.
+    numeric: Bitset,
     /// Rules whose presence among the candidates sends a value to the general path.
     pub fallback: Bitset,
 }
@@ -221,7 +230,13 @@ impl PlainPlan {
                 m
             }
         });
+        let mut numeric_bytes = [false; 256];
+        for (b, a) in numeric_bytes.iter_mut().enumerate() {
+            let c = class::of(b as u8);
+            *a = c & NUMERIC == c;
+        }
         let n = rules.len();
+        let mut numeric = Bitset::new(n);
         let mut fallback = Bitset::new(n);
         let mut run = Bitset::new(n);
         let mut detectors = Bitset::new(n);
@@ -234,7 +249,10 @@ impl PlainPlan {
             }
             let mut restricted = None;
             match &r.matcher {
-                Matcher::Detector(_) => detectors.set(i),
+                Matcher::Detector(_) => {
+                    detectors.set(i);
+                    numeric.set(i);
+                }
                 Matcher::Regex {
                     re: full,
                     filtered,
@@ -242,6 +260,16 @@ impl PlainPlan {
                     classes,
                     ..
                 } => {
+                    if crate::prefilter::restrict(
+                        full.as_str(),
+                        *unicode,
+                        r.fold_case,
+                        &numeric_bytes,
+                    )
+                    .is_some()
+                    {
+                        numeric.set(i);
+                    }
                     if let Some(p) =
                         crate::prefilter::restrict(full.as_str(), *unicode, r.fold_case, &allowed)
                     {
@@ -355,6 +383,7 @@ impl PlainPlan {
             class_any,
             by_class,
             detectors,
+            numeric,
             fallback,
         })
     }
@@ -463,6 +492,9 @@ impl PlainPlan {
             }
         }
         sc.hits.and_with(cand);
+        if mask & !NUMERIC == 0 {
+            sc.hits.and_with(&self.numeric);
+        }
         sc.same.clear();
         let set_index = self.run_sets.get(kind as usize).copied().flatten();
         let run_set = set_index.and_then(|j| self.sets.get(j));
@@ -679,6 +711,18 @@ mod tests {
             b"& lt;script& gt;",
             b"&lt;script&gt;alert(1)&lt;/script&gt;",
             b"Q&A: R&D & Ops",
+            b"169.254.169.254",
+            b"2852039166",
+            b"0177.0.0.1",
+            b"127.0.0.1",
+            b"10.0.0.1",
+            b"1..2",
+            b"../..",
+            b"-1",
+            b"2026-11-24",
+            b"19.99",
+            b"12345678901234567890",
+            b"0251.0376.0251.0376",
             b"q=laptop+bag&category=electronics&in_stock=true",
             b"/search?q=1+union+select+password+from+users",
             b"1+or+1=1",
@@ -744,6 +788,70 @@ mod tests {
             "cleared {cleared}, flagged {flagged}"
         );
         assert!(eligible > 100_000, "{eligible}");
+    }
+
+    /// Numeric values walk only the regexes that can match digits, dots and dashes; phrases
+    /// made of them still count (no shipped phrase is one, so this test's rules).
+    #[test]
+    fn numeric_values_still_meet_numeric_phrases_and_regexes() {
+        let src = r#"
+class: ssrf
+rules:
+  - id: 90001
+    name: A numeric phrase
+    description: The decimal form of 169.254.169.254.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      contains_any: ["2852039166"]
+  - id: 90002
+    name: A regex over digits
+    description: Two numbers joined by a double dash.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      regex: '\d\.\.\d'
+  - id: 90003
+    name: A regex that needs letters
+    description: Never fires on a number.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      regex: '[a-z]\d'
+"#;
+        let rs = crate::RuleSet::from_sources(&[("t.yaml".to_string(), src.to_string())])
+            .expect("rules load");
+        let pp = rs.plain.as_ref().expect("a plan");
+        assert!(!pp.numeric.get(2), "a regex that needs letters is left out");
+        let pol = Policy::compile(&PolicyConfig::default(), &rs).expect("policy");
+        let mut insp = Inspection::new();
+        insp.set_header_memory(false);
+        for (v, want) in [
+            (&b"2852039166"[..], vec![90001]),
+            (b"1..2", vec![90002]),
+            (b"12.5", vec![]),
+            (b"x2852039166", vec![90001, 90003]),
+        ] {
+            assert!(pp.eligible(v, crate::transform::class_mask(v)));
+            for fast in [false, true] {
+                let got = rule_ids(&rs, &pol, &mut insp, (Kind::QueryArg, b"q"), v, fast);
+                assert_eq!(
+                    got,
+                    want,
+                    "{} (fast path {fast})",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        }
     }
 
     /// `may_decode` is true wherever `base64_decode_detect` changes the value, and (runs of up
