@@ -5,9 +5,15 @@
 //!
 //! * a quote (`'` or `"`): the quote contexts run only on values holding one, and a string
 //!   token needs one;
-//! * `;` (stacked statement), `(` (subquery, parenthesised condition, function call), `#`,
-//!   `--`, `/*` (comments, `/*!` executable comments), `@@` (system variables), `||` and `&&`
-//!   (logic operators);
+//! * `#`, `--`, `/*` (comments, `/*!` executable comments), `@@` (system variables), `||` and
+//!   `&&` (logic operators);
+//! * `;` (a stacked statement) followed by `set`: the other statements after it are keywords
+//!   below, and `x';--` has a quote;
+//! * `(` that can open a function call (a word before it: a run of word bytes holding a
+//!   letter, `_`, `$` or a byte >= 0x80, then only spaces) or start the payload (nothing but
+//!   spaces and `)` before it; or a `` ` ``-quoted alias, `as `x` (1=1)`). Other parentheses
+//!   (`Mozilla/5.0 (X11`) only matter after a keyword, a quote or a comment, which pass on
+//!   their own;
 //! * a keyword *token*: `and`/`or`/`xor`, `union`/`intersect`/`except`, a statement word
 //!   (`select`, `drop`, `exec`, …), `where`/`having`/`case`/`from`/`into`, `order`/`group`;
 //!   an operator or comma only fires when a `select`, a `case` or a function call follows;
@@ -22,6 +28,8 @@
 //! number may come first). Other neighbours, `.` included, are accepted: the gate only has to
 //! keep every value the tokenizer could read a keyword in, not to be exact.
 
+use super::token::{is_space, is_word_byte, is_word_start};
+
 /// Byte roles for the gate.
 const PLAIN: u8 = 0;
 /// The value passes on this byte alone.
@@ -33,6 +41,10 @@ const LETTER: u8 = 2;
 const PAIR: u8 = 3;
 /// `_`: the value passes on `xp_cmdshell`, `utl_…`, `dbms_…`.
 const UNDERSCORE: u8 = 4;
+/// `;`: the value passes when `set` follows.
+const SEMI: u8 = 5;
+/// `(`: the value passes when it can open a call or start the payload.
+const PAREN: u8 = 6;
 
 static ROLE: [u8; 256] = {
     let mut t = [PLAIN; 256];
@@ -42,7 +54,7 @@ static ROLE: [u8; 256] = {
         t[(b - 32) as usize] = LETTER;
         b += 1;
     }
-    let trig = b"'\";(#";
+    let trig = b"'\"#";
     let mut i = 0;
     while i < trig.len() {
         t[trig[i] as usize] = TRIGGER;
@@ -55,8 +67,41 @@ static ROLE: [u8; 256] = {
         i += 1;
     }
     t[b'_' as usize] = UNDERSCORE;
+    t[b';' as usize] = SEMI;
+    t[b'(' as usize] = PAREN;
     t
 };
+
+/// `(` at `i` may open a function call (a word, then spaces) or start the payload (only
+/// spaces and `)` before it), or follows a `` ` ``-quoted name.
+fn paren_matters(input: &[u8], i: usize) -> bool {
+    let before = input.get(..i).unwrap_or(&[]);
+    let Some(k) = before.iter().rposition(|&b| !is_space(b)) else {
+        return true;
+    };
+    match before.get(k) {
+        Some(b')' | b'`') => true,
+        Some(&b) if is_word_byte(b) => before
+            .get(..=k)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .take_while(|&&c| is_word_byte(c))
+            .any(|&c| is_word_start(c)),
+        _ => false,
+    }
+}
+
+/// `;` at `i` is followed (after spaces) by `set`.
+fn semi_matters(input: &[u8], i: usize) -> bool {
+    let rest = input.get(i + 1..).unwrap_or(&[]);
+    let k = rest
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(rest.len());
+    rest.get(k..k + 3)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"set"))
+}
 
 /// The words whose token can anchor a rule (lowercase).
 const KEYWORDS: &[&[u8]] = &[
@@ -166,6 +211,18 @@ pub fn possible(input: &[u8]) -> bool {
                 }
                 i += 1;
             }
+            SEMI => {
+                if semi_matters(input, i) {
+                    return true;
+                }
+                i += 1;
+            }
+            PAREN => {
+                if paren_matters(input, i) {
+                    return true;
+                }
+                i += 1;
+            }
             UNDERSCORE => {
                 let before = input.get(..i).unwrap_or(&[]);
                 if ends_with_ci(before, b"xp")
@@ -222,6 +279,9 @@ mod tests {
             "2026-11-24T21:04:11Z",
             "https://shop.example.com/catalog/shoes?color=black&size=42",
             "formula orchestra android sandy",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+            "size: 42; color: red",
             "border_order",
             "or1 and_ $or",
         ] {
@@ -243,8 +303,16 @@ mod tests {
         for v in [
             "x'",
             "a\"b",
-            "1;",
+            "1;set @a=1",
+            "x; SET",
             "f(",
+            "f (",
+            "(1=1)",
+            "  (1=1)",
+            ")) (",
+            "as `x` (1=1)",
+            "$x(",
+            "\u{e9}(",
             "#",
             "a--",
             "/*!",
@@ -336,6 +404,17 @@ mod tests {
         "_",
         "$",
         "xp_cmdshell",
+        "set",
+        "SET",
+        "@a",
+        "`x`",
+        "5.0",
+        "x11",
+        "sleep(",
+        "user()",
+        "version",
+        "ascii",
+        "substring",
         "utl_http.",
         "dbms_lock.",
         "is",

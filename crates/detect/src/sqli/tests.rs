@@ -250,3 +250,48 @@ fn regression_changelog_prose_is_not_sqli() {
     benign("in the cases where \"$pthread_cc\" != \"$cc\",");
     benign("where 'exit 257' is equivalent to 'exit 1'.");
 }
+
+/// The gate never hides a detection on the corpora: every line (as written, lowercased and
+/// upper-cased) that one of the three contexts flags passes the gate.
+#[test]
+fn gate_passes_every_value_the_contexts_flag_in_the_corpora() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../attack-corpus");
+    let mut flagged = 0usize;
+    for sub in ["attacks", "benign"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+            panic!("{}/{sub} is missing", dir.display());
+        };
+        for entry in rd.flatten() {
+            let Ok(text) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            for line in text.split(|&b| b == b'\n') {
+                let (lower, upper) = (line.to_ascii_lowercase(), line.to_ascii_uppercase());
+                for v in [line, &lower[..], &upper[..]] {
+                    let ungated = [Context::NoQuote, Context::SingleQuote, Context::DoubleQuote]
+                        .into_iter()
+                        .any(|c| detect_in(v, c).is_some());
+                    if ungated {
+                        flagged += 1;
+                        assert!(possible(v), "gate hides {:?}", String::from_utf8_lossy(v));
+                    }
+                }
+            }
+        }
+    }
+    // The corpora hold thousands of SQL injections: the check above must have had work to do.
+    assert!(flagged > 5000, "only {flagged} flagged values");
+}
+
+/// Anchors the gate keeps with no keyword, quote or comment around them: `; set @v = ..`, a
+/// parenthesised condition at the start (after `)`s), a function call.
+#[test]
+fn rare_anchors_pass_the_gate() {
+    attack("x; set @a = 1");
+    attack("1;SET @q=0x73656c656374");
+    attack("(1=1)*1");
+    attack(")) (1=1)*1");
+    attack("sleep(5)");
+    benign("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+    benign("size 42; set of 3");
+}

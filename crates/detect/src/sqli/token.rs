@@ -153,11 +153,11 @@ pub struct Tokenizer<'a> {
     in_exec_comment: bool,
 }
 
-fn is_space(b: u8) -> bool {
+pub(super) fn is_space(b: u8) -> bool {
     b <= b' ' || b == 0x7f || b == 0xa0
 }
 
-fn is_word_start(b: u8) -> bool {
+pub(super) fn is_word_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
 }
 
@@ -173,7 +173,7 @@ static WORD_BYTE: [bool; 256] = {
     t
 };
 
-fn is_word_byte(b: u8) -> bool {
+pub(super) fn is_word_byte(b: u8) -> bool {
     WORD_BYTE[usize::from(b)]
 }
 
