@@ -91,6 +91,25 @@ impl Detection {
     }
 }
 
+/// Every line of the repository's `attack-corpus/` (attacks and benign traffic), for the
+/// detectors' gate tests.
+#[cfg(test)]
+pub(crate) fn corpus_lines() -> Vec<Vec<u8>> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../attack-corpus");
+    let mut out = Vec::new();
+    for sub in ["attacks", "benign"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+            panic!("{}/{sub} is missing", dir.display());
+        };
+        for entry in rd.flatten() {
+            if let Ok(text) = std::fs::read(entry.path()) {
+                out.extend(text.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -632,16 +632,19 @@ mod tests {
         padded.extend_from_slice(&s);
         padded.push(b' ');
         // Spaces as a form encoder writes them.
-        out.insert(
-            s.iter()
-                .map(|&b| if b == b' ' { b'+' } else { b })
-                .collect(),
-        );
+        out.insert(plus_for_space(&s));
         out.insert(s.to_ascii_lowercase());
         out.insert(s.to_ascii_uppercase());
         out.insert(s);
         out.insert(doubled);
         out.insert(padded);
+    }
+
+    /// `v` with its spaces written as `+`.
+    fn plus_for_space(v: &[u8]) -> Vec<u8> {
+        v.iter()
+            .map(|&b| if b == b' ' { b'+' } else { b })
+            .collect()
     }
 
     fn rule_ids(
@@ -681,11 +684,7 @@ mod tests {
         for line in corpora_lines() {
             plain_forms(&line, &mut forms);
             // Its spaces as `+` (a form-encoded payload that is not percent-encoded).
-            forms.insert(
-                line.iter()
-                    .map(|&b| if b == b' ' { b'+' } else { b })
-                    .collect(),
-            );
+            forms.insert(plus_for_space(&line));
             forms.insert(line);
         }
         for extra in [
@@ -699,7 +698,8 @@ mod tests {
         ] {
             plain_forms(extra, &mut forms);
         }
-        // Values with an `&` that starts no reference (eligible) next to ones that do.
+        // Values with an `&` that starts no reference (eligible) next to ones that do;
+        // numeric values (IP addresses in several notations); values with `+` (not eligible).
         for extra in [
             &b"Tom & Jerry"[..],
             b"cat /etc/passwd & id",
