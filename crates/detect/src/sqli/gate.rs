@@ -15,7 +15,8 @@
 //!   (`Mozilla/5.0 (X11`) only matter after a keyword, a quote or a comment, which pass on
 //!   their own;
 //! * a keyword *token*: `and`/`or`/`xor`, `union`/`intersect`/`except`, a statement word
-//!   (`select`, `drop`, `exec`, …), `where`/`having`/`case`/`from`/`into`, `order`/`group`;
+//!   (`select`, `drop`, `exec`, …), `where`/`having`/`case`/`from`/`into`, `order`/`group`
+//!   followed by `by`;
 //!   an operator or comma only fires when a `select`, a `case` or a function call follows;
 //! * one of the long bare names `xp_cmdshell`, `utl_http.`, `utl_inaddr.`, `dbms_pipe.`,
 //!   `dbms_lock.`.
@@ -90,6 +91,23 @@ fn paren_matters(input: &[u8], i: usize) -> bool {
             .any(|&c| is_word_start(c)),
         _ => false,
     }
+}
+
+/// `order` and `group` anchor a rule only as `order by` / `group by` (one token); alone they
+/// are plain words (`Please order the blue one`).
+fn is_order_or_group(run: &[u8]) -> bool {
+    run.eq_ignore_ascii_case(b"order") || run.eq_ignore_ascii_case(b"group")
+}
+
+/// `by` follows position `i` (after spaces), as the tokenizer reads `order by`.
+fn by_follows(input: &[u8], i: usize) -> bool {
+    let rest = input.get(i..).unwrap_or(&[]);
+    let k = rest
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(rest.len());
+    rest.get(k..k + 2)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"by"))
 }
 
 /// `;` at `i` is followed (after spaces) by `set`.
@@ -251,7 +269,7 @@ pub fn possible(input: &[u8]) -> bool {
                     }
                     Some(p) if glues_left(p) => {}
                     _ => {
-                        if is_keyword(run) {
+                        if is_keyword(run) && (!is_order_or_group(run) || by_follows(input, i)) {
                             return true;
                         }
                     }
@@ -282,6 +300,8 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
             "size: 42; color: red",
+            "Please order the blue one",
+            "Group 3 arrives first",
             "border_order",
             "or1 and_ $or",
         ] {
@@ -329,6 +349,7 @@ mod tests {
             "Select",
             "EXEC",
             "order by 1",
+            "GROUP  BY x",
             "master..XP_cmdshell",
             "utl_http.request",
             "dbms_pipe.receive_message",

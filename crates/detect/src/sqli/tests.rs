@@ -281,6 +281,9 @@ fn rare_anchors_pass_the_gate() {
     attack("(1=1)*1");
     attack(")) (1=1)*1");
     attack("sleep(5)");
+    attack("1 order by 3");
+    attack("1 GROUP\tBY 2--");
+    benign("Please order the blue one");
     benign("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
     benign("size 42; set of 3");
 }
