@@ -492,7 +492,8 @@ impl PlainPlan {
             }
         }
         sc.hits.and_with(cand);
-        if mask & !NUMERIC == 0 {
+        // A long run of digits is no decodable run (the value is eligible): still numeric.
+        if mask & !(NUMERIC | class::LONG) == 0 {
             sc.hits.and_with(&self.numeric);
         }
         sc.same.clear();
@@ -615,7 +616,7 @@ mod tests {
     use crate::Inspection;
 
     /// Plain forms of a payload: its other bytes turned into spaces, then as it is, lowercased,
-    /// upper-cased, with its spaces doubled and with a space at both ends.
+    /// upper-cased, with its spaces doubled or written as `+`, and with a space at both ends.
     fn plain_forms(line: &[u8], out: &mut HashSet<Vec<u8>>) {
         let s: Vec<u8> = line
             .iter()
@@ -809,7 +810,7 @@ rules:
       contains_any: ["2852039166"]
   - id: 90002
     name: A regex over digits
-    description: Two numbers joined by a double dash.
+    description: Two digits joined by two dots.
     severity: critical
     paranoia: 1
     tags: [test]

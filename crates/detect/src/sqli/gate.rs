@@ -99,26 +99,16 @@ fn is_order_or_group(run: &[u8]) -> bool {
     run.eq_ignore_ascii_case(b"order") || run.eq_ignore_ascii_case(b"group")
 }
 
-/// `by` follows position `i` (after spaces), as the tokenizer reads `order by`.
-fn by_follows(input: &[u8], i: usize) -> bool {
-    let rest = input.get(i..).unwrap_or(&[]);
+/// `word` (any case) starts at `from` once spaces are skipped: `by` after `order`, `set` after
+/// `;`.
+fn word_follows(input: &[u8], from: usize, word: &[u8]) -> bool {
+    let rest = input.get(from..).unwrap_or(&[]);
     let k = rest
         .iter()
         .position(|&b| !is_space(b))
         .unwrap_or(rest.len());
-    rest.get(k..k + 2)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"by"))
-}
-
-/// `;` at `i` is followed (after spaces) by `set`.
-fn semi_matters(input: &[u8], i: usize) -> bool {
-    let rest = input.get(i + 1..).unwrap_or(&[]);
-    let k = rest
-        .iter()
-        .position(|&b| !is_space(b))
-        .unwrap_or(rest.len());
-    rest.get(k..k + 3)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"set"))
+    rest.get(k..k + word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// The words whose token can anchor a rule (lowercase).
@@ -230,7 +220,7 @@ pub fn possible(input: &[u8]) -> bool {
                 i += 1;
             }
             SEMI => {
-                if semi_matters(input, i) {
+                if word_follows(input, i + 1, b"set") {
                     return true;
                 }
                 i += 1;
@@ -269,7 +259,9 @@ pub fn possible(input: &[u8]) -> bool {
                     }
                     Some(p) if glues_left(p) => {}
                     _ => {
-                        if is_keyword(run) && (!is_order_or_group(run) || by_follows(input, i)) {
+                        if is_keyword(run)
+                            && (!is_order_or_group(run) || word_follows(input, i, b"by"))
+                        {
                             return true;
                         }
                     }

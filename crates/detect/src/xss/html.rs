@@ -531,10 +531,11 @@ pub fn possible(s: &[u8]) -> bool {
     {
         return true;
     }
-    let handler = memchr::memchr2_iter(b'o', b'O', s).any(|i| {
-        (i == 0 || is_ws(at(s, i - 1)))
-            && (at(s, i + 1) | 0x20) == b'n'
-            && s.get(i + 2..).is_some_and(|r| r.contains(&b'='))
+    // A `=` after the `on`: the last one decides, so no rest is searched twice.
+    let handler = memchr::memrchr(b'=', s).is_some_and(|last_eq| {
+        memchr::memchr2_iter(b'o', b'O', s).any(|i| {
+            (i == 0 || is_ws(at(s, i - 1))) && (at(s, i + 1) | 0x20) == b'n' && last_eq >= i + 2
+        })
     });
     if handler {
         return true;

@@ -133,16 +133,6 @@ fn candidates(b: u8) -> &'static [u8] {
     }
 }
 
-#[cfg(test)]
-fn named(name: &[u8]) -> Option<&'static str> {
-    let first = *name.first()?;
-    candidates(first)
-        .iter()
-        .filter_map(|&i| NAMED.get(usize::from(i)))
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
-}
-
 /// What a character reference decodes to.
 enum Decoded {
     /// A numeric reference: its code point.
@@ -259,18 +249,36 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
 
 #[cfg(test)]
 mod index_tests {
-    use super::{candidates, named, NAMED};
+    use super::{candidates, reference_at, Decoded, NAMED};
+
+    /// The name a reference parser reads at the start of `rest`, and the bytes it uses.
+    fn named(rest: &[u8]) -> Option<(&'static str, usize)> {
+        match reference_at(rest)? {
+            (Decoded::Text(v), used) => Some((v, used)),
+            (Decoded::Code(_), _) => None,
+        }
+    }
 
     #[test]
     fn the_index_finds_every_name_in_both_cases() {
         for (n, v) in NAMED {
-            assert_eq!(named(n), Some(*v), "{}", String::from_utf8_lossy(n));
+            assert_eq!(
+                named(n),
+                Some((*v, n.len())),
+                "{}",
+                String::from_utf8_lossy(n)
+            );
             let upper = n.to_ascii_uppercase();
-            assert_eq!(named(&upper), Some(*v));
+            assert_eq!(named(&upper), Some((*v, n.len())));
+            let mut closed = n.to_vec();
+            closed.extend_from_slice(b";x");
+            assert_eq!(named(&closed), Some((*v, n.len() + 1)));
         }
         let total: usize = (b'a'..=b'z').map(|l| candidates(l).len()).sum();
         assert_eq!(total, NAMED.len());
         assert_eq!(named(b"size"), None);
+        // The longest name wins: `&ampx` is `&amp` then `x`.
+        assert_eq!(named(b"ampx"), Some(("&", 3)));
         assert!(candidates(b'1').is_empty() && candidates(b'{').is_empty());
     }
 }
