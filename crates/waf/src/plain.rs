@@ -14,24 +14,30 @@
 //! these, which only change letter case, spaces and the bytes `cmd_line` deletes or turns into
 //! spaces (`"`, `'`, `^`, `,`, `;`): `lowercase`; `compress_whitespace` / `remove_whitespace`
 //! (plain spaces only: tabs, newlines and no-break spaces are excluded); `cmd_line`;
-//! `remove_comments` / `replace_comments` (`-`, `/` and `*` with no `--`, `//`, `/*` or `*/`:
-//! they change nothing); `base64_decode_detect` / `decode_all` on a value with no run they
+//! `remove_comments` / `replace_comments` (`-`, `/`, `*` and `#` with no `/*` or `*/`, and no
+//! newline after a line comment marker: a `--`, `//` or `#` then cuts the value, the rest of
+//! the line is the comment); `base64_decode_detect` / `decode_all` on a value with no run they
 //! could decode (`may_decode`); `html_entity_decode` / `decode_all` on a value none of whose
 //! `&` starts a reference they decode (`Tom & Jerry`, `a&&b`, `?x=1&size=2`:
 //! [`crate::transform::html_entity_decode::inert`]). Excluded bytes are computed from the rule
 //! set's chains at load time ([`PlainPlan::build`] gives up when a chain could build a
 //! decodable run or a comment marker from deleted bytes, and excludes `&` when one could join
 //! it to a name). With the shipped rules, letters, digits, spaces, `.` `@` `_` `-` `/` `'` `,`
-//! `;` `:` `=` `!` `?` `(` `)`, an inert `&` and UTF-8 letters are all eligible (so are paths
-//! and most user agents); `%`, `+`, `\`, `#`, tabs and newlines are not.
+//! `;` `:` `=` `!` `?` `(` `)` `#`, an inert `&`, line comments and UTF-8 letters are all
+//! eligible (so are paths, URLs and most user agents); `%`, `+`, `\`, tabs and newlines are
+//! not.
 //!
 //! Why it is exact:
 //!
 //! * **Variants.** Every variant of an eligible value, once lowercased and stripped of the
-//!   *skipped* bytes (space, `"`, `'`, `^`, `,`, `;`), equals the value's own *canonical form*
-//!   (the same operation on the value).
+//!   *skipped* bytes (space, `"`, `'`, `^`, `,`, `;`), is a prefix of the value's own
+//!   *canonical form* (the same operation on the value): equal to it, or cut where a comment
+//!   transform found a line comment (`https:` of `https://x`, `1 ` of `1 -- note`). The other
+//!   transforms change case and skipped bytes only, so the text before a marker keeps its
+//!   canonical form; no chain deletes bytes before a comment transform (they could join a
+//!   marker: [`PlainPlan::build`]).
 //! * **Phrases and factors.** If a phrase or a regex factor occurs in a variant, its canonical
-//!   form occurs in the value's canonical form. One scan of the value with a scanner of the
+//!   form occurs in the value's canonical form (in a prefix of it). One scan of the value with a scanner of the
 //!   canonical patterns (skipped bytes leave its state alone, case folded:
 //!   [`crate::scan::Scanner::skipping`]) finds every such pattern; a pattern holding an
 //!   excluded byte cannot occur and is left out. A candidate rule's phrase seen there sends the
@@ -68,8 +74,9 @@ fn tolerated(t: Transform) -> u64 {
         Transform::Lowercase => UPPER,
         Transform::CompressWhitespace | Transform::RemoveWhitespace => SPACE,
         Transform::CmdLine => UPPER | SPACE | CMD,
-        // With no `--`, `//`, `/*` or `*/` (and no `#`): nothing to remove.
-        Transform::RemoveComments | Transform::ReplaceComments => DASH | SLASH | STAR,
+        // With no `/*` or `*/`, and no newline after a `--`, `//` or `#`: nothing to remove,
+        // or the rest of the value (see the module doc).
+        Transform::RemoveComments | Transform::ReplaceComments => DASH | SLASH | STAR | HASH,
         // With every `&` inert (no reference it would decode: `Tom & Jerry`): nothing.
         Transform::HtmlEntityDecode => AMP,
         Transform::Base64DecodeDetect => LONG,
@@ -150,7 +157,8 @@ static PLAN_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 pub(crate) struct PlainPlan {
     /// Class bits that make a value ineligible.
     forbidden: u64,
-    /// Some chain removes comments: a value with a comment marker is ineligible.
+    /// Some chain removes comments: a value with a block comment marker, or a line comment
+    /// marker and a newline, is ineligible.
     comments: bool,
     /// The canonical forms of the phrases and factors that can occur in an eligible variant.
     scan: Option<Scanner>,
@@ -393,9 +401,7 @@ impl PlainPlan {
     pub(crate) fn eligible(&self, value: &[u8], mask: u64) -> bool {
         // Cheapest first: `may_decode` decodes runs.
         mask & self.forbidden == 0
-            && !(self.comments
-                && mask & (class::DASH | class::SLASH | class::STAR) != 0
-                && has_comment_marker(value))
+            && !(self.comments && comments_block(value, mask))
             && (mask & class::AMP == 0 || html_entity_decode::inert(value))
             && (mask & class::LONG == 0 || !base64_decode_detect::may_decode(value))
     }
@@ -421,19 +427,15 @@ impl PlainPlan {
     }
 }
 
-/// True when `value` holds `--`, `//`, `/*` or `*/`, where `remove_comments` and
-/// `replace_comments` could start or end a comment (`#`, the other marker, is never eligible).
-fn has_comment_marker(value: &[u8]) -> bool {
-    memchr::memchr3_iter(b'-', b'/', b'*', value).any(|i| {
-        let pair = (value.get(i).copied(), value.get(i + 1).copied());
-        matches!(
-            pair,
-            (Some(b'-'), Some(b'-'))
-                | (Some(b'/'), Some(b'/'))
-                | (Some(b'/'), Some(b'*'))
-                | (Some(b'*'), Some(b'/'))
-        )
-    })
+/// True when `remove_comments` and `replace_comments` could do more to `value` (class mask
+/// `mask`) than cut it: it holds `/*` or `*/` (a block comment deletes the middle, `*/` alone
+/// is deleted), or a line comment marker (`--`, `//`, `#`) and a newline (the comment ends
+/// there). Both block markers hold a `*`; most values have neither a `*` nor a newline.
+fn comments_block(value: &[u8], mask: u64) -> bool {
+    let pair = |a: u8, b: u8| value.windows(2).any(|w| w[0] == a && w[1] == b);
+    (mask & class::STAR != 0 && (pair(b'/', b'*') || pair(b'*', b'/')))
+        || (mask & class::LF != 0
+            && (mask & class::HASH != 0 || pair(b'-', b'-') || pair(b'/', b'/')))
 }
 
 /// Scratch space of the fast path, kept in the per-request state.
@@ -737,6 +739,16 @@ mod tests {
             b"<script>alert(1)</script>+",
             b"+-+-+1",
             b"admin'+--+",
+            // Line comments (eligible: comment transforms cut the value) and block ones.
+            b"https://shop.example.com/catalog/shoes?color=black&size=42",
+            b"http://169.254.169.254/latest/meta-data/",
+            b"file:///etc/passwd",
+            b"gopher://127.0.0.1:6379/_info",
+            b"Order #42 -- thanks!",
+            b"1 or 1=1 -- x",
+            b"admin' #",
+            b"x' or 'a'='a'//",
+            b"1/**/union/**/select",
         ] {
             forms.insert(extra.to_vec());
             forms.insert(extra.to_ascii_uppercase());
@@ -852,6 +864,84 @@ rules:
                     String::from_utf8_lossy(v)
                 );
             }
+        }
+    }
+
+    /// A line comment (`--`, `//`, `#`) cuts an eligible value where a comment transform reads
+    /// it: the fast path runs regexes on the cut value, and a value where the comment would end
+    /// at a newline (the text after it joins the text before) or a block comment is left to the
+    /// general path.
+    #[test]
+    fn line_comments_cut_values_on_the_fast_path() {
+        let src = r#"
+class: sqli
+rules:
+  - id: 90011
+    name: A phrase across a line comment
+    description: Only seen once the comment is removed.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [remove_comments]
+    match:
+      contains_any: ["a\nb"]
+  - id: 90012
+    name: The whole value once comments are removed
+    description: Anchored at both ends.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [lowercase, replace_comments]
+    match:
+      regex: '^admin''?\s*$'
+  - id: 90013
+    name: A host after a scheme
+    description: Comment removal cuts it from the value.
+    severity: critical
+    paranoia: 1
+    tags: [test]
+    targets: [args]
+    transforms: [remove_comments]
+    match:
+      contains_any: ["evil.example"]
+"#;
+        let rs = crate::RuleSet::from_sources(&[("t.yaml".to_string(), src.to_string())])
+            .expect("rules load");
+        let pp = rs.plain.as_ref().expect("a plan");
+        let pol = Policy::compile(&PolicyConfig::default(), &rs).expect("policy");
+        let mut insp = Inspection::new();
+        insp.set_header_memory(false);
+        for (v, eligible, want) in [
+            (&b"admin'--"[..], true, vec![90012]),
+            (b"ADMIN # x", true, vec![90012]),
+            (b"admin // x", true, vec![90012]),
+            (b"admin -- x", true, vec![90012]),
+            (b"admin x -- y", true, vec![]),
+            (b"https://evil.example/x", true, vec![]),
+            (b"see evil.example -- x", true, vec![90013]),
+            (b"a--x\nb", false, vec![90011]),
+            (b"a#x\nb", false, vec![90011]),
+            (b"a\nb -- x", false, vec![90011]),
+            (b"admin/*x*/", false, vec![90012]),
+            (b"admin*/", false, vec![90012]),
+        ] {
+            for fast in [false, true] {
+                let got = rule_ids(&rs, &pol, &mut insp, (Kind::QueryArg, b"q"), v, fast);
+                assert_eq!(
+                    got,
+                    want,
+                    "{} (fast path {fast})",
+                    String::from_utf8_lossy(v)
+                );
+            }
+            assert_eq!(
+                pp.eligible(v, crate::transform::class_mask(v)),
+                eligible,
+                "{}",
+                String::from_utf8_lossy(v)
+            );
         }
     }
 
