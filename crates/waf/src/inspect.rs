@@ -494,7 +494,7 @@ impl Engine<'_> {
         // Values no decoding transform changes: most are cleared without the variants.
         if let Some(pp) = rs.plain.as_ref() {
             if !self.st.plain_off
-                && pp.eligible(value, mask0)
+                && pp.may_be_eligible(mask0)
                 && !self.st.cand.intersects(&pp.fallback)
                 && pp.clean(
                     &rs.rules,
@@ -1011,7 +1011,9 @@ impl RuleSet {
     }
 
     /// Inspects a (de-chunked) body, up to the policy's inspection limit. Call after
-    /// [`RuleSet::inspect_head`] with the same `out`; scores add up.
+    /// [`RuleSet::inspect_head`] with the same `out`; scores add up. Never inlined: profiles
+    /// (`examples/profile.rs`, callgrind's `--toggle-collect`) count it by name.
+    #[inline(never)]
     pub fn inspect_body(
         &self,
         p: &Policy,

@@ -24,8 +24,18 @@
 //! decodable run or a comment marker from deleted bytes, and excludes `&` when one could join
 //! it to a name). With the shipped rules, letters, digits, spaces, `.` `@` `_` `-` `/` `'` `,`
 //! `;` `:` `=` `!` `?` `(` `)` `#`, an inert `&`, line comments and UTF-8 letters are all
-//! eligible (so are paths, URLs and most user agents); `%`, `+`, `\`, tabs and newlines are
-//! not.
+//! eligible (so are paths, URLs and most user agents); `\`, tabs and newlines are not.
+//! Each check past the byte classes is made only when a candidate rule has a transform it
+//! speaks for (no entity decoder among them: any `&` will do).
+//!
+//! **URL-encoded values.** When every chain with a URL decoder (`url_decode_uni`,
+//! `url_decode_repeat`, `decode_all`) starts with it, a value with `%` or `+`
+//! (`items%3A3%2Ctotal%3A129.90`, `q=laptop+bag&page=2`) is eligible through its decoding
+//! `D`: `D` must be *final* (no `%`, `+`, `\` or overlong lead byte, so no decoder changes it
+//! again) and eligible itself (no base64 run, inert `&`: `decode_all`'s other steps change
+//! nothing). The three decoders then all give `D`, the chains that start with one read `D`
+//! (and go on from it), the others read the value itself, which must be eligible for them.
+//! `D` is scanned with every pattern, the value with those of the rules that read it alone.
 //!
 //! Why it is exact:
 //!
@@ -36,9 +46,11 @@
 //!   transforms change case and skipped bytes only, so the text before a marker keeps its
 //!   canonical form; no chain deletes bytes before a comment transform (they could join a
 //!   marker: [`PlainPlan::build`]).
+//!   A URL-encoded value has two sources, the value and `D`: each variant is a prefix of the
+//!   canonical form of the one its chain reads, and class gates see the bytes of both.
 //! * **Phrases and factors.** If a phrase or a regex factor occurs in a variant, its canonical
-//!   form occurs in the value's canonical form (in a prefix of it). One scan of the value with a scanner of the
-//!   canonical patterns (skipped bytes leave its state alone, case folded:
+//!   form occurs in the value's canonical form (in a prefix of it). One scan of the value with
+//!   a scanner of the canonical patterns (skipped bytes leave its state alone, case folded:
 //!   [`crate::scan::Scanner::skipping`]) finds every such pattern; a pattern holding an
 //!   excluded byte cannot occur and is left out. A candidate rule's phrase seen there sends the
 //!   value to the general evaluation; a factor seen there runs that rule's regex here.
@@ -80,7 +92,10 @@ fn tolerated(t: Transform) -> u64 {
         // With every `&` inert (no reference it would decode: `Tom & Jerry`): nothing.
         Transform::HtmlEntityDecode => AMP,
         Transform::Base64DecodeDetect => LONG,
-        Transform::DecodeAll => LONG | AMP,
+        // First in its chain, on a value whose URL decoding is final and eligible (see the
+        // module doc): the value becomes that decoding.
+        Transform::UrlDecodeUni | Transform::UrlDecodeRepeat => PCT | PLUS,
+        Transform::DecodeAll => LONG | AMP | PCT | PLUS,
         _ => 0,
     }
 }
@@ -160,11 +175,33 @@ pub(crate) struct PlainPlan {
     /// Some chain removes comments: a value with a block comment marker, or a line comment
     /// marker and a newline, is ineligible.
     comments: bool,
+    /// Some chain starts with a URL decoder (and none has one elsewhere): a value with `%` or
+    /// `+` is cleared through its decoding.
+    decoders: bool,
     /// The canonical forms of the phrases and factors that can occur in an eligible variant.
     scan: Option<Scanner>,
     /// Per pattern of `scan`: the rules it stands for, and whether it is a phrase of the rule
     /// (else a factor of its regex).
     pat_rules: Vec<Vec<(u32, bool)>>,
+    /// The patterns of `raw_rules` alone, for a value with `%` or `+` (the other rules read
+    /// its decoding, which `scan` reads).
+    raw_scan: Option<Scanner>,
+    /// Per pattern of `raw_scan`: its rules among `raw_rules`.
+    raw_pat_rules: Vec<Vec<(u32, bool)>>,
+    /// Rules whose chain does not start with a URL decoder.
+    raw_rules: Bitset,
+    /// The rules with a pattern in `scan`.
+    scan_rules: Bitset,
+    /// Rules whose chain starts with a URL decoder.
+    decoder_rules: Bitset,
+    /// Rules whose chain removes comments.
+    comment_rules: Bitset,
+    /// Rules whose chain decodes HTML entities (`html_entity_decode`, `decode_all`).
+    amp_rules: Bitset,
+    /// Rules whose chain decodes base64 (`base64_decode_detect`, `decode_all`).
+    long_rules: Bitset,
+    /// The rules with a pattern in `raw_scan`.
+    raw_scan_rules: Bitset,
     /// Per rule: the forward lazy DFA of the restricted regex, asked first (no pool, no
     /// meta-engine set-up per call: most values here are short); `None` where it cannot be
     /// built. Long values, and the rare search the lazy DFA gives up, go to the rule's own
@@ -206,14 +243,26 @@ impl PlainPlan {
     ) -> Option<PlainPlan> {
         let mut forbidden = 0u64;
         let mut comments = false;
+        let mut decoders = false;
         for chain in chains {
+            for (i, t) in chain.iter().enumerate() {
+                if crate::transform::URL_DECODERS.contains(t) {
+                    if i == 0 {
+                        decoders = true;
+                    } else {
+                        // Its input would not be the value: no `%` or `+` is eligible.
+                        forbidden |= class::PCT | class::PLUS;
+                    }
+                }
+            }
             // Bytes deleted (spaces, quotes) can join a decodable run or a `--`: no decoding
             // or comment removal may come after them.
             let mut joined = false;
             for &t in chain {
                 let trig = t.trigger();
                 forbidden |= trig & !tolerated(t);
-                let sensitive = tolerated(t) & (class::LONG | class::DASH) != 0;
+                let sensitive =
+                    tolerated(t) & (class::LONG | class::DASH | class::PCT | class::PLUS) != 0;
                 if sensitive && joined {
                     return None;
                 }
@@ -340,6 +389,58 @@ impl PlainPlan {
         } else {
             Some(Scanner::skipping(&canon, SKIPPED).ok()?)
         };
+        // The rules that read a `%`/`+` value itself (their chain does not start with a URL
+        // decoder), and a scanner of their patterns alone for such values.
+        let mut raw_rules = Bitset::new(n);
+        for (i, r) in rules.iter().enumerate() {
+            let first = chains.get(r.chain).and_then(|c| c.first());
+            if !first.is_some_and(|t| crate::transform::URL_DECODERS.contains(t)) {
+                raw_rules.set(i);
+            }
+        }
+        let (mut raw_canon, mut raw_pat_rules) = (Vec::new(), Vec::new());
+        for (c, list) in canon.iter().zip(&pat_rules) {
+            let raw: Vec<(u32, bool)> = list
+                .iter()
+                .copied()
+                .filter(|&(r, _)| raw_rules.get(r as usize))
+                .collect();
+            if !raw.is_empty() {
+                raw_canon.push(c.clone());
+                raw_pat_rules.push(raw);
+            }
+        }
+        let raw_scan = if raw_canon.is_empty() {
+            None
+        } else {
+            Some(Scanner::skipping(&raw_canon, SKIPPED).ok()?)
+        };
+        // The rules each scanner can say something about: with none among the candidates
+        // (most rules of a URI or a query string have no phrase), the scan is skipped.
+        let rules_of = |table: &[Vec<(u32, bool)>]| {
+            let mut b = Bitset::new(n);
+            table.iter().flatten().for_each(|&(r, _)| b.set(r as usize));
+            b
+        };
+        let scan_rules = rules_of(&pat_rules);
+        let raw_scan_rules = rules_of(&raw_pat_rules);
+        let with = |f: &dyn Fn(Transform) -> bool| {
+            let mut b = Bitset::new(n);
+            for (i, r) in rules.iter().enumerate() {
+                if chains.get(r.chain).is_some_and(|c| c.iter().any(|&t| f(t))) {
+                    b.set(i);
+                }
+            }
+            b
+        };
+        let comment_rules =
+            with(&|t| matches!(t, Transform::RemoveComments | Transform::ReplaceComments));
+        let amp_rules = with(&|t| tolerated(t) & class::AMP != 0);
+        let long_rules = with(&|t| tolerated(t) & class::LONG != 0);
+        let mut decoder_rules = Bitset::new(n);
+        (0..n)
+            .filter(|&i| !raw_rules.get(i))
+            .for_each(|i| decoder_rules.set(i));
         let mut run_sets = Vec::with_capacity(crate::target::Kind::ALL.len());
         let mut sets: Vec<RunSet> = Vec::new();
         for k in crate::target::Kind::ALL {
@@ -383,7 +484,17 @@ impl PlainPlan {
             id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             forbidden,
             comments,
+            decoders: decoders && forbidden & (class::PCT | class::PLUS) == 0,
             scan,
+            raw_scan,
+            raw_pat_rules,
+            raw_rules,
+            scan_rules,
+            raw_scan_rules,
+            decoder_rules,
+            comment_rules,
+            amp_rules,
+            long_rules,
             pat_rules,
             run,
             run_sets,
@@ -396,35 +507,82 @@ impl PlainPlan {
         })
     }
 
-    /// True when `value` (whose class mask is `mask`) is eligible for the fast path.
+    /// The first check of eligibility, on the class mask alone: false sends the value to the
+    /// general evaluation. [`PlainPlan::clean`] checks the rest.
     #[inline]
-    pub(crate) fn eligible(&self, value: &[u8], mask: u64) -> bool {
-        // Cheapest first: `may_decode` decodes runs.
+    pub(crate) fn may_be_eligible(&self, mask: u64) -> bool {
         mask & self.forbidden == 0
-            && !(self.comments && comments_block(value, mask))
-            && (mask & class::AMP == 0 || html_entity_decode::inert(value))
-            && (mask & class::LONG == 0 || !base64_decode_detect::may_decode(value))
+    }
+
+    /// The checks of eligibility past the class mask, for the candidate rules `cand`: each
+    /// only when one of them has a transform it speaks for. Cheapest first: `may_decode`
+    /// decodes runs.
+    fn plain_bytes(&self, value: &[u8], mask: u64, cand: &Bitset) -> bool {
+        !(self.comments && cand.intersects(&self.comment_rules) && comments_block(value, mask))
+            && (mask & class::AMP == 0
+                || !cand.intersects(&self.amp_rules)
+                || html_entity_decode::inert(value))
+            && (mask & class::LONG == 0
+                || !cand.intersects(&self.long_rules)
+                || !base64_decode_detect::may_decode(value))
+    }
+
+    /// Whether `value` is eligible for every rule (with `%` or `+`, its decoding too).
+    #[cfg(test)]
+    pub(crate) fn eligible(&self, value: &[u8], mask: u64) -> bool {
+        let mut all = self.raw_rules.clone();
+        all.or_with(&self.decoder_rules);
+        if !self.may_be_eligible(mask) {
+            return false;
+        }
+        if self.decoders && mask & (class::PCT | class::PLUS) != 0 {
+            let mut d = Vec::new();
+            crate::transform::url_decode_uni::apply(value, &mut d);
+            let dmask = class_mask(&d);
+            return self.plain_bytes(value, mask, &all)
+                && dmask & (self.forbidden | class::PCT | class::PLUS) == 0
+                && self.plain_bytes(&d, dmask, &all);
+        }
+        self.plain_bytes(value, mask, &all)
     }
 
     /// Adds to `factor_hits` the candidate rules whose regex factor may occur in a variant of
     /// the eligible `value`; false when a candidate rule's phrase may occur (the general path
     /// decides then).
     fn scan(&self, value: &[u8], cand: &Bitset, factor_hits: &mut Bitset) -> bool {
-        let Some(sc) = &self.scan else {
-            return true;
-        };
-        for (p, _, _) in sc.matches(value) {
-            for &(r, phrase) in self.pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
-                if cand.get(r as usize) {
-                    if phrase {
-                        return false;
-                    }
-                    factor_hits.set(r as usize);
+        !cand.intersects(&self.scan_rules)
+            || scan_with(
+                self.scan.as_ref(),
+                &self.pat_rules,
+                value,
+                cand,
+                factor_hits,
+            )
+    }
+}
+
+/// [`PlainPlan::scan`] with `scanner` and its pattern table.
+fn scan_with(
+    scanner: Option<&Scanner>,
+    pat_rules: &[Vec<(u32, bool)>],
+    value: &[u8],
+    cand: &Bitset,
+    factor_hits: &mut Bitset,
+) -> bool {
+    let Some(sc) = scanner else {
+        return true;
+    };
+    for (p, _, _) in sc.matches(value) {
+        for &(r, phrase) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
+            if cand.get(r as usize) {
+                if phrase {
+                    return false;
                 }
+                factor_hits.set(r as usize);
             }
         }
-        true
     }
+    true
 }
 
 /// True when `remove_comments` and `replace_comments` could do more to `value` (class mask
@@ -443,6 +601,8 @@ fn comments_block(value: &[u8], mask: u64) -> bool {
 pub(crate) struct PlainScratch {
     a: Vec<u8>,
     b: Vec<u8>,
+    /// The URL decoding of a value with `%` or `+`.
+    d: Vec<u8>,
     /// Chains known to leave the current value as it is.
     same: Vec<usize>,
     /// Candidate rules whose factor the scan saw, then every rule to run.
@@ -479,12 +639,53 @@ impl PlainPlan {
             sc.set_caches.clear();
             sc.set_caches.resize_with(self.sets.len(), || None);
         }
+        // A value with `%` or `+`: the chains that start with a URL decoder read its decoding,
+        // which must be final and eligible itself. Final: no `%`, `+`, `\` or overlong lead
+        // byte (no URL, JS or overlong decoding left); eligible: no decodable base64 run and
+        // only inert `&` (so `decode_all`'s entity decoding and base64 step change nothing, and
+        // the three URL decoders all give this decoding).
+        // With no candidate rule that decodes, `%` and `+` are bytes like others.
+        let decoded = self.decoders
+            && mask & (class::PCT | class::PLUS) != 0
+            && cand.intersects(&self.decoder_rules);
+        let mut dmask = 0;
+        if decoded {
+            crate::transform::url_decode_uni::apply(value, &mut sc.d);
+            dmask = class_mask(&sc.d);
+            if dmask & (self.forbidden | class::PCT | class::PLUS | class::BSLASH | class::OVERLONG)
+                != 0
+                || !self.plain_bytes(&sc.d, dmask, cand)
+            {
+                return false;
+            }
+        }
         sc.hits.clear();
-        if !self.scan(value, cand, &mut sc.hits) {
+        if decoded {
+            // The value itself matters only to the candidate rules that read it as it is.
+            if cand.intersects(&self.raw_rules)
+                && (!self.plain_bytes(value, mask, cand)
+                    || (cand.intersects(&self.raw_scan_rules)
+                        && !scan_with(
+                            self.raw_scan.as_ref(),
+                            &self.raw_pat_rules,
+                            value,
+                            cand,
+                            &mut sc.hits,
+                        )))
+            {
+                return false;
+            }
+            if !self.scan(&sc.d, cand, &mut sc.hits) {
+                return false;
+            }
+        } else if !self.plain_bytes(value, mask, cand) || !self.scan(value, cand, &mut sc.hits) {
             return false;
         }
         sc.hits.or_with(&self.run);
         sc.hits.or_with(&self.detectors);
+        // Class gates and the numeric tier see the bytes of both texts.
+        let mask0 = mask;
+        let mask = mask | dmask;
         let mut m = mask & self.class_any;
         while m != 0 {
             let bit = m.trailing_zeros() as usize;
@@ -508,11 +709,22 @@ impl PlainPlan {
             let Some(rule) = rules.get(r) else {
                 continue;
             };
+            let chain = chains.get(rule.chain).map_or(&[][..], Vec::as_slice);
+            // The chain's input: the decoding when it starts with a URL decoder (that step is
+            // then done), else the value.
+            let from_d = decoded
+                && chain
+                    .first()
+                    .is_some_and(|t| crate::transform::URL_DECODERS.contains(t));
+            let (src, smask, steps): (&[u8], u64, &[Transform]) = if from_d {
+                (&sc.d, dmask, chain.get(1..).unwrap_or(&[]))
+            } else {
+                (value, mask0, chain)
+            };
             let at = if sc.same.contains(&rule.chain) {
                 0
             } else {
-                let chain = chains.get(rule.chain).map_or(&[][..], Vec::as_slice);
-                match variant(chain, value, mask, &mut sc.a, &mut sc.b) {
+                match variant(steps, src, smask, &mut sc.a, &mut sc.b) {
                     Some(0) => {
                         sc.same.push(rule.chain);
                         0
@@ -522,14 +734,14 @@ impl PlainPlan {
                 }
             };
             let hay: &[u8] = match at {
-                0 => value,
+                0 => src,
                 1 => &sc.a,
                 _ => &sc.b,
             };
             let fired = match &rule.matcher {
                 Matcher::Detector(d) => crate::inspect::run_detector(*d, hay).is_some(),
                 Matcher::Regex { first, re, .. } => {
-                    if at == 0 && run_set.is_some_and(|rs| rs.bits.get(r)) {
+                    if at == 0 && !from_d && run_set.is_some_and(|rs| rs.bits.get(r)) {
                         set_needed = true;
                         continue;
                     }
@@ -643,6 +855,22 @@ mod tests {
         out.insert(padded);
     }
 
+    /// `v` percent-encoded: every byte but letters, digits and `-._~` (spaces as `+`), or with
+    /// `all`, every byte but letters and digits as `%XX` (spaces too).
+    fn percent_encoded(v: &[u8], all: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(v.len() * 2);
+        for &b in v {
+            if b.is_ascii_alphanumeric() || (!all && b"-._~".contains(&b)) {
+                out.push(b);
+            } else if b == b' ' && !all {
+                out.push(b'+');
+            } else {
+                out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+        }
+        out
+    }
+
     /// `v` with its spaces written as `+`.
     fn plus_for_space(v: &[u8]) -> Vec<u8> {
         v.iter()
@@ -688,6 +916,10 @@ mod tests {
             plain_forms(&line, &mut forms);
             // Its spaces as `+` (a form-encoded payload that is not percent-encoded).
             forms.insert(plus_for_space(&line));
+            // Percent-encoded as a form encoder does, and its bytes other than letters and
+            // digits only (cleared through the decoding when it is plain).
+            forms.insert(percent_encoded(&line, false));
+            forms.insert(percent_encoded(&line, true));
             forms.insert(line);
         }
         for extra in [
@@ -749,6 +981,22 @@ mod tests {
             b"admin' #",
             b"x' or 'a'='a'//",
             b"1/**/union/**/select",
+            // URL-encoded values: plain once decoded (cleared through the decoding), or not.
+            b"items%3A3%2Ctotal%3A129.90",
+            b"2026-11-24T21%3A04%3A11Z",
+            b"q=running+shoes+for+men%27s+trail&category=sports",
+            b"1%27%20or%20%271%27%3D%271",
+            b"%2527%20or%201%3D1",
+            b"%u0027%20union%20select%201",
+            b"%3Cscript%3Ealert(1)%3C/script%3E",
+            b"%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            b"..%2F..%2Fetc%2Fpasswd",
+            b"%00",
+            b"a%0Ab",
+            b"x%26lt%3Bscript",
+            b"100%",
+            b"%zz",
+            b"50%+off",
         ] {
             forms.insert(extra.to_vec());
             forms.insert(extra.to_ascii_uppercase());
