@@ -198,8 +198,8 @@ fn punct_pair(s: &[u8]) -> bool {
 
 /// A short exact string as a gate: its rarest byte, or a factor when long enough (or a pair
 /// of punctuation bytes).
-fn exact_gate(s: &[u8]) -> Option<Gate> {
-    if s.len() >= MIN_FACTOR {
+fn exact_gate(s: &[u8], short: bool) -> Option<Gate> {
+    if s.len() >= MIN_FACTOR || (short && s.len() == 2) {
         return Some(Gate {
             factors: vec![s.to_vec()],
             classes: 0,
@@ -246,7 +246,7 @@ fn first_bytes(h: &Hir) -> Option<Vec<u8>> {
 
 /// A gate made of `run` followed by each first byte of `next` (every match holds one of these
 /// strings), when each is long enough to be a factor.
-fn extended_run_gate(run: &[u8], next: &Hir) -> Option<Gate> {
+fn extended_run_gate(run: &[u8], next: &Hir, short: bool) -> Option<Gate> {
     if run.is_empty() {
         return None;
     }
@@ -261,7 +261,7 @@ fn extended_run_gate(run: &[u8], next: &Hir) -> Option<Gate> {
         .collect();
     factors
         .iter()
-        .all(|f| f.len() >= MIN_FACTOR || punct_pair(f))
+        .all(|f| f.len() >= MIN_FACTOR || punct_pair(f) || (short && f.len() == 2))
         .then_some(Gate {
             factors,
             classes: 0,
@@ -275,24 +275,26 @@ fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
     }
 }
 
-fn info(h: &Hir) -> Info {
+/// What every match of `h` needs; with `short`, two-byte strings of any bytes are factors too
+/// (`or`: see [`gate`]).
+fn info(h: &Hir, short: bool) -> Info {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Info::Exact(Vec::new()),
         HirKind::Literal(l) => Info::Exact(l.0.iter().map(u8::to_ascii_lowercase).collect()),
         HirKind::Class(c) => class_info(c),
-        HirKind::Capture(c) => info(&c.sub),
+        HirKind::Capture(c) => info(&c.sub, short),
         HirKind::Repetition(r) => {
             if r.min == 0 {
                 return Info::Nothing;
             }
-            match info(&r.sub) {
+            match info(&r.sub, short) {
                 Info::Exact(s) if r.min == 1 && r.max == Some(1) => Info::Exact(s),
                 // `x{2,}`: every match holds `x` repeated `min` times.
                 Info::Exact(s) if r.min >= 2 && !s.is_empty() => {
                     let times = (r.min as usize).min(8usize.div_ceil(s.len()));
-                    exact_gate(&s.repeat(times)).map_or(Info::Nothing, Info::Need)
+                    exact_gate(&s.repeat(times), short).map_or(Info::Nothing, Info::Need)
                 }
-                Info::Exact(s) => exact_gate(&s).map_or(Info::Nothing, Info::Need),
+                Info::Exact(s) => exact_gate(&s, short).map_or(Info::Nothing, Info::Need),
                 Info::Need(n) => Info::Need(n),
                 Info::Nothing => Info::Nothing,
             }
@@ -302,16 +304,16 @@ fn info(h: &Hir) -> Info {
             let mut run: Vec<u8> = Vec::new();
             let mut best: Option<Gate> = None;
             for child in children {
-                match info(child) {
+                match info(child, short) {
                     Info::Exact(s) => run.extend_from_slice(&s),
                     other => {
                         all_exact = false;
                         // `\.[\\/]+`: the run followed by each first byte of the child
                         // (`./`, `.\`) can be a sharper gate than the run alone.
-                        if let Some(g) = extended_run_gate(&run, child) {
+                        if let Some(g) = extended_run_gate(&run, child, short) {
                             best = better(best, g);
                         }
-                        if let Some(g) = exact_gate(&std::mem::take(&mut run)) {
+                        if let Some(g) = exact_gate(&std::mem::take(&mut run), short) {
                             best = better(best, g);
                         }
                         if let Info::Need(n) = other {
@@ -323,7 +325,7 @@ fn info(h: &Hir) -> Info {
             if all_exact {
                 return Info::Exact(run);
             }
-            if let Some(g) = exact_gate(&run) {
+            if let Some(g) = exact_gate(&run, short) {
                 best = better(best, g);
             }
             best.map_or(Info::Nothing, Info::Need)
@@ -331,8 +333,8 @@ fn info(h: &Hir) -> Info {
         HirKind::Alternation(children) => {
             let mut gate = Gate::default();
             for child in children {
-                let g = match info(child) {
-                    Info::Exact(s) => match exact_gate(&s) {
+                let g = match info(child, short) {
+                    Info::Exact(s) => match exact_gate(&s, short) {
                         Some(g) => g,
                         None => return Info::Nothing,
                     },
@@ -349,7 +351,14 @@ fn info(h: &Hir) -> Info {
     }
 }
 
-/// The gate of `pattern`, or `None` when the regex must run unfiltered.
+/// Cost up to which a gate found with two-byte factors is kept: a regex with no other gate
+/// would run on every value.
+const MAX_FALLBACK_COST: u32 = 150;
+
+/// The gate of `pattern`, or `None` when the regex must run unfiltered. A regex with no gate
+/// of rare bytes or factors of three bytes (`\b(?:or|and|…)\b`, a long list of file names
+/// whose only punctuation is common) gets one with two-byte factors and common bytes, if any:
+/// `or` and `/` are frequent, but most values hold neither.
 pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
@@ -357,12 +366,16 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
         .build()
         .parse(pattern)
         .ok()?;
-    let mut g = match info(&hir) {
-        Info::Exact(s) => exact_gate(&s)?,
+    gate_of(&hir, false, MAX_COST).or_else(|| gate_of(&hir, true, MAX_FALLBACK_COST))
+}
+
+fn gate_of(hir: &Hir, short: bool, max_cost: u32) -> Option<Gate> {
+    let mut g = match info(hir, short) {
+        Info::Exact(s) => exact_gate(&s, short)?,
         Info::Need(n) => n,
         Info::Nothing => return None,
     };
-    if (g.factors.is_empty() && g.classes == 0) || g.cost() > MAX_COST {
+    if (g.factors.is_empty() && g.classes == 0) || g.cost() > max_cost {
         return None;
     }
     g.factors.sort();
@@ -859,7 +872,20 @@ mod tests {
     fn letters_digits_and_negated_classes_are_useless() {
         assert_eq!(gate(r"[a-z]{3}\d+", false), None);
         assert_eq!(gate(r"[^\s`]`", false).map(|g| g.classes), Some(bits(b"`")));
-        assert_eq!(gate(r"\bor\b|=", false), None);
         assert_eq!(gate(r".", false), None);
+    }
+
+    /// Two-byte factors and common bytes gate only a regex that would otherwise run on every
+    /// value.
+    #[test]
+    fn short_factors_only_when_nothing_else_gates() {
+        let g = gate(r"\bor\b|=", false).expect("a fallback gate");
+        assert_eq!(g.factors, vec![b"or".to_vec()]);
+        assert_eq!(g.classes, bits(b"="));
+        // A factor of three bytes is there: `or` is not needed.
+        let g = gate(r"\bor\b\s+union", false).expect("a gate");
+        assert_eq!(g.factors, vec![b"union".to_vec()]);
+        // Letters alone still gate nothing.
+        assert_eq!(gate(r"\b[a-z]{2}\b", false), None);
     }
 }
