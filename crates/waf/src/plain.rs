@@ -898,6 +898,25 @@ mod tests {
         insp.rule_ids()
     }
 
+    /// Both paths find the rules `want` in the query argument `v`.
+    fn both_paths_find(
+        rs: &crate::RuleSet,
+        pol: &Policy,
+        insp: &mut Inspection,
+        v: &[u8],
+        want: &[u32],
+    ) {
+        for fast in [false, true] {
+            let got = rule_ids(rs, pol, insp, (Kind::QueryArg, b"q"), v, fast);
+            assert_eq!(
+                got,
+                want,
+                "{} (fast path {fast})",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+
     /// The fast path clears a value only when the general evaluation finds nothing in it: on
     /// every payload of both corpora (attacks and benign traffic) as it is and in plain forms
     /// (letters, digits and spaces in several casings and spacings), in every kind of target
@@ -1103,15 +1122,7 @@ rules:
             (b"x2852039166", vec![90001, 90003]),
         ] {
             assert!(pp.eligible(v, crate::transform::class_mask(v)));
-            for fast in [false, true] {
-                let got = rule_ids(&rs, &pol, &mut insp, (Kind::QueryArg, b"q"), v, fast);
-                assert_eq!(
-                    got,
-                    want,
-                    "{} (fast path {fast})",
-                    String::from_utf8_lossy(v)
-                );
-            }
+            both_paths_find(&rs, &pol, &mut insp, v, &want);
         }
     }
 
@@ -1175,15 +1186,7 @@ rules:
             (b"admin/*x*/", false, vec![90012]),
             (b"admin*/", false, vec![90012]),
         ] {
-            for fast in [false, true] {
-                let got = rule_ids(&rs, &pol, &mut insp, (Kind::QueryArg, b"q"), v, fast);
-                assert_eq!(
-                    got,
-                    want,
-                    "{} (fast path {fast})",
-                    String::from_utf8_lossy(v)
-                );
-            }
+            both_paths_find(&rs, &pol, &mut insp, v, &want);
             assert_eq!(
                 pp.eligible(v, crate::transform::class_mask(v)),
                 eligible,
