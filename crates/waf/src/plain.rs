@@ -540,7 +540,13 @@ impl PlainPlan {
             crate::transform::url_decode_uni::apply(value, &mut d);
             let dmask = class_mask(&d);
             return self.plain_bytes(value, mask, &all)
-                && dmask & (self.forbidden | class::PCT | class::PLUS) == 0
+                && dmask
+                    & (self.forbidden
+                        | class::PCT
+                        | class::PLUS
+                        | class::BSLASH
+                        | class::OVERLONG)
+                    == 0
                 && self.plain_bytes(&d, dmask, &all);
         }
         self.plain_bytes(value, mask, &all)
@@ -643,8 +649,8 @@ impl PlainPlan {
         // which must be final and eligible itself. Final: no `%`, `+`, `\` or overlong lead
         // byte (no URL, JS or overlong decoding left); eligible: no decodable base64 run and
         // only inert `&` (so `decode_all`'s entity decoding and base64 step change nothing, and
-        // the three URL decoders all give this decoding).
-        // With no candidate rule that decodes, `%` and `+` are bytes like others.
+        // the three URL decoders all give this decoding). With no candidate rule that decodes,
+        // `%` and `+` are bytes like others.
         let decoded = self.decoders
             && mask & (class::PCT | class::PLUS) != 0
             && cand.intersects(&self.decoder_rules);
