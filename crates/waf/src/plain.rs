@@ -172,9 +172,6 @@ static PLAN_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 pub(crate) struct PlainPlan {
     /// Class bits that make a value ineligible.
     forbidden: u64,
-    /// Some chain removes comments: a value with a block comment marker, or a line comment
-    /// marker and a newline, is ineligible.
-    comments: bool,
     /// Some chain starts with a URL decoder (and none has one elsewhere): a value with `%` or
     /// `+` is cleared through its decoding.
     decoders: bool,
@@ -194,7 +191,8 @@ pub(crate) struct PlainPlan {
     scan_rules: Bitset,
     /// Rules whose chain starts with a URL decoder.
     decoder_rules: Bitset,
-    /// Rules whose chain removes comments.
+    /// Rules whose chain removes comments: for them, a value with a block comment marker, or a
+    /// line comment marker and a newline, is ineligible.
     comment_rules: Bitset,
     /// Rules whose chain decodes HTML entities (`html_entity_decode`, `decode_all`).
     amp_rules: Bitset,
@@ -242,7 +240,6 @@ impl PlainPlan {
         pat_entries: &[Vec<PatEntry>],
     ) -> Option<PlainPlan> {
         let mut forbidden = 0u64;
-        let mut comments = false;
         let mut decoders = false;
         for chain in chains {
             for (i, t) in chain.iter().enumerate() {
@@ -271,7 +268,6 @@ impl PlainPlan {
                 if tolerated(t) & class::AMP != 0 && joined {
                     forbidden |= class::AMP;
                 }
-                comments |= matches!(t, Transform::RemoveComments | Transform::ReplaceComments);
                 joined |= matches!(t, Transform::RemoveWhitespace | Transform::CmdLine);
             }
         }
@@ -391,10 +387,12 @@ impl PlainPlan {
         };
         // The rules that read a `%`/`+` value itself (their chain does not start with a URL
         // decoder), and a scanner of their patterns alone for such values.
-        let mut raw_rules = Bitset::new(n);
+        let (mut raw_rules, mut decoder_rules) = (Bitset::new(n), Bitset::new(n));
         for (i, r) in rules.iter().enumerate() {
             let first = chains.get(r.chain).and_then(|c| c.first());
-            if !first.is_some_and(|t| crate::transform::URL_DECODERS.contains(t)) {
+            if first.is_some_and(|t| crate::transform::URL_DECODERS.contains(t)) {
+                decoder_rules.set(i);
+            } else {
                 raw_rules.set(i);
             }
         }
@@ -437,10 +435,6 @@ impl PlainPlan {
             with(&|t| matches!(t, Transform::RemoveComments | Transform::ReplaceComments));
         let amp_rules = with(&|t| tolerated(t) & class::AMP != 0);
         let long_rules = with(&|t| tolerated(t) & class::LONG != 0);
-        let mut decoder_rules = Bitset::new(n);
-        (0..n)
-            .filter(|&i| !raw_rules.get(i))
-            .for_each(|i| decoder_rules.set(i));
         let mut run_sets = Vec::with_capacity(crate::target::Kind::ALL.len());
         let mut sets: Vec<RunSet> = Vec::new();
         for k in crate::target::Kind::ALL {
@@ -483,7 +477,6 @@ impl PlainPlan {
             dfa,
             id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             forbidden,
-            comments,
             decoders: decoders && forbidden & (class::PCT | class::PLUS) == 0,
             scan,
             raw_scan,
@@ -518,13 +511,21 @@ impl PlainPlan {
     /// only when one of them has a transform it speaks for. Cheapest first: `may_decode`
     /// decodes runs.
     fn plain_bytes(&self, value: &[u8], mask: u64, cand: &Bitset) -> bool {
-        !(self.comments && cand.intersects(&self.comment_rules) && comments_block(value, mask))
+        !(cand.intersects(&self.comment_rules) && comments_block(value, mask))
             && (mask & class::AMP == 0
                 || !cand.intersects(&self.amp_rules)
                 || html_entity_decode::inert(value))
             && (mask & class::LONG == 0
                 || !cand.intersects(&self.long_rules)
                 || !base64_decode_detect::may_decode(value))
+    }
+
+    /// The URL decoding `d` (class mask `dmask`) of a value is final (no `%`, `+`, `\` or
+    /// overlong lead byte: no decoder changes it again) and eligible for the candidate rules
+    /// `cand` (see the module doc).
+    fn plain_decoding(&self, d: &[u8], dmask: u64, cand: &Bitset) -> bool {
+        dmask & (self.forbidden | class::PCT | class::PLUS | class::BSLASH | class::OVERLONG) == 0
+            && self.plain_bytes(d, dmask, cand)
     }
 
     /// Whether `value` is eligible for every rule (with `%` or `+`, its decoding too).
@@ -538,16 +539,8 @@ impl PlainPlan {
         if self.decoders && mask & (class::PCT | class::PLUS) != 0 {
             let mut d = Vec::new();
             crate::transform::url_decode_uni::apply(value, &mut d);
-            let dmask = class_mask(&d);
             return self.plain_bytes(value, mask, &all)
-                && dmask
-                    & (self.forbidden
-                        | class::PCT
-                        | class::PLUS
-                        | class::BSLASH
-                        | class::OVERLONG)
-                    == 0
-                && self.plain_bytes(&d, dmask, &all);
+                && self.plain_decoding(&d, class_mask(&d), &all);
         }
         self.plain_bytes(value, mask, &all)
     }
@@ -658,10 +651,7 @@ impl PlainPlan {
         if decoded {
             crate::transform::url_decode_uni::apply(value, &mut sc.d);
             dmask = class_mask(&sc.d);
-            if dmask & (self.forbidden | class::PCT | class::PLUS | class::BSLASH | class::OVERLONG)
-                != 0
-                || !self.plain_bytes(&sc.d, dmask, cand)
-            {
+            if !self.plain_decoding(&sc.d, dmask, cand) {
                 return false;
             }
         }
@@ -718,10 +708,7 @@ impl PlainPlan {
             let chain = chains.get(rule.chain).map_or(&[][..], Vec::as_slice);
             // The chain's input: the decoding when it starts with a URL decoder (that step is
             // then done), else the value.
-            let from_d = decoded
-                && chain
-                    .first()
-                    .is_some_and(|t| crate::transform::URL_DECODERS.contains(t));
+            let from_d = decoded && self.decoder_rules.get(r);
             let (src, smask, steps): (&[u8], u64, &[Transform]) = if from_d {
                 (&sc.d, dmask, chain.get(1..).unwrap_or(&[]))
             } else {
@@ -959,7 +946,8 @@ mod tests {
             plain_forms(extra, &mut forms);
         }
         // Values with an `&` that starts no reference (eligible) next to ones that do;
-        // numeric values (IP addresses in several notations); values with `+` (not eligible).
+        // numeric values (IP addresses in several notations); values with `+` (eligible through
+        // their decoding).
         for extra in [
             &b"Tom & Jerry"[..],
             b"cat /etc/passwd & id",

@@ -33,7 +33,8 @@ const USELESS: u32 = 1000;
 /// A necessary condition for a regex to match: one of `factors` or a byte of `classes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Gate {
-    /// Lowercase factors (each at least [`MIN_FACTOR`] bytes, or a punctuation pair).
+    /// Lowercase factors (each at least [`MIN_FACTOR`] bytes, or a punctuation pair; two bytes
+    /// of any kind in a fallback gate, see [`gate`]).
     pub factors: Vec<Vec<u8>>,
     /// Byte classes ([`crate::transform::class`] bits).
     pub classes: u64,
