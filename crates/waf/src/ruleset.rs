@@ -132,6 +132,11 @@ impl Rule {
     }
 }
 
+/// Rules (and chains) of `headers:<name>` targets by lowercase header name, looked up for
+/// every header value: a fast hash (header names are not secret, and a collision only costs
+/// a comparison).
+pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast::FixedState>;
+
 /// How one automaton pattern relates to one rule.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum PatKind {
@@ -184,7 +189,7 @@ pub struct RuleSet {
     pub(crate) kind_rules: Vec<Bitset>,
     pub(crate) kind_chains: Vec<Bitset>,
     /// Rules (and chains) of `headers:<name>` targets, by lowercase header name.
-    pub(crate) header_rules: HashMap<Vec<u8>, (Bitset, Bitset)>,
+    pub(crate) header_rules: HeaderRules,
     /// Rules that must be evaluated outside the automaton and the regex set (detectors,
     /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
@@ -696,7 +701,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         chain_paths.push(path);
     }
     let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
-    let mut header_rules: HashMap<Vec<u8>, (Bitset, Bitset)> = HashMap::new();
+    let mut header_rules = HeaderRules::default();
     for (i, r) in rules.iter().enumerate() {
         for k in Kind::ALL {
             if r.kinds & k.bit() != 0 {

@@ -229,15 +229,30 @@ impl Iterator for Matches<'_, '_> {
             let mut s = self.state;
             let mut at = self.at;
             let hay = self.hay;
-            while let Some(&b) = hay.get(at) {
-                at += 1;
-                s = sc
-                    .trans
+            let step = |s: u32, b: u8| {
+                sc.trans
                     .get((s + u32::from(sc.classes[usize::from(b)])) as usize)
                     .copied()
-                    .unwrap_or(sc.start);
-                if s >= sc.first_match {
-                    break;
+                    .unwrap_or(sc.start)
+            };
+            'run: {
+                // Four bytes per bounds check of the haystack.
+                while let Some(four) = hay.get(at..).and_then(<[u8]>::first_chunk::<4>) {
+                    for (k, &b) in four.iter().enumerate() {
+                        s = step(s, b);
+                        if s >= sc.first_match {
+                            at += k + 1;
+                            break 'run;
+                        }
+                    }
+                    at += 4;
+                }
+                while let Some(&b) = hay.get(at) {
+                    at += 1;
+                    s = step(s, b);
+                    if s >= sc.first_match {
+                        break;
+                    }
                 }
             }
             // The end of the haystack, or no match state before it. (The state after the
