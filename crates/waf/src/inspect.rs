@@ -620,9 +620,9 @@ impl Engine<'_> {
         }
         let hay = var_of(&st.bufs, value, v);
         if let Some(ac) = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules)) {
-            for (pat, m_start, m_end) in ac.matches(hay) {
+            ac.each_match(hay, |pat, m_start, m_end| {
                 let Some(entries) = rs.pat_entries.get(pat) else {
-                    continue;
+                    return true;
                 };
                 for e in entries {
                     let r = e.rule as usize;
@@ -649,7 +649,8 @@ impl Engine<'_> {
                         }
                     }
                 }
-            }
+                true
+            });
         }
         // Regexes gated by byte classes the variant holds.
         let vmask = st.var_mask.get(usize::from(v)).copied().unwrap_or(u64::MAX) & rs.gate_classes;

@@ -571,7 +571,7 @@ fn scan_with(
     let Some(sc) = scanner else {
         return true;
     };
-    for (p, _, _) in sc.matches(value) {
+    sc.each_match(value, |p, _, _| {
         for &(r, phrase) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
             if cand.get(r as usize) {
                 if phrase {
@@ -580,8 +580,8 @@ fn scan_with(
                 factor_hits.set(r as usize);
             }
         }
-    }
-    true
+        true
+    })
 }
 
 /// True when `remove_comments` and `replace_comments` could do more to `value` (class mask

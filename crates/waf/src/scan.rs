@@ -14,16 +14,15 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
 
-/// The flat DFA. States are premultiplied by the class count: the next state of `s` on byte
-/// `b` is `trans[s + classes[b]]`.
+/// The flat DFA: the next state of state `s` on byte `b` is `trans[s * stride + classes[b]]`.
 #[derive(Clone, Debug)]
 pub(crate) struct Scanner {
     classes: [u8; 256],
     stride: u32,
     start: u32,
-    /// States at or above this (premultiplied) id are match states.
+    /// States at or above this id are match states.
     first_match: u32,
-    trans: Vec<u32>,
+    trans: Table,
     /// Per match state (dense id minus the first match state's): its range in `pats`.
     ranges: Vec<(u32, u32)>,
     /// Pattern ids, in the automaton's order within each match state.
@@ -32,6 +31,68 @@ pub(crate) struct Scanner {
     lens: Vec<u32>,
     /// Matches of the start state (an empty pattern), reported at offset 0.
     start_pats: (u32, u32),
+}
+
+/// The transition table. Two bytes per entry when the states fit (every shipped rule set):
+/// half the cache lines of four-byte entries, and the walk is a chain of dependent loads,
+/// where a cache miss costs more than the multiplication by the stride.
+#[derive(Clone, Debug)]
+enum Table {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// One entry of a [`Table`].
+trait Entry: Copy {
+    fn id(self) -> u32;
+}
+impl Entry for u16 {
+    #[inline]
+    fn id(self) -> u32 {
+        u32::from(self)
+    }
+}
+impl Entry for u32 {
+    #[inline]
+    fn id(self) -> u32 {
+        self
+    }
+}
+
+/// Walks `hay` from `at` in state `s` until a match state or the end: the new position (past
+/// the byte that led to the match state) and state.
+#[inline(always)]
+fn walk<T: Entry>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: &[u8],
+    mut at: usize,
+    mut s: u32,
+) -> (usize, u32) {
+    let stride = sc.stride as usize;
+    let step = |s: u32, b: u8| {
+        trans
+            .get(s as usize * stride + usize::from(sc.classes[usize::from(b)]))
+            .map_or(sc.start, |&t| t.id())
+    };
+    // Four bytes per bounds check of the haystack.
+    while let Some(four) = hay.get(at..).and_then(<[u8]>::first_chunk::<4>) {
+        for (k, &b) in four.iter().enumerate() {
+            s = step(s, b);
+            if s >= sc.first_match {
+                return (at + k + 1, s);
+            }
+        }
+        at += 4;
+    }
+    while let Some(&b) = hay.get(at) {
+        at += 1;
+        s = step(s, b);
+        if s >= sc.first_match {
+            break;
+        }
+    }
+    (at, s)
 }
 
 /// Why a scanner could not be built.
@@ -65,6 +126,15 @@ impl Scanner {
     fn build<P: AsRef<[u8]>>(
         patterns: &[P],
         skip: Option<&[bool; 256]>,
+    ) -> Result<Scanner, ScanError> {
+        Scanner::build_narrow_up_to(patterns, skip, usize::from(u16::MAX))
+    }
+
+    /// [`Scanner::build`], with two-byte entries when there are at most `narrow` states.
+    fn build_narrow_up_to<P: AsRef<[u8]>>(
+        patterns: &[P],
+        skip: Option<&[bool; 256]>,
+        narrow: usize,
     ) -> Result<Scanner, ScanError> {
         let skip_space = skip.is_some();
         let skipped = |b: usize| skip.is_some_and(|t| t[b]);
@@ -153,12 +223,17 @@ impl Scanner {
         for (k, row_next) in next.chunks_exact(256).enumerate() {
             let row = dense[k] as usize * stride;
             for (b, &tk) in row_next.iter().enumerate() {
-                trans[row + usize::from(classes[b])] = dense[tk as usize] * stride as u32;
+                trans[row + usize::from(classes[b])] = dense[tk as usize];
             }
             if skip_space {
-                trans[row + space_class] = row as u32;
+                trans[row + space_class] = dense[k];
             }
         }
+        let trans = if order.len() <= narrow.min(usize::from(u16::MAX)) {
+            Table::Narrow(trans.iter().map(|&t| t as u16).collect())
+        } else {
+            Table::Wide(trans)
+        };
         let mut ranges = Vec::with_capacity(matching.len());
         let mut pats = Vec::new();
         for &k in &matching {
@@ -180,8 +255,8 @@ impl Scanner {
         Ok(Scanner {
             classes,
             stride: stride as u32,
-            start: dense[0] * stride as u32,
-            first_match: (plain.len() * stride) as u32,
+            start: dense[0],
+            first_match: plain.len() as u32,
             trans,
             ranges,
             pats,
@@ -190,12 +265,34 @@ impl Scanner {
         })
     }
 
-    /// Every overlapping match in `hay`: `(pattern, start, end)`.
+    /// Calls `f` with every overlapping match in `hay`, `(pattern, start, end)`, in order, until
+    /// it returns false; returns false then, true when every match was seen. (The table's width
+    /// is looked at once per haystack, not per match.)
     #[inline]
-    pub fn matches<'s, 'h>(&'s self, hay: &'h [u8]) -> Matches<'s, 'h> {
+    pub fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize) -> bool) -> bool {
+        match &self.trans {
+            Table::Narrow(t) => self.iter(t, hay).all(|(p, s, e)| f(p, s, e)),
+            Table::Wide(t) => self.iter(t, hay).all(|(p, s, e)| f(p, s, e)),
+        }
+    }
+
+    /// Every overlapping match in `hay`, collected.
+    #[cfg(test)]
+    pub fn matches(&self, hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let mut v = Vec::new();
+        self.each_match(hay, |p, s, e| {
+            v.push((p, s, e));
+            true
+        });
+        v
+    }
+
+    #[inline]
+    fn iter<'s, 'h, T: Entry>(&'s self, trans: &'s [T], hay: &'h [u8]) -> Matches<'s, 'h, T> {
         let (a, z) = self.start_pats;
         Matches {
             sc: self,
+            trans,
             hay,
             at: 0,
             state: self.start,
@@ -204,9 +301,10 @@ impl Scanner {
     }
 }
 
-/// Iterator over the overlapping matches of a haystack (see [`Scanner::matches`]).
-pub(crate) struct Matches<'s, 'h> {
+/// Iterator over the overlapping matches of a haystack (see [`Scanner::each_match`]).
+struct Matches<'s, 'h, T> {
     sc: &'s Scanner,
+    trans: &'s [T],
     hay: &'h [u8],
     at: usize,
     state: u32,
@@ -214,7 +312,7 @@ pub(crate) struct Matches<'s, 'h> {
     pend: &'s [u32],
 }
 
-impl Iterator for Matches<'_, '_> {
+impl<T: Entry> Iterator for Matches<'_, '_, T> {
     type Item = (usize, usize, usize);
 
     #[inline]
@@ -226,35 +324,7 @@ impl Iterator for Matches<'_, '_> {
                 let len = sc.lens.get(p as usize).copied().unwrap_or(0) as usize;
                 return Some((p as usize, self.at.saturating_sub(len), self.at));
             }
-            let mut s = self.state;
-            let mut at = self.at;
-            let hay = self.hay;
-            let step = |s: u32, b: u8| {
-                sc.trans
-                    .get((s + u32::from(sc.classes[usize::from(b)])) as usize)
-                    .copied()
-                    .unwrap_or(sc.start)
-            };
-            'run: {
-                // Four bytes per bounds check of the haystack.
-                while let Some(four) = hay.get(at..).and_then(<[u8]>::first_chunk::<4>) {
-                    for (k, &b) in four.iter().enumerate() {
-                        s = step(s, b);
-                        if s >= sc.first_match {
-                            at += k + 1;
-                            break 'run;
-                        }
-                    }
-                    at += 4;
-                }
-                while let Some(&b) = hay.get(at) {
-                    at += 1;
-                    s = step(s, b);
-                    if s >= sc.first_match {
-                        break;
-                    }
-                }
-            }
+            let (at, s) = walk(sc, self.trans, self.hay, self.at, self.state);
             // The end of the haystack, or no match state before it. (The state after the
             // last byte may be a match state already reported: stop, do not report it again.)
             if at == self.at || s < sc.first_match {
@@ -263,7 +333,7 @@ impl Iterator for Matches<'_, '_> {
             }
             self.state = s;
             self.at = at;
-            let m = ((s - sc.first_match) / sc.stride) as usize;
+            let m = (s - sc.first_match) as usize;
             let (a, z) = sc.ranges.get(m).copied().unwrap_or((0, 0));
             self.pend = sc.pats.get(a as usize..z as usize).unwrap_or(&[]);
         }
@@ -297,7 +367,7 @@ mod tests {
 
     fn ours(patterns: &[Vec<u8>], hay: &[u8]) -> Vec<(usize, usize, usize)> {
         let sc = Scanner::new(patterns).unwrap_or_else(|e| panic!("{e}"));
-        sc.matches(hay).collect()
+        sc.matches(hay)
     }
 
     #[test]
@@ -314,23 +384,26 @@ mod tests {
         assert!(got.contains(&(1, 1, 4)) && got.contains(&(0, 2, 4)) && got.contains(&(2, 2, 6)));
     }
 
-    /// The shipped rule set's own patterns, over every line of both corpora.
+    /// The shipped rule set's own patterns, over every line of both corpora, with the table of
+    /// two-byte entries and with the table of four-byte entries (automata of more than 65,535
+    /// states).
     #[test]
     fn same_matches_as_aho_corasick_on_the_corpora() {
         let pats = crate::ruleset::gate_tests::shipped().patterns;
         assert!(pats.len() > 100, "{} patterns", pats.len());
-        let sc = Scanner::new(&pats).unwrap_or_else(|e| panic!("{e}"));
+        let narrow = Scanner::new(&pats).unwrap_or_else(|e| panic!("{e}"));
+        let wide = Scanner::build_narrow_up_to(&pats, None, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(narrow.trans, super::Table::Narrow(_)));
+        assert!(matches!(wide.trans, super::Table::Wide(_)));
         let ac = ac_of(&pats);
         let mut hits = 0;
         for line in crate::ruleset::gate_tests::corpora_lines() {
-            let got: Vec<_> = sc.matches(&line).collect();
-            assert_eq!(
-                got,
-                overlapping(&ac, &line),
-                "{:?}",
-                String::from_utf8_lossy(&line)
-            );
-            hits += got.len();
+            let want = overlapping(&ac, &line);
+            for sc in [&narrow, &wide] {
+                let got = sc.matches(&line);
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&line));
+            }
+            hits += want.len();
         }
         assert!(hits > 10_000, "{hits} matches");
     }
