@@ -133,8 +133,8 @@ impl Rule {
 }
 
 /// Rules (and chains) of `headers:<name>` targets by lowercase header name, looked up for
-/// every header value: a fast hash (header names are not secret, and a collision only costs
-/// a comparison).
+/// every header value with a fixed fast hash: its keys are the rule set's few names and
+/// clients cannot insert, so a name chosen to collide costs a comparison, no more.
 pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast::FixedState>;
 
 /// How one automaton pattern relates to one rule.

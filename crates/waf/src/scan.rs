@@ -42,27 +42,10 @@ enum Table {
     Wide(Vec<u32>),
 }
 
-/// One entry of a [`Table`].
-trait Entry: Copy {
-    fn id(self) -> u32;
-}
-impl Entry for u16 {
-    #[inline]
-    fn id(self) -> u32 {
-        u32::from(self)
-    }
-}
-impl Entry for u32 {
-    #[inline]
-    fn id(self) -> u32 {
-        self
-    }
-}
-
 /// Walks `hay` from `at` in state `s` until a match state or the end: the new position (past
 /// the byte that led to the match state) and state.
 #[inline(always)]
-fn walk<T: Entry>(
+fn walk<T: Copy + Into<u32>>(
     sc: &Scanner,
     trans: &[T],
     hay: &[u8],
@@ -73,7 +56,7 @@ fn walk<T: Entry>(
     let step = |s: u32, b: u8| {
         trans
             .get(s as usize * stride + usize::from(sc.classes[usize::from(b)]))
-            .map_or(sc.start, |&t| t.id())
+            .map_or(sc.start, |&t| t.into())
     };
     // Four bytes per bounds check of the haystack.
     while let Some(four) = hay.get(at..).and_then(<[u8]>::first_chunk::<4>) {
@@ -288,7 +271,11 @@ impl Scanner {
     }
 
     #[inline]
-    fn iter<'s, 'h, T: Entry>(&'s self, trans: &'s [T], hay: &'h [u8]) -> Matches<'s, 'h, T> {
+    fn iter<'s, 'h, T: Copy + Into<u32>>(
+        &'s self,
+        trans: &'s [T],
+        hay: &'h [u8],
+    ) -> Matches<'s, 'h, T> {
         let (a, z) = self.start_pats;
         Matches {
             sc: self,
@@ -312,7 +299,7 @@ struct Matches<'s, 'h, T> {
     pend: &'s [u32],
 }
 
-impl<T: Entry> Iterator for Matches<'_, '_, T> {
+impl<T: Copy + Into<u32>> Iterator for Matches<'_, '_, T> {
     type Item = (usize, usize, usize);
 
     #[inline]
