@@ -528,6 +528,19 @@ impl PlainPlan {
             && self.plain_bytes(d, dmask, cand)
     }
 
+    /// Adds to `out` the regex rules gated by a class of `mask`.
+    #[inline]
+    fn gated_by(&self, mask: u64, out: &mut Bitset) {
+        let mut m = mask & self.class_any;
+        while m != 0 {
+            let bit = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if let Some(rules) = self.by_class.get(bit) {
+                out.or_with(rules);
+            }
+        }
+    }
+
     /// Whether `value` is eligible for every rule (with `%` or `+`, its decoding too).
     #[cfg(test)]
     pub(crate) fn eligible(&self, value: &[u8], mask: u64) -> bool {
@@ -606,6 +619,8 @@ pub(crate) struct PlainScratch {
     same: Vec<usize>,
     /// Candidate rules whose factor the scan saw, then every rule to run.
     hits: Bitset,
+    /// The rules a class gate lets through, for one of the two texts of a URL-encoded value.
+    gated: Bitset,
     /// The plan the caches below belong to.
     plan: u64,
     /// Per rule: the cache of its lazy DFA.
@@ -630,6 +645,7 @@ impl PlainPlan {
     ) -> bool {
         if sc.hits.words() != cand.words() {
             sc.hits = Bitset::new(cand.words() * 64);
+            sc.gated = Bitset::new(cand.words() * 64);
         }
         if sc.plan != self.id {
             sc.plan = self.id;
@@ -679,18 +695,25 @@ impl PlainPlan {
         }
         sc.hits.or_with(&self.run);
         sc.hits.or_with(&self.detectors);
-        // Class gates and the numeric tier see the bytes of both texts.
+        // Class gates see the bytes of the text each rule reads: the decoding for the rules
+        // whose chain starts with a URL decoder, the value for the others (`%3D` opens no gate
+        // on `=` of a rule that reads the value, `%` none of a rule that reads the decoding).
         let mask0 = mask;
-        let mask = mask | dmask;
-        let mut m = mask & self.class_any;
-        while m != 0 {
-            let bit = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if let Some(rules) = self.by_class.get(bit) {
-                sc.hits.or_with(rules);
-            }
+        if decoded {
+            sc.gated.clear();
+            self.gated_by(mask0, &mut sc.gated);
+            sc.gated.and_with(&self.raw_rules);
+            sc.hits.or_with(&sc.gated);
+            sc.gated.clear();
+            self.gated_by(dmask, &mut sc.gated);
+            sc.gated.and_with(&self.decoder_rules);
+            sc.hits.or_with(&sc.gated);
+        } else {
+            self.gated_by(mask0, &mut sc.hits);
         }
         sc.hits.and_with(cand);
+        // The numeric tier sees the bytes of both texts.
+        let mask = mask | dmask;
         // A long run of digits is no decodable run (the value is eligible): still numeric.
         if mask & !(NUMERIC | class::LONG) == 0 {
             sc.hits.and_with(&self.numeric);
