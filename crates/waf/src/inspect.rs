@@ -633,7 +633,15 @@ impl Engine<'_> {
                         continue;
                     };
                     match e.kind {
-                        PatKind::Factor => st.regex_cand.set(r),
+                        PatKind::Factor { word: false } => st.regex_cand.set(r),
+                        PatKind::Factor { word: true } => {
+                            // The scan is not the regex's: `or` in `for` is no reason to run it.
+                            let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
+                            let got = hay.get(m_start..m_end).unwrap_or(&[]);
+                            if !got.eq_ignore_ascii_case(pat) || word_ok(hay, m_start, m_end, pat) {
+                                st.regex_cand.set(r);
+                            }
+                        }
                         PatKind::Phrase { word } => {
                             let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
                             let got = hay.get(m_start..m_end).unwrap_or(&[]);

@@ -53,7 +53,10 @@
 //!   a scanner of the canonical patterns (skipped bytes leave its state alone, case folded:
 //!   [`crate::scan::Scanner::skipping`]) finds every such pattern; a pattern holding an
 //!   excluded byte cannot occur and is left out. A candidate rule's phrase seen there sends the
-//!   value to the general evaluation; a factor seen there runs that rule's regex here.
+//!   value to the general evaluation; a factor seen there runs that rule's regex here. A
+//!   word of a regex's gate ([`crate::prefilter::Gate::words`]) runs it only when no ASCII
+//!   letter, digit or `_` touches it in the value: the transforms of an eligible value cannot
+//!   put a non-word byte between a word and a word byte next to it (see [`as_word`]).
 //! * **Regexes that need no factor** (unfiltered, or gated by a byte class the value has) run
 //!   here on their own chain's variant, restricted to the eligible bytes
 //!   ([`crate::prefilter::restrict`]: the same matches on such a haystack, smaller automata);
@@ -177,14 +180,17 @@ pub(crate) struct PlainPlan {
     decoders: bool,
     /// The canonical forms of the phrases and factors that can occur in an eligible variant.
     scan: Option<Scanner>,
-    /// Per pattern of `scan`: the rules it stands for, and whether it is a phrase of the rule
-    /// (else a factor of its regex).
-    pat_rules: Vec<Vec<(u32, bool)>>,
+    /// Per pattern of `scan`: the rules it stands for, and its role for each.
+    pat_rules: Vec<Vec<(u32, Role)>>,
+    /// The patterns of `scan` (canonical forms).
+    canon: Vec<Vec<u8>>,
     /// The patterns of `raw_rules` alone, for a value with `%` or `+` (the other rules read
     /// its decoding, which `scan` reads).
     raw_scan: Option<Scanner>,
     /// Per pattern of `raw_scan`: its rules among `raw_rules`.
-    raw_pat_rules: Vec<Vec<(u32, bool)>>,
+    raw_pat_rules: Vec<Vec<(u32, Role)>>,
+    /// The patterns of `raw_scan`.
+    raw_canon: Vec<Vec<u8>>,
     /// Rules whose chain does not start with a URL decoder.
     raw_rules: Bitset,
     /// The rules with a pattern in `scan`.
@@ -348,7 +354,7 @@ impl PlainPlan {
         }
         // Canonical patterns, deduplicated.
         let mut canon: Vec<Vec<u8>> = Vec::new();
-        let mut pat_rules: Vec<Vec<(u32, bool)>> = Vec::new();
+        let mut pat_rules: Vec<Vec<(u32, Role)>> = Vec::new();
         let mut index = std::collections::HashMap::new();
         for (p, entries) in patterns.iter().zip(pat_entries) {
             if !p.iter().all(|&b| allowed[usize::from(b)]) {
@@ -372,10 +378,15 @@ impl PlainPlan {
             });
             if let Some(list) = pat_rules.get_mut(k) {
                 for e in entries {
-                    let phrase = matches!(e.kind, PatKind::Phrase { .. });
+                    let role = match e.kind {
+                        PatKind::Phrase { .. } => Role::Phrase,
+                        PatKind::Factor { word: false } => Role::Factor,
+                        PatKind::Factor { word: true } => Role::Word,
+                    };
                     // A factor of a regex no eligible haystack can match says nothing.
-                    if phrase || re.get(e.rule as usize).is_some_and(Option::is_some) {
-                        list.push((e.rule, phrase));
+                    if role == Role::Phrase || re.get(e.rule as usize).is_some_and(Option::is_some)
+                    {
+                        list.push((e.rule, role));
                     }
                 }
             }
@@ -396,9 +407,9 @@ impl PlainPlan {
                 raw_rules.set(i);
             }
         }
-        let (mut raw_canon, mut raw_pat_rules) = (Vec::new(), Vec::new());
+        let (mut raw_canon, mut raw_pat_rules): (Vec<Vec<u8>>, _) = (Vec::new(), Vec::new());
         for (c, list) in canon.iter().zip(&pat_rules) {
-            let raw: Vec<(u32, bool)> = list
+            let raw: Vec<(u32, Role)> = list
                 .iter()
                 .copied()
                 .filter(|&(r, _)| raw_rules.get(r as usize))
@@ -415,7 +426,7 @@ impl PlainPlan {
         };
         // The rules each scanner can say something about: with none among the candidates
         // (most rules of a URI or a query string have no phrase), the scan is skipped.
-        let rules_of = |table: &[Vec<(u32, bool)>]| {
+        let rules_of = |table: &[Vec<(u32, Role)>]| {
             let mut b = Bitset::new(n);
             table.iter().flatten().for_each(|&(r, _)| b.set(r as usize));
             b
@@ -481,6 +492,7 @@ impl PlainPlan {
             scan,
             raw_scan,
             raw_pat_rules,
+            raw_canon,
             raw_rules,
             scan_rules,
             raw_scan_rules,
@@ -489,6 +501,7 @@ impl PlainPlan {
             amp_rules,
             long_rules,
             pat_rules,
+            canon,
             run,
             run_sets,
             sets,
@@ -566,6 +579,7 @@ impl PlainPlan {
             || scan_with(
                 self.scan.as_ref(),
                 &self.pat_rules,
+                &self.canon,
                 value,
                 cand,
                 factor_hits,
@@ -573,10 +587,23 @@ impl PlainPlan {
     }
 }
 
-/// [`PlainPlan::scan`] with `scanner` and its pattern table.
+/// What a pattern of a plan's scanner is to one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A phrase: the general path decides.
+    Phrase,
+    /// A factor of the rule's regex: the regex runs.
+    Factor,
+    /// A word of the rule's regex ([`crate::prefilter::Gate::words`]): the regex runs when
+    /// the word may sit on word boundaries ([`as_word`]).
+    Word,
+}
+
+/// [`PlainPlan::scan`] with `scanner`, its pattern table and its patterns.
 fn scan_with(
     scanner: Option<&Scanner>,
-    pat_rules: &[Vec<(u32, bool)>],
+    pat_rules: &[Vec<(u32, Role)>],
+    canon: &[Vec<u8>],
     value: &[u8],
     cand: &Bitset,
     factor_hits: &mut Bitset,
@@ -584,17 +611,54 @@ fn scan_with(
     let Some(sc) = scanner else {
         return true;
     };
-    sc.each_match(value, |p, _, _| {
-        for &(r, phrase) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
+    sc.each_match(value, |p, _, end| {
+        let mut word: Option<bool> = None;
+        for &(r, role) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
             if cand.get(r as usize) {
-                if phrase {
-                    return false;
+                match role {
+                    Role::Phrase => return false,
+                    Role::Factor => factor_hits.set(r as usize),
+                    Role::Word => {
+                        let pat = canon.get(p).map_or(&[][..], Vec::as_slice);
+                        if *word.get_or_insert_with(|| as_word(value, pat, end)) {
+                            factor_hits.set(r as usize);
+                        }
+                    }
                 }
-                factor_hits.set(r as usize);
             }
         }
         true
     })
+}
+
+/// Whether the word `pat` (ASCII letters, digits, `_`), which the skipping scan found in the
+/// eligible `value` ending at `end`, may sit on word boundaries in a variant of it.
+///
+/// The scan reports a match again at each skipped byte after it, and matches across skipped
+/// bytes (`o'r`): the skipped bytes after the match are dropped first; a match that still
+/// holds one says yes. Otherwise the word is in `value` as it is, and it may be a word in a
+/// variant only when no ASCII letter, digit or `_` touches it here: the transforms of an
+/// eligible value change case, delete or add skipped bytes and spaces, and cut at a comment
+/// marker (see the module doc), none of which puts a non-word byte next to a word byte that
+/// touched it, or is one.
+fn as_word(value: &[u8], pat: &[u8], end: usize) -> bool {
+    let mut e = end.min(value.len());
+    while e > 0 && value.get(e - 1).is_some_and(|b| SKIPPED.contains(b)) {
+        e -= 1;
+    }
+    let Some(s) = e.checked_sub(pat.len()) else {
+        return true;
+    };
+    if !value.get(s..e).is_some_and(|w| w.eq_ignore_ascii_case(pat)) {
+        return true;
+    }
+    let is_word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let before = s
+        .checked_sub(1)
+        .and_then(|i| value.get(i))
+        .is_some_and(is_word);
+    let after = value.get(e).is_some_and(is_word);
+    !(before || after)
 }
 
 /// True when `remove_comments` and `replace_comments` could do more to `value` (class mask
@@ -680,6 +744,7 @@ impl PlainPlan {
                         && !scan_with(
                             self.raw_scan.as_ref(),
                             &self.raw_pat_rules,
+                            &self.raw_canon,
                             value,
                             cand,
                             &mut sc.hits,

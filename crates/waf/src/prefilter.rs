@@ -14,6 +14,10 @@
 //! digits are useless (every value has them). Regexes whose best gate is still too costly run
 //! unfiltered, in the rule set's regex sets.
 //!
+//! Words between two word boundaries (`\b(?:or|and|xor)\b`) are kept apart as
+//! [`Gate::words`]: the engine runs the regex only when one sits on word boundaries in the
+//! value, so the `or` of `category`, `for` or `sort` runs nothing.
+//!
 //! Case folding: a class is read as a literal letter only when it is exactly `{x, X}` for an
 //! ASCII letter; Unicode folds such as `ſ` (U+017F) for `s` or the Kelvin sign for `k` make the
 //! class a non-literal, so the prefilter never hides a match the regex would find.
@@ -38,6 +42,11 @@ pub(crate) struct Gate {
     pub factors: Vec<Vec<u8>>,
     /// Byte classes ([`crate::transform::class`] bits).
     pub classes: u64,
+    /// Lowercase words (ASCII letters, digits and `_` only) that a match holds *as words*: a
+    /// match that holds none of the factors and no byte of the classes holds one of these with
+    /// no ASCII letter, digit or `_` right before or after it (`\b(?:or|and)\b`: the `or` of
+    /// `category` or `for` is no reason to run the regex). Not in `factors`.
+    pub words: Vec<Vec<u8>>,
 }
 
 impl Gate {
@@ -45,6 +54,7 @@ impl Gate {
         let f: u32 = self
             .factors
             .iter()
+            .chain(&self.words)
             .map(|s| match s.len() {
                 0..=2 => 3,
                 3 => 2,
@@ -58,7 +68,7 @@ impl Gate {
             m &= m - 1;
             c = c.saturating_add(class_cost(bit));
         }
-        if self.factors.len() > MAX_FACTORS {
+        if self.factors.len() + self.words.len() > MAX_FACTORS {
             return USELESS;
         }
         c
@@ -66,6 +76,7 @@ impl Gate {
 
     fn union(mut self, other: Gate) -> Gate {
         self.factors.extend(other.factors);
+        self.words.extend(other.words);
         self.classes |= other.classes;
         self
     }
@@ -186,8 +197,8 @@ fn class_info(c: &Class) -> Info {
     }
     let classes = bytes.iter().fold(0u64, |m, &b| m | class::of(b));
     Info::Need(Gate {
-        factors: Vec::new(),
         classes,
+        ..Gate::default()
     })
 }
 
@@ -204,6 +215,7 @@ fn exact_gate(s: &[u8], short: bool) -> Option<Gate> {
         return Some(Gate {
             factors: vec![s.to_vec()],
             classes: 0,
+            words: Vec::new(),
         });
     }
     let best = s
@@ -213,11 +225,13 @@ fn exact_gate(s: &[u8], short: bool) -> Option<Gate> {
     let by_class = Gate {
         factors: Vec::new(),
         classes: best,
+        words: Vec::new(),
     };
     if punct_pair(s) {
         let by_factor = Gate {
             factors: vec![s.to_vec()],
             classes: 0,
+            words: Vec::new(),
         };
         if by_factor.cost() < by_class.cost() {
             return Some(by_factor);
@@ -265,7 +279,7 @@ fn extended_run_gate(run: &[u8], next: &Hir, short: bool) -> Option<Gate> {
         .all(|f| f.len() >= MIN_FACTOR || punct_pair(f) || (short && f.len() == 2))
         .then_some(Gate {
             factors,
-            classes: 0,
+            ..Gate::default()
         })
 }
 
@@ -304,8 +318,18 @@ fn info(h: &Hir, short: bool) -> Info {
             let mut all_exact = true;
             let mut run: Vec<u8> = Vec::new();
             let mut best: Option<Gate> = None;
-            for child in children {
-                match info(child, short) {
+            for (i, child) in children.iter().enumerate() {
+                // `\b(?:or|and)\b`: the words between two word boundaries.
+                let bounded = i
+                    .checked_sub(1)
+                    .and_then(|j| children.get(j))
+                    .is_some_and(is_word_boundary)
+                    && children.get(i + 1).is_some_and(is_word_boundary);
+                let child_info = match bounded.then(|| word_gate(child, short)).flatten() {
+                    Some(g) => Info::Need(g),
+                    None => info(child, short),
+                };
+                match child_info {
                     Info::Exact(s) => run.extend_from_slice(&s),
                     other => {
                         all_exact = false;
@@ -352,6 +376,38 @@ fn info(h: &Hir, short: bool) -> Info {
     }
 }
 
+/// `\b` (ASCII or Unicode).
+fn is_word_boundary(h: &Hir) -> bool {
+    use regex_syntax::hir::Look;
+    matches!(h.kind(), HirKind::Look(Look::WordAscii | Look::WordUnicode))
+}
+
+/// The gate of `h` when it stands between two word boundaries and matches one of a few exact
+/// words (ASCII letters, digits, `_`): those words, each held as a word by every match (see
+/// [`Gate::words`]). With `short`, two-byte words count (`or`).
+fn word_gate(h: &Hir, short: bool) -> Option<Gate> {
+    let alternatives: &[Hir] = match h.kind() {
+        HirKind::Alternation(children) => children,
+        HirKind::Capture(c) => return word_gate(&c.sub, short),
+        _ => std::slice::from_ref(h),
+    };
+    let mut words = Vec::with_capacity(alternatives.len());
+    for a in alternatives {
+        let Info::Exact(w) = info(a, short) else {
+            return None;
+        };
+        let wordy = w.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        if !wordy || !(w.len() >= MIN_FACTOR || (short && w.len() == 2)) {
+            return None;
+        }
+        words.push(w);
+    }
+    (words.len() <= MAX_FACTORS).then_some(Gate {
+        words,
+        ..Gate::default()
+    })
+}
+
 /// Cost up to which a gate found with two-byte factors is kept: a regex with no other gate
 /// would run on every value.
 const MAX_FALLBACK_COST: u32 = 150;
@@ -376,11 +432,16 @@ fn gate_of(hir: &Hir, short: bool, max_cost: u32) -> Option<Gate> {
         Info::Need(n) => n,
         Info::Nothing => return None,
     };
-    if (g.factors.is_empty() && g.classes == 0) || g.cost() > max_cost {
+    if (g.factors.is_empty() && g.words.is_empty() && g.classes == 0) || g.cost() > max_cost {
         return None;
     }
     g.factors.sort();
     g.factors.dedup();
+    // A word that some match may hold without boundaries is a plain factor.
+    g.words.sort();
+    g.words.dedup();
+    let factors = &g.factors;
+    g.words.retain(|w| factors.binary_search(w).is_err());
     Some(g)
 }
 
@@ -729,7 +790,8 @@ mod tests {
             gate(r"<\s*[a-z]+[^\w\s>]", false),
             Some(Gate {
                 factors: vec![],
-                classes: bits(b"<")
+                classes: bits(b"<"),
+                ..Gate::default()
             })
         );
         // A small class: one of its bytes.
@@ -737,7 +799,8 @@ mod tests {
             gate(r"[;|`]\s*[a-z]+", false),
             Some(Gate {
                 factors: vec![],
-                classes: bits(b";|`")
+                classes: bits(b";|`"),
+                ..Gate::default()
             })
         );
         // Factors and bytes mixed through an alternation.
@@ -745,7 +808,8 @@ mod tests {
             gate(r"\$\{ifs\}|\bwhich\s|[;|]", false),
             Some(Gate {
                 factors: vec![b"${ifs}".to_vec(), b"which".to_vec()],
-                classes: bits(b";|")
+                classes: bits(b";|"),
+                ..Gate::default()
             })
         );
         // A pair of common punctuation is a factor (`..`, also from `\.{2,}`); a pair holding a
@@ -754,14 +818,16 @@ mod tests {
             gate(r"\.{2,}[\\/]", false),
             Some(Gate {
                 factors: vec![b"..".to_vec()],
-                classes: 0
+                classes: 0,
+                ..Gate::default()
             })
         );
         assert_eq!(
             gate(r"'\s*--", false),
             Some(Gate {
                 factors: vec![b"--".to_vec()],
-                classes: 0
+                classes: 0,
+                ..Gate::default()
             })
         );
         // Short strings use their rarest byte.
@@ -769,7 +835,8 @@ mod tests {
             gate(r"\$\(\s*id", false),
             Some(Gate {
                 factors: vec![],
-                classes: bits(b"$")
+                classes: bits(b"$"),
+                ..Gate::default()
             })
         );
     }
@@ -781,7 +848,8 @@ mod tests {
             gate(r"(?:^|[\\/])(?:\.[\\/]+){2,}", false),
             Some(Gate {
                 factors: vec![b"./".to_vec(), b".\\".to_vec()],
-                classes: 0
+                classes: 0,
+                ..Gate::default()
             })
         );
         // `0x` then a hex digit: sixteen three-byte factors.
@@ -796,7 +864,8 @@ mod tests {
             gate(r"[〱〵]x|[\\/]{2}", true),
             Some(Gate {
                 factors: vec!["〱".as_bytes().to_vec(), "〵".as_bytes().to_vec()],
-                classes: bits(b"/\\")
+                classes: bits(b"/\\"),
+                ..Gate::default()
             })
         );
         // A two-byte character cannot be a factor.
@@ -857,6 +926,31 @@ mod tests {
         }
     }
 
+    /// Words between two word boundaries are marked as words; a word some match may hold
+    /// without a boundary on either side is a plain factor.
+    #[test]
+    fn words_between_word_boundaries() {
+        let g = gate(r"(?:\b(?:or|and|xor)\b|\|\||&&)\s*\d+", false).expect("gated");
+        assert_eq!(
+            g.words,
+            vec![b"and".to_vec(), b"or".to_vec(), b"xor".to_vec()]
+        );
+        assert_eq!(g.factors, vec![b"&&".to_vec(), b"||".to_vec()]);
+        // One side only: not a word.
+        let g = gate(r"\b(?:union|select)\s", false).expect("gated");
+        assert_eq!(g.factors, vec![b"select".to_vec(), b"union".to_vec()]);
+        assert!(g.words.is_empty());
+        // `or\w*` is no exact word; `or` held both ways stays a factor.
+        let g = gate(r"\b(?:or\w*|and)\b", false);
+        assert!(g.is_none_or(|g| g.words.is_empty()));
+        let g = gate(r"\bunion\b|union\d", false).expect("gated");
+        assert_eq!(g.factors, vec![b"union".to_vec()]);
+        assert!(g.words.is_empty());
+        // Punctuation is no word byte: `\b` next to it means something else.
+        let g = gate(r"\b(?:or|a-b)\b", true);
+        assert!(g.is_none_or(|g| g.words.is_empty()));
+    }
+
     #[test]
     fn case_closed_patterns() {
         use super::case_closed;
@@ -881,7 +975,8 @@ mod tests {
     #[test]
     fn short_factors_only_when_nothing_else_gates() {
         let g = gate(r"\bor\b|=", false).expect("a fallback gate");
-        assert_eq!(g.factors, vec![b"or".to_vec()]);
+        assert_eq!(g.words, vec![b"or".to_vec()]);
+        assert!(g.factors.is_empty());
         assert_eq!(g.classes, bits(b"="));
         // A factor of three bytes is there: `or` is not needed.
         let g = gate(r"\bor\b\s+union", false).expect("a gate");

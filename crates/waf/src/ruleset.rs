@@ -142,8 +142,9 @@ pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast:
 pub(crate) enum PatKind {
     /// A phrase; `word` when it must sit on word boundaries.
     Phrase { word: bool },
-    /// A regex factor: the rule's regex must run.
-    Factor,
+    /// A regex factor: the rule's regex must run; with `word`, only when the factor sits on
+    /// word boundaries ([`crate::prefilter::Gate::words`]).
+    Factor { word: bool },
 }
 
 /// One (rule, role) pair of an automaton pattern.
@@ -536,7 +537,10 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 let filtered = gate.is_some();
                 let gate = gate.unwrap_or_default();
                 for f in gate.factors {
-                    phrases.push((f, PatKind::Factor));
+                    phrases.push((f, PatKind::Factor { word: false }));
+                }
+                for w in gate.words {
+                    phrases.push((w, PatKind::Factor { word: true }));
                 }
                 let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
                 matcher = Some(Matcher::Regex {
@@ -1057,7 +1061,7 @@ pub(crate) mod gate_tests {
                 .filter(|(_, es)| {
                     es.iter().any(|e| {
                         e.rule as usize == rs.by_id[&r.id]
-                            && matches!(e.kind, super::PatKind::Factor)
+                            && matches!(e.kind, super::PatKind::Factor { .. })
                     })
                 })
                 .map(|(i, _)| rs.patterns[i].as_slice())
