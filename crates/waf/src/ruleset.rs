@@ -1054,18 +1054,22 @@ pub(crate) mod gate_tests {
             else {
                 continue;
             };
-            let factors: Vec<&[u8]> = rs
+            // (factor, whether it must sit on word boundaries)
+            let factors: Vec<(&[u8], bool)> = rs
                 .pat_entries
                 .iter()
                 .enumerate()
-                .filter(|(_, es)| {
-                    es.iter().any(|e| {
-                        e.rule as usize == rs.by_id[&r.id]
-                            && matches!(e.kind, super::PatKind::Factor { .. })
+                .filter_map(|(i, es)| {
+                    es.iter().find_map(|e| match e.kind {
+                        super::PatKind::Factor { word } if e.rule as usize == rs.by_id[&r.id] => {
+                            Some((rs.patterns[i].as_slice(), word))
+                        }
+                        _ => None,
                     })
                 })
-                .map(|(i, _)| rs.patterns[i].as_slice())
                 .collect();
+            let is_word =
+                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
             for p in &payloads {
                 let v = apply_chain(&r.eval_transforms, p);
                 if !re.is_match(&v) {
@@ -1074,9 +1078,14 @@ pub(crate) mod gate_tests {
                 checked += 1;
                 let lower = v.to_ascii_lowercase();
                 let by_class = class_mask(&v) & classes != 0;
-                let by_factor = factors
-                    .iter()
-                    .any(|f| lower.windows(f.len()).any(|w| w == *f));
+                let by_factor = factors.iter().any(|&(f, word)| {
+                    lower.windows(f.len()).enumerate().any(|(at, w)| {
+                        w == f
+                            && (!word
+                                || !(at.checked_sub(1).is_some_and(|b| is_word(lower.get(b)))
+                                    || is_word(lower.get(at + f.len()))))
+                    })
+                });
                 assert!(
                     by_class || by_factor,
                     "rule {} matches {:?} but its gate hides it",
