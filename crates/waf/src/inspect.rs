@@ -111,6 +111,8 @@ pub(crate) struct State {
     chains: Bitset,
     tmp: Bitset,
     hit_tmp: Bitset,
+    /// Rules one of whose second-clause factors the scan of the variant saw.
+    second_hit: Bitset,
     hit: Bitset,
     regex_cand: Bitset,
     /// The candidate rules whose chain produced the variant being evaluated.
@@ -350,6 +352,7 @@ impl State {
             &mut self.cand,
             &mut self.tmp,
             &mut self.hit_tmp,
+            &mut self.second_hit,
             &mut self.hit,
             &mut self.regex_cand,
             &mut self.vcand,
@@ -605,6 +608,7 @@ impl Engine<'_> {
         let rs = self.rs;
         let st = &mut *self.st;
         st.regex_cand.clear();
+        st.second_hit.clear();
         // The candidate rules that read this variant: nothing else is looked at below.
         match st.var_rules.get(vi) {
             Some(rules) if st.seen_var.len() > 1 => {
@@ -619,7 +623,12 @@ impl Engine<'_> {
             return;
         }
         let hay = var_of(&st.bufs, value, v);
-        if let Some(ac) = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules)) {
+        let scan = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules));
+        if scan.is_none() {
+            // Second clauses were not looked for: taken as met.
+            st.second_hit.copy_from(&rs.second_rules);
+        }
+        if let Some(ac) = scan {
             ac.each_match(hay, |pat, m_start, m_end| {
                 let Some(entries) = rs.pat_entries.get(pat) else {
                     return true;
@@ -640,6 +649,16 @@ impl Engine<'_> {
                             let got = hay.get(m_start..m_end).unwrap_or(&[]);
                             if !got.eq_ignore_ascii_case(pat) || word_ok(hay, m_start, m_end, pat) {
                                 st.regex_cand.set(r);
+                            }
+                        }
+                        PatKind::Second { word } => {
+                            let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
+                            let got = hay.get(m_start..m_end).unwrap_or(&[]);
+                            if !word
+                                || !got.eq_ignore_ascii_case(pat)
+                                || word_ok(hay, m_start, m_end, pat)
+                            {
+                                st.second_hit.set(r);
                             }
                         }
                         PatKind::Phrase { word } => {
@@ -673,6 +692,10 @@ impl Engine<'_> {
                 }
             }
             st.tmp.and_with(&st.vcand);
+            // Through a class, a regex with a second clause needs one of its factors too.
+            st.hit_tmp.copy_from(&rs.second_rules);
+            st.hit_tmp.and_not(&st.second_hit);
+            st.tmp.and_not(&st.hit_tmp);
             st.regex_cand.or_with(&st.tmp);
         }
         // Unfiltered regexes: one pass of each set of this kind says which can match;

@@ -57,6 +57,8 @@
 //!   word of a regex's gate ([`crate::prefilter::Gate::words`]) runs it only when no ASCII
 //!   letter, digit or `_` touches it in the value: the transforms of an eligible value cannot
 //!   put a non-word byte between a word and a word byte next to it (see [`as_word`]).
+//!   A regex let through by a class of its gate runs only when the scan saw a factor (or
+//!   word) of its second clause too, if it has one ([`crate::prefilter::Gate::second`]).
 //! * **Regexes that need no factor** (unfiltered, or gated by a byte class the value has) run
 //!   here on their own chain's variant, restricted to the eligible bytes
 //!   ([`crate::prefilter::restrict`]: the same matches on such a haystack, smaller automata);
@@ -227,6 +229,9 @@ pub(crate) struct PlainPlan {
     class_any: u64,
     /// Detector rules.
     detectors: Bitset,
+    /// Regexes with a second clause ([`crate::prefilter::Gate::second`]): let through by a
+    /// class, they run only when the scan saw one of its factors too.
+    second_rules: Bitset,
     /// The rules walked on a *numeric* value (only digits, `.` and `-`, see [`NUMERIC`]):
     /// regexes whose restriction to those bytes is not empty, and detectors. The transforms of
     /// an eligible numeric value leave it as it is, so no other regex can match it (`42`,
@@ -382,6 +387,8 @@ impl PlainPlan {
                         PatKind::Phrase { .. } => Role::Phrase,
                         PatKind::Factor { word: false } => Role::Factor,
                         PatKind::Factor { word: true } => Role::Word,
+                        PatKind::Second { word: false } => Role::Second,
+                        PatKind::Second { word: true } => Role::SecondWord,
                     };
                     // A factor of a regex no eligible haystack can match says nothing.
                     if role == Role::Phrase || re.get(e.rule as usize).is_some_and(Option::is_some)
@@ -426,12 +433,23 @@ impl PlainPlan {
         };
         // The rules each scanner can say something about: with none among the candidates
         // (most rules of a URI or a query string have no phrase), the scan is skipped.
+        // (A second clause alone is no reason to scan: unscanned, it is taken as met.)
         let rules_of = |table: &[Vec<(u32, Role)>]| {
             let mut b = Bitset::new(n);
-            table.iter().flatten().for_each(|&(r, _)| b.set(r as usize));
+            table
+                .iter()
+                .flatten()
+                .filter(|(_, role)| !matches!(role, Role::Second | Role::SecondWord))
+                .for_each(|&(r, _)| b.set(r as usize));
             b
         };
         let scan_rules = rules_of(&pat_rules);
+        let mut second_rules = Bitset::new(n);
+        for e in pat_entries.iter().flatten() {
+            if matches!(e.kind, PatKind::Second { .. }) {
+                second_rules.set(e.rule as usize);
+            }
+        }
         let raw_scan_rules = rules_of(&raw_pat_rules);
         let with = |f: &dyn Fn(Transform) -> bool| {
             let mut b = Bitset::new(n);
@@ -502,6 +520,7 @@ impl PlainPlan {
             long_rules,
             pat_rules,
             canon,
+            second_rules,
             run,
             run_sets,
             sets,
@@ -574,16 +593,27 @@ impl PlainPlan {
     /// Adds to `factor_hits` the candidate rules whose regex factor may occur in a variant of
     /// the eligible `value`; false when a candidate rule's phrase may occur (the general path
     /// decides then).
-    fn scan(&self, value: &[u8], cand: &Bitset, factor_hits: &mut Bitset) -> bool {
-        !cand.intersects(&self.scan_rules)
-            || scan_with(
-                self.scan.as_ref(),
-                &self.pat_rules,
-                &self.canon,
-                value,
-                cand,
-                factor_hits,
-            )
+    fn scan(
+        &self,
+        value: &[u8],
+        cand: &Bitset,
+        factor_hits: &mut Bitset,
+        second_hits: &mut Bitset,
+    ) -> bool {
+        if !cand.intersects(&self.scan_rules) {
+            // Second clauses were not looked for: taken as met.
+            second_hits.or_with(&self.second_rules);
+            return true;
+        }
+        scan_with(
+            self.scan.as_ref(),
+            &self.pat_rules,
+            &self.canon,
+            value,
+            cand,
+            factor_hits,
+            second_hits,
+        )
     }
 }
 
@@ -597,6 +627,10 @@ enum Role {
     /// A word of the rule's regex ([`crate::prefilter::Gate::words`]): the regex runs when
     /// the word may sit on word boundaries ([`as_word`]).
     Word,
+    /// A factor of the regex's second clause ([`crate::prefilter::Gate::second`]).
+    Second,
+    /// A word of the regex's second clause.
+    SecondWord,
 }
 
 /// [`PlainPlan::scan`] with `scanner`, its pattern table and its patterns.
@@ -607,6 +641,7 @@ fn scan_with(
     value: &[u8],
     cand: &Bitset,
     factor_hits: &mut Bitset,
+    second_hits: &mut Bitset,
 ) -> bool {
     let Some(sc) = scanner else {
         return true;
@@ -618,10 +653,15 @@ fn scan_with(
                 match role {
                     Role::Phrase => return false,
                     Role::Factor => factor_hits.set(r as usize),
-                    Role::Word => {
+                    Role::Second => second_hits.set(r as usize),
+                    Role::Word | Role::SecondWord => {
                         let pat = canon.get(p).map_or(&[][..], Vec::as_slice);
                         if *word.get_or_insert_with(|| as_word(value, pat, end)) {
-                            factor_hits.set(r as usize);
+                            if role == Role::Word {
+                                factor_hits.set(r as usize);
+                            } else {
+                                second_hits.set(r as usize);
+                            }
                         }
                     }
                 }
@@ -683,8 +723,12 @@ pub(crate) struct PlainScratch {
     same: Vec<usize>,
     /// Candidate rules whose factor the scan saw, then every rule to run.
     hits: Bitset,
-    /// The rules a class gate lets through, for one of the two texts of a URL-encoded value.
+    /// The rules a class gate lets through.
     gated: Bitset,
+    /// Rules one of whose second-clause factors the scan saw.
+    second: Bitset,
+    /// Scratch.
+    other: Bitset,
     /// The plan the caches below belong to.
     plan: u64,
     /// Per rule: the cache of its lazy DFA.
@@ -710,6 +754,8 @@ impl PlainPlan {
         if sc.hits.words() != cand.words() {
             sc.hits = Bitset::new(cand.words() * 64);
             sc.gated = Bitset::new(cand.words() * 64);
+            sc.second = Bitset::new(cand.words() * 64);
+            sc.other = Bitset::new(cand.words() * 64);
         }
         if sc.plan != self.id {
             sc.plan = self.id;
@@ -736,8 +782,12 @@ impl PlainPlan {
             }
         }
         sc.hits.clear();
+        sc.second.clear();
         if decoded {
             // The value itself matters only to the candidate rules that read it as it is.
+            if !cand.intersects(&self.raw_scan_rules) {
+                sc.second.or_with(&self.second_rules);
+            }
             if cand.intersects(&self.raw_rules)
                 && (!self.plain_bytes(value, mask, cand)
                     || (cand.intersects(&self.raw_scan_rules)
@@ -748,14 +798,17 @@ impl PlainPlan {
                             value,
                             cand,
                             &mut sc.hits,
+                            &mut sc.second,
                         )))
             {
                 return false;
             }
-            if !self.scan(&sc.d, cand, &mut sc.hits) {
+            if !self.scan(&sc.d, cand, &mut sc.hits, &mut sc.second) {
                 return false;
             }
-        } else if !self.plain_bytes(value, mask, cand) || !self.scan(value, cand, &mut sc.hits) {
+        } else if !self.plain_bytes(value, mask, cand)
+            || !self.scan(value, cand, &mut sc.hits, &mut sc.second)
+        {
             return false;
         }
         sc.hits.or_with(&self.run);
@@ -764,18 +817,24 @@ impl PlainPlan {
         // whose chain starts with a URL decoder, the value for the others (`%3D` opens no gate
         // on `=` of a rule that reads the value, `%` none of a rule that reads the decoding).
         let mask0 = mask;
+        sc.gated.clear();
         if decoded {
-            sc.gated.clear();
-            self.gated_by(mask0, &mut sc.gated);
-            sc.gated.and_with(&self.raw_rules);
-            sc.hits.or_with(&sc.gated);
-            sc.gated.clear();
-            self.gated_by(dmask, &mut sc.gated);
-            sc.gated.and_with(&self.decoder_rules);
-            sc.hits.or_with(&sc.gated);
+            sc.other.clear();
+            self.gated_by(mask0, &mut sc.other);
+            sc.other.and_with(&self.raw_rules);
+            sc.gated.or_with(&sc.other);
+            sc.other.clear();
+            self.gated_by(dmask, &mut sc.other);
+            sc.other.and_with(&self.decoder_rules);
+            sc.gated.or_with(&sc.other);
         } else {
-            self.gated_by(mask0, &mut sc.hits);
+            self.gated_by(mask0, &mut sc.gated);
         }
+        // Through a class, a regex with a second clause needs one of its factors too.
+        sc.other.copy_from(&self.second_rules);
+        sc.other.and_not(&sc.second);
+        sc.gated.and_not(&sc.other);
+        sc.hits.or_with(&sc.gated);
         sc.hits.and_with(cand);
         // The numeric tier sees the bytes of both texts.
         let mask = mask | dmask;

@@ -18,6 +18,14 @@
 //! [`Gate::words`]: the engine runs the regex only when one sits on word boundaries in the
 //! value, so the `or` of `category`, `for` or `sort` runs nothing.
 //!
+//! A gate with byte classes gets a *second clause* when the regex has one
+//! ([`Gate::second`]): factors and words alone, every match holding one of them too. `(`, `;`
+//! and `$` open the gates of many benign values (a user agent's `(Windows NT 10.0; Win64;
+//! x64)`); the second clause (`sleep`, `benchmark`, `if`, … for 1005) keeps most of them out.
+//! Its two-byte factors are letters that are no common pair of English (`if`, not `on`) or
+//! punctuation holding a rare byte (`<?`, not `:"`). A second clause alone never makes the
+//! engine scan a value: unscanned, it is taken as met.
+//!
 //! Case folding: a class is read as a literal letter only when it is exactly `{x, X}` for an
 //! ASCII letter; Unicode folds such as `ſ` (U+017F) for `s` or the Kelvin sign for `k` make the
 //! class a non-literal, so the prefilter never hides a match the regex would find.
@@ -47,6 +55,10 @@ pub(crate) struct Gate {
     /// no ASCII letter, digit or `_` right before or after it (`\b(?:or|and)\b`: the `or` of
     /// `category` or `for` is no reason to run the regex). Not in `factors`.
     pub words: Vec<Vec<u8>>,
+    /// A second necessary condition, of factors and words only, for a gate with classes: a
+    /// match holds one of its factors or words (on word boundaries) *as well as* passing
+    /// this gate. A value that passes on a class alone must pass this too.
+    pub second: Option<Box<Gate>>,
 }
 
 impl Gate {
@@ -183,9 +195,12 @@ fn small_unicode_class(c: &Class) -> Option<Info> {
     Some(Info::Need(gate))
 }
 
-fn class_info(c: &Class) -> Info {
+fn class_info(c: &Class, o: Opts) -> Info {
     let Some(bytes) = class_bytes(c) else {
-        return small_unicode_class(c).unwrap_or(Info::Nothing);
+        return match small_unicode_class(c) {
+            Some(Info::Need(g)) if o.factors_only && g.classes != 0 => Info::Nothing,
+            other => other.unwrap_or(Info::Nothing),
+        };
     };
     match bytes.as_slice() {
         [one] => return Info::Exact(vec![one.to_ascii_lowercase()]),
@@ -194,6 +209,9 @@ fn class_info(c: &Class) -> Info {
         }
         [] => return Info::Nothing,
         _ => {}
+    }
+    if o.factors_only {
+        return Info::Nothing;
     }
     let classes = bytes.iter().fold(0u64, |m, &b| m | class::of(b));
     Info::Need(Gate {
@@ -210,13 +228,16 @@ fn punct_pair(s: &[u8]) -> bool {
 
 /// A short exact string as a gate: its rarest byte, or a factor when long enough (or a pair
 /// of punctuation bytes).
-fn exact_gate(s: &[u8], short: bool) -> Option<Gate> {
-    if s.len() >= MIN_FACTOR || (short && s.len() == 2) {
+fn exact_gate(s: &[u8], o: Opts) -> Option<Gate> {
+    if s.len() >= MIN_FACTOR || two_bytes_ok(s, o) {
         return Some(Gate {
             factors: vec![s.to_vec()],
             classes: 0,
-            words: Vec::new(),
+            ..Gate::default()
         });
+    }
+    if o.factors_only {
+        return None;
     }
     let best = s
         .iter()
@@ -225,19 +246,52 @@ fn exact_gate(s: &[u8], short: bool) -> Option<Gate> {
     let by_class = Gate {
         factors: Vec::new(),
         classes: best,
-        words: Vec::new(),
+        ..Gate::default()
     };
     if punct_pair(s) {
         let by_factor = Gate {
             factors: vec![s.to_vec()],
             classes: 0,
-            words: Vec::new(),
+            ..Gate::default()
         };
         if by_factor.cost() < by_class.cost() {
             return Some(by_factor);
         }
     }
     Some(by_class)
+}
+
+/// The fifty most frequent letter pairs of English text (`th`, `on`, `in`, ...): never a
+/// factor of a second clause, which would then pass on most prose.
+const COMMON_PAIRS: &[&[u8; 2]] = &[
+    b"th", b"he", b"in", b"er", b"an", b"re", b"on", b"at", b"en", b"nd", b"ti", b"es", b"or",
+    b"te", b"of", b"ed", b"is", b"it", b"al", b"ar", b"st", b"to", b"nt", b"ng", b"se", b"ha",
+    b"as", b"ou", b"io", b"le", b"ve", b"co", b"me", b"de", b"hi", b"ri", b"ro", b"ic", b"ne",
+    b"ea", b"ra", b"ce", b"li", b"ch", b"ll", b"be", b"ma", b"si", b"om", b"ur",
+];
+
+/// Whether the two-byte string `s` is a factor under `o`: any two bytes in a fallback gate;
+/// in a second clause, two letters that are not a common pair of English (`if`, not `on` or
+/// the `2f` of `%2F`), or punctuation holding a rare byte (`<?`, not `:"`).
+fn two_bytes_ok(s: &[u8], o: Opts) -> bool {
+    s.len() == 2
+        && if o.factors_only {
+            (s.iter().all(u8::is_ascii_alphabetic)
+                && !COMMON_PAIRS.iter().any(|p| p.eq_ignore_ascii_case(s)))
+                || (punct_pair(s) && s.iter().any(|&b| class_cost(class::of(b)) <= 2))
+        } else {
+            o.short
+        }
+}
+
+/// How a gate is looked for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Opts {
+    /// Two-byte strings of any bytes are factors too (a fallback gate, see [`gate`]).
+    short: bool,
+    /// Factors and words only, no byte classes and no pairs of punctuation (a second clause,
+    /// see [`Gate::second`]); two letters or digits count.
+    factors_only: bool,
 }
 
 /// Most first bytes a run is extended with (see [`extended_run_gate`]).
@@ -261,7 +315,7 @@ fn first_bytes(h: &Hir) -> Option<Vec<u8>> {
 
 /// A gate made of `run` followed by each first byte of `next` (every match holds one of these
 /// strings), when each is long enough to be a factor.
-fn extended_run_gate(run: &[u8], next: &Hir, short: bool) -> Option<Gate> {
+fn extended_run_gate(run: &[u8], next: &Hir, o: Opts) -> Option<Gate> {
     if run.is_empty() {
         return None;
     }
@@ -276,7 +330,7 @@ fn extended_run_gate(run: &[u8], next: &Hir, short: bool) -> Option<Gate> {
         .collect();
     factors
         .iter()
-        .all(|f| f.len() >= MIN_FACTOR || punct_pair(f) || (short && f.len() == 2))
+        .all(|f| f.len() >= MIN_FACTOR || (punct_pair(f) && !o.factors_only) || two_bytes_ok(f, o))
         .then_some(Gate {
             factors,
             ..Gate::default()
@@ -292,24 +346,24 @@ fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
 
 /// What every match of `h` needs; with `short`, two-byte strings of any bytes are factors too
 /// (`or`: see [`gate`]).
-fn info(h: &Hir, short: bool) -> Info {
+fn info(h: &Hir, o: Opts) -> Info {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Info::Exact(Vec::new()),
         HirKind::Literal(l) => Info::Exact(l.0.iter().map(u8::to_ascii_lowercase).collect()),
-        HirKind::Class(c) => class_info(c),
-        HirKind::Capture(c) => info(&c.sub, short),
+        HirKind::Class(c) => class_info(c, o),
+        HirKind::Capture(c) => info(&c.sub, o),
         HirKind::Repetition(r) => {
             if r.min == 0 {
                 return Info::Nothing;
             }
-            match info(&r.sub, short) {
+            match info(&r.sub, o) {
                 Info::Exact(s) if r.min == 1 && r.max == Some(1) => Info::Exact(s),
                 // `x{2,}`: every match holds `x` repeated `min` times.
                 Info::Exact(s) if r.min >= 2 && !s.is_empty() => {
                     let times = (r.min as usize).min(8usize.div_ceil(s.len()));
-                    exact_gate(&s.repeat(times), short).map_or(Info::Nothing, Info::Need)
+                    exact_gate(&s.repeat(times), o).map_or(Info::Nothing, Info::Need)
                 }
-                Info::Exact(s) => exact_gate(&s, short).map_or(Info::Nothing, Info::Need),
+                Info::Exact(s) => exact_gate(&s, o).map_or(Info::Nothing, Info::Need),
                 Info::Need(n) => Info::Need(n),
                 Info::Nothing => Info::Nothing,
             }
@@ -325,9 +379,9 @@ fn info(h: &Hir, short: bool) -> Info {
                     .and_then(|j| children.get(j))
                     .is_some_and(is_word_boundary)
                     && children.get(i + 1).is_some_and(is_word_boundary);
-                let child_info = match bounded.then(|| word_gate(child, short)).flatten() {
+                let child_info = match bounded.then(|| word_gate(child, o)).flatten() {
                     Some(g) => Info::Need(g),
-                    None => info(child, short),
+                    None => info(child, o),
                 };
                 match child_info {
                     Info::Exact(s) => run.extend_from_slice(&s),
@@ -335,10 +389,10 @@ fn info(h: &Hir, short: bool) -> Info {
                         all_exact = false;
                         // `\.[\\/]+`: the run followed by each first byte of the child
                         // (`./`, `.\`) can be a sharper gate than the run alone.
-                        if let Some(g) = extended_run_gate(&run, child, short) {
+                        if let Some(g) = extended_run_gate(&run, child, o) {
                             best = better(best, g);
                         }
-                        if let Some(g) = exact_gate(&std::mem::take(&mut run), short) {
+                        if let Some(g) = exact_gate(&std::mem::take(&mut run), o) {
                             best = better(best, g);
                         }
                         if let Info::Need(n) = other {
@@ -350,7 +404,7 @@ fn info(h: &Hir, short: bool) -> Info {
             if all_exact {
                 return Info::Exact(run);
             }
-            if let Some(g) = exact_gate(&run, short) {
+            if let Some(g) = exact_gate(&run, o) {
                 best = better(best, g);
             }
             best.map_or(Info::Nothing, Info::Need)
@@ -358,8 +412,8 @@ fn info(h: &Hir, short: bool) -> Info {
         HirKind::Alternation(children) => {
             let mut gate = Gate::default();
             for child in children {
-                let g = match info(child, short) {
-                    Info::Exact(s) => match exact_gate(&s, short) {
+                let g = match info(child, o) {
+                    Info::Exact(s) => match exact_gate(&s, o) {
                         Some(g) => g,
                         None => return Info::Nothing,
                     },
@@ -385,19 +439,19 @@ fn is_word_boundary(h: &Hir) -> bool {
 /// The gate of `h` when it stands between two word boundaries and matches one of a few exact
 /// words (ASCII letters, digits, `_`): those words, each held as a word by every match (see
 /// [`Gate::words`]). With `short`, two-byte words count (`or`).
-fn word_gate(h: &Hir, short: bool) -> Option<Gate> {
+fn word_gate(h: &Hir, o: Opts) -> Option<Gate> {
     let alternatives: &[Hir] = match h.kind() {
         HirKind::Alternation(children) => children,
-        HirKind::Capture(c) => return word_gate(&c.sub, short),
+        HirKind::Capture(c) => return word_gate(&c.sub, o),
         _ => std::slice::from_ref(h),
     };
     let mut words = Vec::with_capacity(alternatives.len());
     for a in alternatives {
-        let Info::Exact(w) = info(a, short) else {
+        let Info::Exact(w) = info(a, o) else {
             return None;
         };
         let wordy = w.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
-        if !wordy || !(w.len() >= MIN_FACTOR || (short && w.len() == 2)) {
+        if !wordy || !(w.len() >= MIN_FACTOR || ((o.short || o.factors_only) && w.len() == 2)) {
             return None;
         }
         words.push(w);
@@ -423,12 +477,35 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
         .build()
         .parse(pattern)
         .ok()?;
-    gate_of(&hir, false, MAX_COST).or_else(|| gate_of(&hir, true, MAX_FALLBACK_COST))
+    let mut g = gate_of(&hir, Opts::default(), MAX_COST).or_else(|| {
+        let short = Opts {
+            short: true,
+            ..Opts::default()
+        };
+        gate_of(&hir, short, MAX_FALLBACK_COST)
+    })?;
+    if g.classes != 0 {
+        // A byte such as `(` or `;` opens the gate of many benign values (a user agent's
+        // `(Windows NT 10.0; Win64; x64)`): a second necessary condition made of factors
+        // alone, when there is one, keeps most of them out.
+        let second = Opts {
+            factors_only: true,
+            ..Opts::default()
+        };
+        if let Some(s) = gate_of(&hir, second, MAX_FALLBACK_COST) {
+            g.second = Some(Box::new(Gate {
+                factors: s.factors,
+                words: s.words,
+                ..Gate::default()
+            }));
+        }
+    }
+    Some(g)
 }
 
-fn gate_of(hir: &Hir, short: bool, max_cost: u32) -> Option<Gate> {
-    let mut g = match info(hir, short) {
-        Info::Exact(s) => exact_gate(&s, short)?,
+fn gate_of(hir: &Hir, o: Opts, max_cost: u32) -> Option<Gate> {
+    let mut g = match info(hir, o) {
+        Info::Exact(s) => exact_gate(&s, o)?,
         Info::Need(n) => n,
         Info::Nothing => return None,
     };
@@ -830,12 +907,16 @@ mod tests {
                 ..Gate::default()
             })
         );
-        // Short strings use their rarest byte.
+        // Short strings use their rarest byte (and the pair, rare too, is a second clause).
         assert_eq!(
             gate(r"\$\(\s*id", false),
             Some(Gate {
                 factors: vec![],
                 classes: bits(b"$"),
+                second: Some(Box::new(Gate {
+                    factors: vec![b"$(".to_vec()],
+                    ..Gate::default()
+                })),
                 ..Gate::default()
             })
         );
@@ -949,6 +1030,36 @@ mod tests {
         // Punctuation is no word byte: `\b` next to it means something else.
         let g = gate(r"\b(?:or|a-b)\b", true);
         assert!(g.is_none_or(|g| g.words.is_empty()));
+    }
+
+    /// A gate with classes gets a second clause of factors and words when the regex has one:
+    /// letters that are no common English pair count, common pairs and common punctuation
+    /// do not.
+    #[test]
+    fn second_clauses_of_factors() {
+        type Clause = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+        let second = |re: &str| -> Option<Clause> {
+            let g = gate(re, false).expect("gated");
+            assert_ne!(g.classes, 0, "{re}: a gate with classes");
+            g.second.map(|s| (s.factors, s.words))
+        };
+        assert_eq!(
+            second(r"(?:^|['\d])\s*;\s*(?:select|drop|if\s*\()\b"),
+            Some((
+                vec![b"drop".to_vec(), b"if".to_vec(), b"select".to_vec()],
+                vec![]
+            ))
+        );
+        // Words keep their boundaries.
+        assert_eq!(
+            second(r";\s*\b(?:ls|whoami)\b"),
+            Some((vec![], vec![b"ls".to_vec(), b"whoami".to_vec()]))
+        );
+        // `on` is in most English sentences, `:"` in every JSON body: no second clause.
+        assert_eq!(second(r"[\s/]on[a-z]+\s*="), None);
+        assert_eq!(second(r#"<\s*:"\s*\w"#), None);
+        // Any byte class in an alternative leaves the alternation without factors.
+        assert_eq!(second(r";\s*(?:select|[|&])"), None);
     }
 
     #[test]

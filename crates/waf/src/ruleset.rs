@@ -145,6 +145,10 @@ pub(crate) enum PatKind {
     /// A regex factor: the rule's regex must run; with `word`, only when the factor sits on
     /// word boundaries ([`crate::prefilter::Gate::words`]).
     Factor { word: bool },
+    /// A factor of the regex's second clause ([`crate::prefilter::Gate::second`]): a regex
+    /// let through by a byte class runs only when one of these was seen too; `word` as for
+    /// [`PatKind::Factor`].
+    Second { word: bool },
 }
 
 /// One (rule, role) pair of an automaton pattern.
@@ -182,8 +186,8 @@ pub struct RuleSet {
     pub(crate) ac: Option<crate::scan::Scanner>,
     /// Per chain: the rules whose transforms are that chain.
     pub(crate) chain_rules: Vec<Bitset>,
-    /// Rules with a pattern in the automaton (phrases or regex factors): a variant none of
-    /// whose candidate rules is one of these is not scanned.
+    /// Rules with a phrase or a regex factor in the automaton (second clauses do not count): a
+    /// variant none of whose candidate rules is one of these is not scanned.
     pub(crate) ac_rules: Bitset,
     pub(crate) patterns: Vec<Vec<u8>>,
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
@@ -200,6 +204,8 @@ pub struct RuleSet {
     pub(crate) class_rules: Vec<Bitset>,
     /// Union of the gate classes of every regex.
     pub(crate) gate_classes: u64,
+    /// Regexes with a second clause ([`PatKind::Second`]).
+    pub(crate) second_rules: Bitset,
     /// Multi-pattern automata over the unfiltered regexes, one per group of target kinds with
     /// the same rules (and per Unicode mode): one pass per value tells which can match; only
     /// those run on their own (for the match span).
@@ -542,6 +548,14 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 for w in gate.words {
                     phrases.push((w, PatKind::Factor { word: true }));
                 }
+                if let Some(second) = gate.second {
+                    for f in second.factors {
+                        phrases.push((f, PatKind::Second { word: false }));
+                    }
+                    for w in second.words {
+                        phrases.push((w, PatKind::Second { word: true }));
+                    }
+                }
                 let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
                 matcher = Some(Matcher::Regex {
                     re: compiled,
@@ -829,9 +843,19 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             b.set(i);
         }
     }
+    let mut second_rules = Bitset::new(n);
+    for e in pat_entries.iter().flatten() {
+        if matches!(e.kind, PatKind::Second { .. }) {
+            second_rules.set(e.rule as usize);
+        }
+    }
+    // A second clause alone is no reason to scan (a raw JSON body would be scanned once more
+    // for 13001's `":0`): unscanned, it is taken as met.
     let mut ac_rules = Bitset::new(n);
     for e in pat_entries.iter().flatten() {
-        ac_rules.set(e.rule as usize);
+        if !matches!(e.kind, PatKind::Second { .. }) {
+            ac_rules.set(e.rule as usize);
+        }
     }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
     let by_id = rules.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
@@ -862,6 +886,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         unfiltered,
         class_rules,
         gate_classes,
+        second_rules,
         sets,
         kind_sets,
         max_set_len,
@@ -1054,20 +1079,30 @@ pub(crate) mod gate_tests {
             else {
                 continue;
             };
-            // (factor, whether it must sit on word boundaries)
-            let factors: Vec<(&[u8], bool)> = rs
-                .pat_entries
-                .iter()
-                .enumerate()
-                .filter_map(|(i, es)| {
-                    es.iter().find_map(|e| match e.kind {
-                        super::PatKind::Factor { word } if e.rule as usize == rs.by_id[&r.id] => {
-                            Some((rs.patterns[i].as_slice(), word))
-                        }
-                        _ => None,
+            // (factor, whether it must sit on word boundaries), of the gate and of its second
+            // clause.
+            let of_kind = |second: bool| -> Vec<(&[u8], bool)> {
+                rs.pat_entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, es)| {
+                        es.iter().find_map(|e| match e.kind {
+                            super::PatKind::Factor { word }
+                                if !second && e.rule as usize == rs.by_id[&r.id] =>
+                            {
+                                Some((rs.patterns[i].as_slice(), word))
+                            }
+                            super::PatKind::Second { word }
+                                if second && e.rule as usize == rs.by_id[&r.id] =>
+                            {
+                                Some((rs.patterns[i].as_slice(), word))
+                            }
+                            _ => None,
+                        })
                     })
-                })
-                .collect();
+                    .collect()
+            };
+            let (factors, second) = (of_kind(false), of_kind(true));
             let is_word =
                 |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
             for p in &payloads {
@@ -1078,14 +1113,23 @@ pub(crate) mod gate_tests {
                 checked += 1;
                 let lower = v.to_ascii_lowercase();
                 let by_class = class_mask(&v) & classes != 0;
-                let by_factor = factors.iter().any(|&(f, word)| {
-                    lower.windows(f.len()).enumerate().any(|(at, w)| {
-                        w == f
-                            && (!word
-                                || !(at.checked_sub(1).is_some_and(|b| is_word(lower.get(b)))
-                                    || is_word(lower.get(at + f.len()))))
+                let seen = |list: &[(&[u8], bool)]| {
+                    list.iter().any(|&(f, word)| {
+                        lower.windows(f.len()).enumerate().any(|(at, w)| {
+                            w == f
+                                && (!word
+                                    || !(at.checked_sub(1).is_some_and(|b| is_word(lower.get(b)))
+                                        || is_word(lower.get(at + f.len()))))
+                        })
                     })
-                });
+                };
+                let by_factor = seen(&factors);
+                assert!(
+                    by_factor || !by_class || second.is_empty() || seen(&second),
+                    "rule {} matches {:?} but its second clause hides it",
+                    r.id,
+                    String::from_utf8_lossy(p)
+                );
                 assert!(
                     by_class || by_factor,
                     "rule {} matches {:?} but its gate hides it",
