@@ -817,24 +817,28 @@ impl PlainPlan {
         // whose chain starts with a URL decoder, the value for the others (`%3D` opens no gate
         // on `=` of a rule that reads the value, `%` none of a rule that reads the decoding).
         let mask0 = mask;
-        sc.gated.clear();
-        if decoded {
-            sc.other.clear();
-            self.gated_by(mask0, &mut sc.other);
-            sc.other.and_with(&self.raw_rules);
-            sc.gated.or_with(&sc.other);
-            sc.other.clear();
-            self.gated_by(dmask, &mut sc.other);
-            sc.other.and_with(&self.decoder_rules);
-            sc.gated.or_with(&sc.other);
-        } else {
-            self.gated_by(mask0, &mut sc.gated);
+        if (mask0 | dmask) & self.class_any != 0 {
+            sc.gated.clear();
+            if decoded {
+                sc.other.clear();
+                self.gated_by(mask0, &mut sc.other);
+                sc.other.and_with(&self.raw_rules);
+                sc.gated.or_with(&sc.other);
+                sc.other.clear();
+                self.gated_by(dmask, &mut sc.other);
+                sc.other.and_with(&self.decoder_rules);
+                sc.gated.or_with(&sc.other);
+            } else {
+                self.gated_by(mask0, &mut sc.gated);
+            }
+            // Through a class, a regex with a second clause needs one of its factors too.
+            if sc.gated.intersects(&self.second_rules) {
+                sc.other.copy_from(&self.second_rules);
+                sc.other.and_not(&sc.second);
+                sc.gated.and_not(&sc.other);
+            }
+            sc.hits.or_with(&sc.gated);
         }
-        // Through a class, a regex with a second clause needs one of its factors too.
-        sc.other.copy_from(&self.second_rules);
-        sc.other.and_not(&sc.second);
-        sc.gated.and_not(&sc.other);
-        sc.hits.or_with(&sc.gated);
         sc.hits.and_with(cand);
         // The numeric tier sees the bytes of both texts.
         let mask = mask | dmask;
