@@ -312,8 +312,15 @@ pub(crate) fn target_string(kind: Kind, name: &[u8], json: bool) -> String {
 }
 
 #[inline]
-fn is_word(b: u8) -> bool {
+pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// A word factor `pat` found at `start..end` of `hay` by the case-insensitive scan may sit on
+/// word boundaries there (see [`crate::prefilter::Gate::words`]).
+fn may_be_word(hay: &[u8], start: usize, end: usize, pat: &[u8]) -> bool {
+    let got = hay.get(start..end).unwrap_or(&[]);
+    !got.eq_ignore_ascii_case(pat) || word_ok(hay, start, end, pat)
 }
 
 fn word_ok(hay: &[u8], start: usize, end: usize, pat: &[u8]) -> bool {
@@ -643,22 +650,15 @@ impl Engine<'_> {
                     };
                     match e.kind {
                         PatKind::Factor { word: false } => st.regex_cand.set(r),
-                        PatKind::Factor { word: true } => {
-                            // The scan is not the regex's: `or` in `for` is no reason to run it.
+                        // A word: `or` in `for` is no reason to run the regex.
+                        PatKind::Factor { word } | PatKind::Second { word } => {
                             let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
-                            let got = hay.get(m_start..m_end).unwrap_or(&[]);
-                            if !got.eq_ignore_ascii_case(pat) || word_ok(hay, m_start, m_end, pat) {
-                                st.regex_cand.set(r);
-                            }
-                        }
-                        PatKind::Second { word } => {
-                            let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
-                            let got = hay.get(m_start..m_end).unwrap_or(&[]);
-                            if !word
-                                || !got.eq_ignore_ascii_case(pat)
-                                || word_ok(hay, m_start, m_end, pat)
-                            {
-                                st.second_hit.set(r);
+                            if !word || may_be_word(hay, m_start, m_end, pat) {
+                                if matches!(e.kind, PatKind::Factor { .. }) {
+                                    st.regex_cand.set(r);
+                                } else {
+                                    st.second_hit.set(r);
+                                }
                             }
                         }
                         PatKind::Phrase { word } => {
@@ -693,9 +693,11 @@ impl Engine<'_> {
             }
             st.tmp.and_with(&st.vcand);
             // Through a class, a regex with a second clause needs one of its factors too.
-            st.hit_tmp.copy_from(&rs.second_rules);
-            st.hit_tmp.and_not(&st.second_hit);
-            st.tmp.and_not(&st.hit_tmp);
+            if st.tmp.intersects(&rs.second_rules) {
+                st.hit_tmp.copy_from(&rs.second_rules);
+                st.hit_tmp.and_not(&st.second_hit);
+                st.tmp.and_not(&st.hit_tmp);
+            }
             st.regex_cand.or_with(&st.tmp);
         }
         // Unfiltered regexes: one pass of each set of this kind says which can match;

@@ -249,6 +249,7 @@ impl PlainPlan {
         chains: &[Vec<Transform>],
         patterns: &[Vec<u8>],
         pat_entries: &[Vec<PatEntry>],
+        second_rules: &Bitset,
     ) -> Option<PlainPlan> {
         let mut forbidden = 0u64;
         let mut decoders = false;
@@ -444,12 +445,6 @@ impl PlainPlan {
             b
         };
         let scan_rules = rules_of(&pat_rules);
-        let mut second_rules = Bitset::new(n);
-        for e in pat_entries.iter().flatten() {
-            if matches!(e.kind, PatKind::Second { .. }) {
-                second_rules.set(e.rule as usize);
-            }
-        }
         let raw_scan_rules = rules_of(&raw_pat_rules);
         let with = |f: &dyn Fn(Transform) -> bool| {
             let mut b = Bitset::new(n);
@@ -520,7 +515,7 @@ impl PlainPlan {
             long_rules,
             pat_rules,
             canon,
-            second_rules,
+            second_rules: second_rules.clone(),
             run,
             run_sets,
             sets,
@@ -692,7 +687,7 @@ fn as_word(value: &[u8], pat: &[u8], end: usize) -> bool {
     if !value.get(s..e).is_some_and(|w| w.eq_ignore_ascii_case(pat)) {
         return true;
     }
-    let is_word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let is_word = |b: &u8| crate::inspect::is_word(*b);
     let before = s
         .checked_sub(1)
         .and_then(|i| value.get(i))
@@ -972,6 +967,62 @@ mod tests {
     use crate::ruleset::gate_tests::{corpora_lines, shipped};
     use crate::target::Kind;
     use crate::Inspection;
+
+    /// The fast path's scan asks for a word's regex only where the word may sit on word
+    /// boundaries, and meets a second clause only where one of its factors is: 1004 (`or`,
+    /// `and`, … as words) and 1005 (gated by `(`, second clause `sleep`, `benchmark`, `if`, …).
+    #[test]
+    fn words_and_second_clauses_in_the_scan() {
+        let rs = shipped();
+        let plan = rs
+            .plain
+            .as_ref()
+            .expect("the shipped rules have a fast path");
+        let n = rs.rules.len();
+        let (r1004, r1005) = (rs.by_id[&1004], rs.by_id[&1005]);
+        assert!(plan.second_rules.get(r1005), "1005 has a second clause");
+        let mut cand = crate::bitset::Bitset::new(n);
+        cand.set(r1004);
+        cand.set(r1005);
+        let scan = |value: &str| {
+            let (mut factors, mut second) =
+                (crate::bitset::Bitset::new(n), crate::bitset::Bitset::new(n));
+            let no_phrase = super::scan_with(
+                plan.scan.as_ref(),
+                &plan.pat_rules,
+                &plan.canon,
+                value.as_bytes(),
+                &cand,
+                &mut factors,
+                &mut second,
+            );
+            assert!(no_phrase, "{value}");
+            (factors.get(r1004), second.get(r1005))
+        };
+        for v in [
+            "category",
+            "sort",
+            "color",
+            "brand",
+            "for you",
+            "order #42",
+            "Mozilla/5.0 (X11)",
+        ] {
+            assert_eq!(scan(v), (false, false), "{v}");
+        }
+        for v in [
+            "1 or 1=1",
+            "x' OR 'a'='a",
+            "1) AND (2>1",
+            "a;or 1",
+            "\"or\"1",
+        ] {
+            assert!(scan(v).0, "{v}: 1004 runs");
+        }
+        for v in ["sleep(5)", "1 and if(1=1,1,0)", "BENCHMARK(1000,md5(1))"] {
+            assert!(scan(v).1, "{v}: 1005's second clause is met");
+        }
+    }
 
     /// Plain forms of a payload: its other bytes turned into spaces, then as it is, lowercased,
     /// upper-cased, with its spaces doubled or written as `+`, and with a space at both ends.

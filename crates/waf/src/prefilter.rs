@@ -289,8 +289,8 @@ fn two_bytes_ok(s: &[u8], o: Opts) -> bool {
 struct Opts {
     /// Two-byte strings of any bytes are factors too (a fallback gate, see [`gate`]).
     short: bool,
-    /// Factors and words only, no byte classes and no pairs of punctuation (a second clause,
-    /// see [`Gate::second`]); two letters or digits count.
+    /// Factors and words only, no byte classes (a second clause, see [`Gate::second`]); a
+    /// two-byte factor only as [`two_bytes_ok`] says, a two-letter word always.
     factors_only: bool,
 }
 
@@ -344,8 +344,7 @@ fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
     }
 }
 
-/// What every match of `h` needs; with `short`, two-byte strings of any bytes are factors too
-/// (`or`: see [`gate`]).
+/// What every match of `h` needs, looked for as `o` says (see [`Opts`]).
 fn info(h: &Hir, o: Opts) -> Info {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Info::Exact(Vec::new()),
@@ -438,7 +437,7 @@ fn is_word_boundary(h: &Hir) -> bool {
 
 /// The gate of `h` when it stands between two word boundaries and matches one of a few exact
 /// words (ASCII letters, digits, `_`): those words, each held as a word by every match (see
-/// [`Gate::words`]). With `short`, two-byte words count (`or`).
+/// [`Gate::words`]). Two-letter words (`or`) count in a fallback gate and a second clause.
 fn word_gate(h: &Hir, o: Opts) -> Option<Gate> {
     let alternatives: &[Hir] = match h.kind() {
         HirKind::Alternation(children) => children,
@@ -492,13 +491,7 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
             factors_only: true,
             ..Opts::default()
         };
-        if let Some(s) = gate_of(&hir, second, MAX_FALLBACK_COST) {
-            g.second = Some(Box::new(Gate {
-                factors: s.factors,
-                words: s.words,
-                ..Gate::default()
-            }));
-        }
+        g.second = gate_of(&hir, second, MAX_FALLBACK_COST).map(Box::new);
     }
     Some(g)
 }

@@ -843,18 +843,13 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             b.set(i);
         }
     }
-    let mut second_rules = Bitset::new(n);
-    for e in pat_entries.iter().flatten() {
-        if matches!(e.kind, PatKind::Second { .. }) {
-            second_rules.set(e.rule as usize);
-        }
-    }
     // A second clause alone is no reason to scan (a raw JSON body would be scanned once more
     // for 13001's `":0`): unscanned, it is taken as met.
-    let mut ac_rules = Bitset::new(n);
+    let (mut second_rules, mut ac_rules) = (Bitset::new(n), Bitset::new(n));
     for e in pat_entries.iter().flatten() {
-        if !matches!(e.kind, PatKind::Second { .. }) {
-            ac_rules.set(e.rule as usize);
+        match e.kind {
+            PatKind::Second { .. } => second_rules.set(e.rule as usize),
+            _ => ac_rules.set(e.rule as usize),
         }
     }
     let max_set_len = sets.iter().map(|s| s.rules.len()).max().unwrap_or(0);
@@ -865,7 +860,8 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         .collect();
     let all_chain_trig = chain_trig.iter().fold(0, |m, t| m | t);
     let tags = rules.iter().flat_map(|r| r.tags.iter().cloned()).collect();
-    let plain = crate::plain::PlainPlan::build(&rules, &chains, &patterns, &pat_entries);
+    let plain =
+        crate::plain::PlainPlan::build(&rules, &chains, &patterns, &pat_entries, &second_rules);
     Ok(RuleSet {
         uid: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rules,
@@ -1103,8 +1099,7 @@ pub(crate) mod gate_tests {
                     .collect()
             };
             let (factors, second) = (of_kind(false), of_kind(true));
-            let is_word =
-                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+            let is_word = |b: Option<&u8>| b.is_some_and(|&b| crate::inspect::is_word(b));
             for p in &payloads {
                 let v = apply_chain(&r.eval_transforms, p);
                 if !re.is_match(&v) {
