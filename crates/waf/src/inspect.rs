@@ -281,6 +281,10 @@ pub(crate) struct Engine<'a> {
     /// JSON keys and enumerations repeat; off for the head, where a repeat is rare and the
     /// memory would cost every value an insertion.
     pub dedupe: bool,
+    /// The score at which inspection stops: the threshold in block mode (the verdict cannot
+    /// change past it), unless the policy asks for complete matches or every match is
+    /// recorded (`explain`); `u32::MAX` otherwise.
+    pub stop_at: u32,
 }
 
 fn truncate_chars(bytes: &[u8], max: usize) -> String {
@@ -537,10 +541,16 @@ impl Engine<'_> {
         } else {
             self.variants(value, mask0);
         }
-        // 2. Each distinct variant once.
+        // 2. Each distinct variant once, until the matches found reach the score at which
+        // inspection stops.
+        let mut complete = true;
         for vi in 0..self.st.seen_var.len() {
             let v = self.st.seen_var[vi];
             self.eval_variant(kind, value, vi, v);
+            if self.stop_at != u32::MAX && !self.st.hit.is_empty() && self.reaches_stop() {
+                complete = vi + 1 == self.st.seen_var.len();
+                break;
+            }
         }
         // 3. Fire.
         let st = &mut *self.st;
@@ -550,9 +560,10 @@ impl Engine<'_> {
                 fired.push((r, Some((s, e))));
             }
         }
+        // A negated rule fires when nothing matched: only known when every variant was seen.
         st.tmp.copy_from(&rs.negated);
         st.tmp.and_with(&st.cand);
-        for r in st.tmp.ones() {
+        for r in st.tmp.ones().filter(|_| complete) {
             if !st.hit.get(r) {
                 fired.push((r as u32, None));
             }
@@ -562,6 +573,21 @@ impl Engine<'_> {
             self.fire(kind, name, json, value, r as usize, span);
         }
         found
+    }
+
+    /// Whether the score plus what the rules hit so far in this value (and not scored yet)
+    /// would add reaches [`Engine::stop_at`].
+    fn reaches_stop(&self) -> bool {
+        let st = &*self.st;
+        let mut score = st.score;
+        for r in st.hit.ones() {
+            if !st.matched.get(r) {
+                if let Some(rule) = self.rs.rules.get(r) {
+                    score = score.saturating_add(rule.severity.score());
+                }
+            }
+        }
+        score >= self.stop_at
     }
 
     /// Computes the variants of `value` for the chains in `st.chains` (`chain_var`,
@@ -939,6 +965,10 @@ impl Engine<'_> {
 
 impl Sink for Engine<'_> {
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+        // Past the threshold in block mode, nothing can change the verdict.
+        if self.st.score >= self.stop_at {
+            return;
+        }
         // Values found clean in an earlier request under this policy (crate::clean).
         let st = &mut *self.st;
         let memory = if st.record_all {
@@ -972,7 +1002,7 @@ impl Sink for Engine<'_> {
     }
 
     fn raw_body(&mut self, body: &[u8], parsed: bool) {
-        if self.select(Kind::Body, b"", parsed) {
+        if self.st.score < self.stop_at && self.select(Kind::Body, b"", parsed) {
             self.eval(Kind::Body, b"", false, body);
         }
     }
@@ -1019,11 +1049,17 @@ impl RuleSet {
     pub(crate) fn engine<'a>(&'a self, p: &'a Policy, st: &'a mut State) -> Engine<'a> {
         st.prepare(self);
         st.clean.bind(self.uid, p.uid);
+        let stop_at = if p.mode == Mode::Block && !p.complete_matches && !st.record_all {
+            p.threshold
+        } else {
+            u32::MAX
+        };
         Engine {
             rs: self,
             pol: p,
             st,
             dedupe: true,
+            stop_at,
         }
     }
 
@@ -1093,6 +1129,7 @@ impl RuleSet {
             threshold: 1,
             inspection_limit: usize::MAX,
             over_limit: crate::policy::OverLimit::Reject,
+            complete_matches: true,
             active: Bitset::full(self.rules.len()),
             excl: Vec::new(),
         };
@@ -1101,6 +1138,7 @@ impl RuleSet {
             pol: &pol,
             st,
             dedupe: true,
+            stop_at: u32::MAX,
         };
         eng.eval(Kind::Body, b"test", false, value);
         st.matches.pop()

@@ -89,6 +89,11 @@ pub struct PolicyConfig {
     /// Exclusions.
     #[serde(default)]
     pub exclusions: Vec<ExclusionConfig>,
+    /// In block mode, go on inspecting after the score reached the threshold, so events and
+    /// the security log list every rule a blocked request matched (default false: inspection
+    /// stops there, the verdict is the same, an attack costs less to turn away).
+    #[serde(default)]
+    pub complete_matches: bool,
 }
 
 impl Default for PolicyConfig {
@@ -100,6 +105,7 @@ impl Default for PolicyConfig {
             inspection_limit: default_limit(),
             over_limit: OverLimit::Reject,
             exclusions: Vec::new(),
+            complete_matches: false,
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct Policy {
     pub inspection_limit: usize,
     /// Over-limit behaviour.
     pub over_limit: OverLimit,
+    /// Inspect on past the threshold in block mode ([`PolicyConfig::complete_matches`]).
+    pub complete_matches: bool,
     pub(crate) active: Bitset,
     pub(crate) excl: Vec<(ExclTarget, Bitset)>,
 }
@@ -183,6 +191,7 @@ impl Policy {
             threshold: cfg.threshold,
             inspection_limit: cfg.inspection_limit,
             over_limit: cfg.over_limit,
+            complete_matches: cfg.complete_matches,
             active,
             excl,
         })

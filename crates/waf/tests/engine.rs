@@ -119,6 +119,41 @@ fn scoring_adds_each_rule_once_and_threshold_decides() {
     assert_eq!(req.run(&rs, &p).verdict(&p), Verdict::Block);
 }
 
+/// In block mode inspection stops once the score reaches the threshold: the verdict is the
+/// same, the matches listed are those that got there. `complete_matches`, detect mode and
+/// `explain` (every match recorded) inspect everything.
+#[test]
+fn block_mode_stops_at_the_threshold_unless_complete_matches_are_asked_for() {
+    let rs = fixtures();
+    // 3001 (critical, 5) fires on `a`, 3002 (error, 4) on `b`.
+    let req = Req::get("/?a=../x&b=/etc/passwd");
+    // As the gateway inspects (`Req::run` records every match, as `explain` does).
+    let run = |p: &Policy| {
+        let mut i = palisade_waf::Inspection::new();
+        req.run_into(&rs, p, &mut i);
+        i
+    };
+    let p = default_policy(&rs);
+    let i = run(&p);
+    assert_eq!(ids(&i), vec![3001], "b is never looked at");
+    assert_eq!(i.score(), 5);
+    assert_eq!(i.verdict(&p), Verdict::Block);
+    for cfg in ["complete_matches: true", "mode: detect", "threshold: 10"] {
+        let p = policy(&rs, cfg);
+        let i = run(&p);
+        assert_eq!(ids(&i), vec![3001, 3002], "{cfg}");
+        assert_eq!(i.score(), 9, "{cfg}");
+    }
+    // Below the threshold nothing stops: both count, and block.
+    let p = policy(&rs, "threshold: 9");
+    let i = run(&p);
+    assert_eq!((ids(&i), i.score()), (vec![3001, 3002], 9));
+    assert_eq!(i.verdict(&p), Verdict::Block);
+    // `explain` records every match whatever the policy.
+    let p = default_policy(&rs);
+    assert_eq!(ids(&req.run(&rs, &p)), vec![3001, 3002]);
+}
+
 #[test]
 fn detect_mode_reports_but_does_not_block_and_off_inspects_nothing() {
     let rs = fixtures();
