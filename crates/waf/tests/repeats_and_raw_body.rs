@@ -122,6 +122,18 @@ fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
         "{:?}",
         fired(&i)
     );
+    // Json.NET `$type` gadgets: the quoted key and its value (rule 13004).
+    let i = Req::post(
+        "/",
+        "application/json",
+        br#"{"$type":"System.Security.Principal.WindowsIdentity, mscorlib","name":"x"}"#,
+    )
+    .run(&rs, &p);
+    assert!(
+        fired(&i).contains(&(13004, "body".into())),
+        "{:?}",
+        fired(&i)
+    );
     // An off-site redirect parameter in a form body (rule 16001 reads the raw query and body).
     let i = Req::post(
         "/login",
