@@ -554,14 +554,17 @@ mod tests {
     }
 
     proptest! {
-        /// Any haystack of two bytes or more: the split walk's matches are the reference's.
+        /// The plain walk gives the reference's matches in its order; the two-halves walk
+        /// gives them as a set.
         #[test]
-        fn split_walk_same_matches_on_random_bytes(
+        fn same_matches_as_aho_corasick_on_random_bytes(
             pats in proptest::collection::vec(proptest::collection::vec(
                 prop_oneof![Just(b'a'), Just(b'B'), Just(b'c'), Just(b'\''), Just(0xC3u8)], 1..5), 1..12),
             hay in proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b'b'), Just(b'C'), Just(b'\''), Just(0xC3u8), any::<u8>()], 2..200),
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'C'), Just(b'\''), Just(0xC3u8), any::<u8>()], 0..200),
         ) {
+            let want = reference(&pats, &hay);
+            prop_assert_eq!(ours(&pats, &hay), want.clone());
             let sc = Scanner::new(&pats).unwrap_or_else(|e| panic!("{e}"));
             let mut got = Vec::new();
             sc.each_match_split(&hay, |p, s, e| {
@@ -569,19 +572,9 @@ mod tests {
                 true
             });
             got.sort_unstable();
-            let mut want = reference(&pats, &hay);
+            let mut want = want;
             want.sort_unstable();
             prop_assert_eq!(got, want);
-        }
-
-        #[test]
-        fn same_matches_as_aho_corasick_on_random_bytes(
-            pats in proptest::collection::vec(proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b'B'), Just(b'c'), Just(b'\''), Just(0xC3u8)], 1..5), 1..12),
-            hay in proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b'b'), Just(b'C'), Just(b'\''), Just(0xC3u8), any::<u8>()], 0..64),
-        ) {
-            prop_assert_eq!(ours(&pats, &hay), reference(&pats, &hay));
         }
     }
 }
