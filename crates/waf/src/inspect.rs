@@ -687,7 +687,7 @@ impl Engine<'_> {
                                 }
                             }
                         }
-                        PatKind::Phrase { word } => {
+                        PatKind::Phrase { word, whole } => {
                             let pat = rs.patterns.get(pat).map_or(&[][..], Vec::as_slice);
                             let got = hay.get(m_start..m_end).unwrap_or(&[]);
                             let same = if rule.fold_case {
@@ -695,7 +695,12 @@ impl Engine<'_> {
                             } else {
                                 got == pat
                             };
-                            if same && (!word || word_ok(hay, m_start, m_end, pat)) {
+                            let placed = if whole {
+                                m_start == 0 && m_end == hay.len()
+                            } else {
+                                !word || word_ok(hay, m_start, m_end, pat)
+                            };
+                            if same && placed {
                                 st.hit.set(r);
                                 st.spans.push((e.rule, m_start as u32, m_end as u32));
                             }

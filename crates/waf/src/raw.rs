@@ -71,8 +71,8 @@ pub(crate) struct RawRule {
     pub tests: Option<RawTests>,
 }
 
-/// The `match:` block: exactly one of detector, phrases (`contains_any` and/or
-/// `contains_word`) or regex.
+/// The `match:` block: exactly one of detector, phrases (`contains_any`, `contains_word`
+/// and/or `equals_any`) or regex.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatch {
@@ -82,6 +82,8 @@ pub(crate) struct RawMatch {
     pub contains_any: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub contains_word: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub equals_any: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub regex: Option<Spanned<String>>,
 }

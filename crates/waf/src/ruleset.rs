@@ -50,6 +50,8 @@ pub(crate) enum Matcher {
     Phrases {
         any: Vec<String>,
         words: Vec<String>,
+        /// `equals_any`: phrases that match only as the whole (transformed) value.
+        equals: Vec<String>,
     },
     /// A regex; `filtered` when it has a gate: factors in the shared automaton and/or byte
     /// `classes` (see [`crate::prefilter`]).
@@ -113,18 +115,18 @@ impl Rule {
     /// Human description of the match (`detector sqli`, `regex …`, `contains_any [...]`).
     pub fn match_summary(&self) -> String {
         match &self.matcher {
-            Matcher::Phrases { any, words } => {
-                let mut s = String::new();
+            Matcher::Phrases { any, words, equals } => {
+                let mut parts = Vec::new();
                 if !any.is_empty() {
-                    s.push_str(&format!("contains_any {any:?}"));
+                    parts.push(format!("contains_any {any:?}"));
                 }
                 if !words.is_empty() {
-                    if !s.is_empty() {
-                        s.push(' ');
-                    }
-                    s.push_str(&format!("contains_word {words:?}"));
+                    parts.push(format!("contains_word {words:?}"));
                 }
-                s
+                if !equals.is_empty() {
+                    parts.push(format!("equals_any {equals:?}"));
+                }
+                parts.join(" ")
             }
             Matcher::Regex { re, .. } => format!("regex {}", re.as_str()),
             Matcher::Detector(d) => format!("detector {}", d.name()),
@@ -140,8 +142,9 @@ pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast:
 /// How one automaton pattern relates to one rule.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum PatKind {
-    /// A phrase; `word` when it must sit on word boundaries.
-    Phrase { word: bool },
+    /// A phrase; `word` when it must sit on word boundaries, `whole` when it must be the whole
+    /// value (`equals_any`).
+    Phrase { word: bool, whole: bool },
     /// A regex factor: the rule's regex must run; with `word`, only when the factor sits on
     /// word boundaries ([`crate::prefilter::Gate::words`]).
     Factor { word: bool },
@@ -490,7 +493,9 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
     let m = &r.matcher.value;
     let given = usize::from(m.detector.is_some())
         + usize::from(m.regex.is_some())
-        + usize::from(m.contains_any.is_some() || m.contains_word.is_some());
+        + usize::from(
+            m.contains_any.is_some() || m.contains_word.is_some() || m.equals_any.is_some(),
+        );
     let mut matcher = None;
     let mut phrases = Vec::new();
     if given != 1 {
@@ -502,7 +507,8 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 "match has more than one matcher".into()
             },
             Some(
-                "give exactly one of detector, regex, or contains_any/contains_word phrases".into(),
+                "give exactly one of detector, regex, or contains_any/contains_word/equals_any phrases"
+                    .into(),
             ),
         ));
     } else if let Some(d) = &m.detector {
@@ -575,13 +581,14 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
     } else {
         let mut any = Vec::new();
         let mut words = Vec::new();
-        for (list, word) in [(&m.contains_any, false), (&m.contains_word, true)] {
+        let mut equals = Vec::new();
+        for (list, key) in [
+            (&m.contains_any, "contains_any"),
+            (&m.contains_word, "contains_word"),
+            (&m.equals_any, "equals_any"),
+        ] {
             let Some(list) = list else { continue };
-            let key = if word {
-                "contains_word"
-            } else {
-                "contains_any"
-            };
+            let (word, whole) = (key == "contains_word", key == "equals_any");
             if list.value.is_empty() {
                 errors.push(e(
                     &list.referenced,
@@ -598,11 +605,11 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     ));
                     continue;
                 }
-                phrases.push((p.value.as_bytes().to_vec(), PatKind::Phrase { word }));
-                if word {
-                    words.push(p.value.clone());
-                } else {
-                    any.push(p.value.clone());
+                phrases.push((p.value.as_bytes().to_vec(), PatKind::Phrase { word, whole }));
+                match key {
+                    "contains_word" => words.push(p.value.clone()),
+                    "equals_any" => equals.push(p.value.clone()),
+                    _ => any.push(p.value.clone()),
                 }
             }
         }
@@ -611,8 +618,9 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             && !any
                 .iter()
                 .chain(&words)
+                .chain(&equals)
                 .any(|p| p.bytes().any(|b| b.is_ascii_uppercase()));
-        matcher = Some(Matcher::Phrases { any, words });
+        matcher = Some(Matcher::Phrases { any, words, equals });
     }
     let mut eval_transforms = transforms.clone();
     if fold_case {

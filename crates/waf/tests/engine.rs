@@ -316,3 +316,55 @@ fn policy_knows_its_rule_set() {
     assert!(p.is_for(&a));
     assert!(!p.is_for(&b));
 }
+
+/// `equals_any` matches a phrase only when it is the whole value (after the rule's
+/// transforms), in the query, a form body and a JSON body; the same phrase inside a longer
+/// value, or with anything before or after it, does not fire. A phrase that some other value
+/// holds as a prefix (`onload` in `onloadeddata`) does not hide the longer phrase.
+#[test]
+fn equals_any_matches_only_the_whole_value() {
+    let src = r#"
+class: xss
+rules:
+  - id: 90001
+    name: handler name alone
+    description: test rule
+    severity: critical
+    paranoia: 1
+    tags: [attack-xss]
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      equals_any: [onload, onloadeddata, onerror]
+"#;
+    let rs = palisade_waf::RuleSet::from_sources(&[("t.yaml".to_string(), src.to_string())])
+        .expect("rule loads");
+    let p = default_policy(&rs);
+    for (value, want) in [
+        ("onload", true),
+        ("OnLoad", true),
+        ("onloadeddata", true),
+        ("onerror", true),
+        ("xonload", false),
+        ("onloadx", false),
+        ("onload%20", false),
+        ("the%20onload%20event", false),
+        ("onloaded", false),
+        ("online", false),
+    ] {
+        let i = Req::get(&format!("/s?q={value}")).run(&rs, &p);
+        assert_eq!(
+            ids(&i) == vec![90001],
+            want,
+            "query value {value:?}: {:?}",
+            ids(&i)
+        );
+        let body = format!("q={value}");
+        let i = Req::post("/s", "application/x-www-form-urlencoded", body.as_bytes()).run(&rs, &p);
+        assert_eq!(ids(&i) == vec![90001], want, "form value {value:?}");
+    }
+    let i = Req::post("/s", "application/json", br#"{"a":{"b":["x","onError"]}}"#).run(&rs, &p);
+    assert_eq!(ids(&i), vec![90001]);
+    let i = Req::post("/s", "application/json", br#"{"a":"onerror handler"}"#).run(&rs, &p);
+    assert!(ids(&i).is_empty(), "{:?}", ids(&i));
+}

@@ -19,6 +19,7 @@ pub mod base64_decode_detect;
 pub mod cmd_line;
 pub mod compress_whitespace;
 pub mod decode_all;
+pub mod fold_quotes;
 pub mod html_entity_decode;
 pub mod js_decode;
 pub mod lowercase;
@@ -66,13 +67,15 @@ pub enum Transform {
     CmdLine,
     /// `utf8_overlong`: overlong UTF-8 sequences to their ASCII character.
     Utf8Overlong,
+    /// `fold_quotes`: Unicode lookalikes of `'`, `"` and `` ` `` to the ASCII quote.
+    FoldQuotes,
     /// `decode_all`: every decoding layer until stable, then base64 runs.
     DecodeAll,
 }
 
 impl Transform {
     /// Every transform, in registry order.
-    pub const ALL: [Transform; 16] = [
+    pub const ALL: [Transform; 17] = [
         Transform::UrlDecode,
         Transform::UrlDecodeUni,
         Transform::UrlDecodeRepeat,
@@ -88,6 +91,7 @@ impl Transform {
         Transform::RemoveNulls,
         Transform::CmdLine,
         Transform::Utf8Overlong,
+        Transform::FoldQuotes,
         Transform::DecodeAll,
     ];
 
@@ -109,6 +113,7 @@ impl Transform {
             Transform::RemoveNulls => "remove_nulls",
             Transform::CmdLine => "cmd_line",
             Transform::Utf8Overlong => "utf8_overlong",
+            Transform::FoldQuotes => "fold_quotes",
             Transform::DecodeAll => "decode_all",
         }
     }
@@ -143,6 +148,7 @@ impl Transform {
             Transform::RemoveNulls => remove_nulls::apply(input, out),
             Transform::CmdLine => cmd_line::apply(input, out),
             Transform::Utf8Overlong => utf8_overlong::apply(input, out),
+            Transform::FoldQuotes => fold_quotes::apply(input, out),
             Transform::DecodeAll => decode_all::apply(input, out),
         }
     }
@@ -353,6 +359,7 @@ impl Transform {
             Transform::RemoveNulls => NUL,
             Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
             Transform::Utf8Overlong => OVERLONG,
+            Transform::FoldQuotes => HIGH,
             Transform::DecodeAll => LONG | PCT | PLUS | AMP | BSLASH | OVERLONG,
         }
     }
