@@ -294,6 +294,10 @@ pub(crate) mod class {
     pub const HIGH: u64 = 1 << 44;
     /// Not a byte class: the value is at least [`super::base64_decode_detect::MIN_RUN`] long.
     pub const LONG: u64 = 1 << 45;
+    /// `0xCA 0xE2 0xEF`: the UTF-8 lead bytes of the quote lookalikes `fold_quotes` folds
+    /// (`ʼ`, `’`, `“`, `＇`), kept apart from [`HIGH`] so that names such as `Zoë` or `São`
+    /// do not make a value eligible for that transform.
+    pub const QUOTE_LEAD: u64 = 1 << 46;
     /// Whitespace other than space, as the whitespace transforms see it.
     pub const WS_OTHER: u64 = TAB | LF | CR | VT_FF | NBSP;
 
@@ -312,6 +316,7 @@ pub(crate) mod class {
             0x01..=0x1F | 0x7F => CTRL,
             0xA0 | 0xC2 => NBSP,
             0xC0 | 0xC1 | 0xE0 => OVERLONG,
+            0xCA | 0xE2 | 0xEF => QUOTE_LEAD,
             0x80..=0xFF => HIGH,
             _ => p(b),
         }
@@ -359,7 +364,7 @@ impl Transform {
             Transform::RemoveNulls => NUL,
             Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
             Transform::Utf8Overlong => OVERLONG,
-            Transform::FoldQuotes => HIGH,
+            Transform::FoldQuotes => QUOTE_LEAD,
             Transform::DecodeAll => LONG | PCT | PLUS | AMP | BSLASH | OVERLONG,
         }
     }
