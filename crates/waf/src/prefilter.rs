@@ -97,7 +97,7 @@ impl Gate {
 /// Expected cost of one class bit: how often benign values hold such a byte.
 fn class_cost(bit: u64) -> u32 {
     use class::*;
-    if bit & (UPPER | LOWER | DIGIT | LONG | HIGH | QUOTE_LEAD) != 0 {
+    if bit & (UPPER | LOWER | DIGIT | LONG | HIGH | LOOKALIKE_LEAD) != 0 {
         return USELESS;
     }
     if bit == SPACE {

@@ -44,7 +44,7 @@ fn unknown_key_is_an_error_with_location() {
 
 #[test]
 fn unknown_transform_target_detector() {
-    let known_t = "url_decode, url_decode_uni, url_decode_repeat, html_entity_decode, js_decode, base64_decode_detect, lowercase, compress_whitespace, remove_whitespace, remove_comments, replace_comments, normalize_path, remove_nulls, cmd_line, utf8_overlong, fold_quotes, decode_all";
+    let known_t = "url_decode, url_decode_uni, url_decode_repeat, html_entity_decode, js_decode, base64_decode_detect, lowercase, compress_whitespace, remove_whitespace, remove_comments, replace_comments, normalize_path, remove_nulls, cmd_line, utf8_overlong, fold_lookalikes, decode_all";
     assert_eq!(
         one(&GOOD.replace(
             "transforms: [lowercase]",

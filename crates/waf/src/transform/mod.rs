@@ -19,7 +19,7 @@ pub mod base64_decode_detect;
 pub mod cmd_line;
 pub mod compress_whitespace;
 pub mod decode_all;
-pub mod fold_quotes;
+pub mod fold_lookalikes;
 pub mod html_entity_decode;
 pub mod js_decode;
 pub mod lowercase;
@@ -67,8 +67,8 @@ pub enum Transform {
     CmdLine,
     /// `utf8_overlong`: overlong UTF-8 sequences to their ASCII character.
     Utf8Overlong,
-    /// `fold_quotes`: Unicode lookalikes of `'`, `"` and `` ` `` to the ASCII quote.
-    FoldQuotes,
+    /// `fold_lookalikes`: Unicode quote lookalikes and full-width forms to ASCII.
+    FoldLookalikes,
     /// `decode_all`: every decoding layer until stable, then base64 runs.
     DecodeAll,
 }
@@ -91,7 +91,7 @@ impl Transform {
         Transform::RemoveNulls,
         Transform::CmdLine,
         Transform::Utf8Overlong,
-        Transform::FoldQuotes,
+        Transform::FoldLookalikes,
         Transform::DecodeAll,
     ];
 
@@ -113,7 +113,7 @@ impl Transform {
             Transform::RemoveNulls => "remove_nulls",
             Transform::CmdLine => "cmd_line",
             Transform::Utf8Overlong => "utf8_overlong",
-            Transform::FoldQuotes => "fold_quotes",
+            Transform::FoldLookalikes => "fold_lookalikes",
             Transform::DecodeAll => "decode_all",
         }
     }
@@ -148,7 +148,7 @@ impl Transform {
             Transform::RemoveNulls => remove_nulls::apply(input, out),
             Transform::CmdLine => cmd_line::apply(input, out),
             Transform::Utf8Overlong => utf8_overlong::apply(input, out),
-            Transform::FoldQuotes => fold_quotes::apply(input, out),
+            Transform::FoldLookalikes => fold_lookalikes::apply(input, out),
             Transform::DecodeAll => decode_all::apply(input, out),
         }
     }
@@ -294,10 +294,10 @@ pub(crate) mod class {
     pub const HIGH: u64 = 1 << 44;
     /// Not a byte class: the value is at least [`super::base64_decode_detect::MIN_RUN`] long.
     pub const LONG: u64 = 1 << 45;
-    /// `0xCA 0xE2 0xEF`: the UTF-8 lead bytes of the quote lookalikes `fold_quotes` folds
-    /// (`ʼ`, `’`, `“`, `＇`), kept apart from [`HIGH`] so that names such as `Zoë` or `São`
+    /// `0xCA 0xE2 0xEF`: the UTF-8 lead bytes of the lookalikes `fold_lookalikes` folds
+    /// (`ʼ`, `’`, `“`, `＜`), kept apart from [`HIGH`] so that names such as `Zoë` or `São`
     /// do not make a value eligible for that transform.
-    pub const QUOTE_LEAD: u64 = 1 << 46;
+    pub const LOOKALIKE_LEAD: u64 = 1 << 46;
     /// Whitespace other than space, as the whitespace transforms see it.
     pub const WS_OTHER: u64 = TAB | LF | CR | VT_FF | NBSP;
 
@@ -316,7 +316,7 @@ pub(crate) mod class {
             0x01..=0x1F | 0x7F => CTRL,
             0xA0 | 0xC2 => NBSP,
             0xC0 | 0xC1 | 0xE0 => OVERLONG,
-            0xCA | 0xE2 | 0xEF => QUOTE_LEAD,
+            0xCA | 0xE2 | 0xEF => LOOKALIKE_LEAD,
             0x80..=0xFF => HIGH,
             _ => p(b),
         }
@@ -364,7 +364,7 @@ impl Transform {
             Transform::RemoveNulls => NUL,
             Transform::CmdLine => BSLASH | CMD | SPACE | WS_OTHER | UPPER,
             Transform::Utf8Overlong => OVERLONG,
-            Transform::FoldQuotes => QUOTE_LEAD,
+            Transform::FoldLookalikes => LOOKALIKE_LEAD,
             Transform::DecodeAll => LONG | PCT | PLUS | AMP | BSLASH | OVERLONG,
         }
     }
