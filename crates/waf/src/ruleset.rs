@@ -579,16 +579,17 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             )),
         }
     } else {
-        let mut any = Vec::new();
-        let mut words = Vec::new();
-        let mut equals = Vec::new();
-        for (list, key) in [
-            (&m.contains_any, "contains_any"),
-            (&m.contains_word, "contains_word"),
-            (&m.equals_any, "equals_any"),
-        ] {
+        // The phrases of each list, in the order of `Matcher::Phrases`' fields.
+        let mut lists: [Vec<String>; 3] = Default::default();
+        for (slot, (list, key, word, whole)) in [
+            (&m.contains_any, "contains_any", false, false),
+            (&m.contains_word, "contains_word", true, false),
+            (&m.equals_any, "equals_any", false, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let Some(list) = list else { continue };
-            let (word, whole) = (key == "contains_word", key == "equals_any");
             if list.value.is_empty() {
                 errors.push(e(
                     &list.referenced,
@@ -606,20 +607,18 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     continue;
                 }
                 phrases.push((p.value.as_bytes().to_vec(), PatKind::Phrase { word, whole }));
-                match key {
-                    "contains_word" => words.push(p.value.clone()),
-                    "equals_any" => equals.push(p.value.clone()),
-                    _ => any.push(p.value.clone()),
+                if let Some(dest) = lists.get_mut(slot) {
+                    dest.push(p.value.clone());
                 }
             }
         }
         // Phrases are matched "case as given": fold only when none has an upper-case letter.
         fold_case = foldable_chain
-            && !any
+            && !lists
                 .iter()
-                .chain(&words)
-                .chain(&equals)
+                .flatten()
                 .any(|p| p.bytes().any(|b| b.is_ascii_uppercase()));
+        let [any, words, equals] = lists;
         matcher = Some(Matcher::Phrases { any, words, equals });
     }
     let mut eval_transforms = transforms.clone();

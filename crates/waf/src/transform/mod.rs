@@ -504,6 +504,12 @@ mod trigger_tests {
             b"\xC0\xAF",
             b"abcdefghijklmnopqrstuvwxyz",
             b"c2VsZWN0IHVuaW9u",
+            // `fold_lookalikes`' lead bytes: a quote lookalike, a full-width form, a modifier
+            // letter, and the same lead bytes starting something it keeps.
+            "x\u{2019}y".as_bytes(),
+            "\u{ff1c}svg".as_bytes(),
+            "\u{2bc}".as_bytes(),
+            "\u{2014} \u{ff61}".as_bytes(),
         ] {
             check(v);
         }
