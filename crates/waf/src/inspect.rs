@@ -108,6 +108,8 @@ pub(crate) struct State {
     pub over_limit: bool,
     pub record_all: bool,
     cand: Bitset,
+    /// The candidates are the residual rules of a parsed body's raw body (`select`).
+    residual: bool,
     chains: Bitset,
     tmp: Bitset,
     hit_tmp: Bitset,
@@ -656,13 +658,22 @@ impl Engine<'_> {
             return;
         }
         let hay = var_of(&st.bufs, value, v);
-        let scan = rs.ac.as_ref().filter(|_| st.vcand.intersects(&rs.ac_rules));
+        // The raw body of a parsed body: only the residual rules' patterns.
+        let (ac, pat_map) = match (&rs.residual_ac, st.residual) {
+            (Some((sc, map)), true) => (Some(sc), Some(map.as_slice())),
+            _ => (rs.ac.as_ref(), None),
+        };
+        let scan = ac.filter(|_| st.vcand.intersects(&rs.ac_rules));
         if scan.is_none() {
             // Second clauses were not looked for: taken as met.
             st.second_hit.copy_from(&rs.second_rules);
         }
         if let Some(ac) = scan {
             ac.each_match(hay, |pat, m_start, m_end| {
+                let pat = match pat_map {
+                    Some(map) => map.get(pat).map_or(usize::MAX, |&p| p as usize),
+                    None => pat,
+                };
                 let Some(entries) = rs.pat_entries.get(pat) else {
                     return true;
                 };
@@ -945,6 +956,7 @@ impl Engine<'_> {
         let (Some(kr), Some(kc)) = (rs.kind_rules.get(k), rs.kind_chains.get(k)) else {
             return false;
         };
+        st.residual = residual;
         if residual {
             st.cand.copy_from(&rs.body_residual.0);
             st.chains.copy_from(&rs.body_residual.1);

@@ -225,6 +225,12 @@ pub struct RuleSet {
     /// parsed whole: those that do not target both `args` and `args_names` (the parsed keys and
     /// values already carry every byte of such a body).
     pub(crate) body_residual: (Bitset, Bitset),
+    /// The phrases and factors of the `body_residual` rules alone, with each pattern's index
+    /// in `patterns`: the raw body of a parsed body is scanned for them, not for every
+    /// pattern of the rule set (a JSON body's prose would stop the walk at every phrase of
+    /// every other rule). `None` when no residual rule has one, or the scanner could not be
+    /// built (the whole automaton is used then).
+    pub(crate) residual_ac: Option<(crate::scan::Scanner, Vec<u32>)>,
     pub(crate) by_id: HashMap<u32, usize>,
     pub(crate) tags: HashSet<String>,
 }
@@ -844,6 +850,21 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             body_residual.1.set(r.chain);
         }
     }
+    let mut residual_pats: Vec<u32> = Vec::new();
+    let mut residual_list: Vec<&[u8]> = Vec::new();
+    for (k, (p, entries)) in patterns.iter().zip(&pat_entries).enumerate() {
+        if entries.iter().any(|e| body_residual.0.get(e.rule as usize)) {
+            residual_pats.push(k as u32);
+            residual_list.push(p);
+        }
+    }
+    let residual_ac = if residual_list.is_empty() {
+        None
+    } else {
+        crate::scan::Scanner::new(&residual_list)
+            .ok()
+            .map(|sc| (sc, residual_pats))
+    };
     let mut chain_rules = vec![Bitset::new(n); chains.len()];
     for (i, r) in rules.iter().enumerate() {
         if let Some(b) = chain_rules.get_mut(r.chain) {
@@ -896,6 +917,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         negated,
         plain,
         body_residual,
+        residual_ac,
         by_id,
         tags,
     })
