@@ -164,6 +164,34 @@ enum RulesCmd {
         /// Raw HTTP request file (default: stdin).
         file: Option<PathBuf>,
     },
+    /// Replay a labelled corpus (DIR/attacks/<class>.txt, DIR/benign/<name>.txt, one raw value
+    /// per line) through the rules: the percentage of attack lines blocked and of benign lines
+    /// blocked, per file, as a query argument, a JSON value and a form field (every 10th line).
+    Replay {
+        /// Corpus directory.
+        corpus: PathBuf,
+        /// Rule directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Paranoia levels to replay at (repeat the flag, or 1,2).
+        #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2])]
+        paranoia: Vec<u8>,
+        /// Anomaly threshold.
+        #[arg(long, default_value_t = 5)]
+        threshold: u32,
+        /// Print the lines of this file (its name without .txt) whose verdict is wrong: attacks
+        /// let through, benign lines blocked, with the rules that matched, at the first level.
+        #[arg(long)]
+        show: Option<String>,
+        /// Exit 1 when an attack file's query-argument detection is below this percentage at
+        /// any level replayed.
+        #[arg(long)]
+        min_detection: Option<f64>,
+        /// Exit 1 when a benign file's query-argument false positives are above this
+        /// percentage at any level replayed.
+        #[arg(long)]
+        max_false_positives: Option<f64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -279,7 +307,117 @@ fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
             println!("{ex}");
             Ok(ExitCode::SUCCESS)
         }
+        RulesCmd::Replay {
+            corpus,
+            rules,
+            paranoia,
+            threshold,
+            show,
+            min_detection,
+            max_false_positives,
+        } => replay(
+            &corpus,
+            &rules,
+            &paranoia,
+            threshold,
+            show.as_deref(),
+            min_detection,
+            max_false_positives,
+        ),
     }
+}
+
+/// `palisade rules replay`: the corpus table, and the exit code of the thresholds given.
+fn replay(
+    corpus: &std::path::Path,
+    rules: &std::path::Path,
+    levels: &[u8],
+    threshold: u32,
+    show: Option<&str>,
+    min_detection: Option<f64>,
+    max_false_positives: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    use palisade_waf::replay::{self, Replayer};
+    let set = load_rules(rules)?;
+    let files = replay::corpus_files(corpus).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut policies = Vec::with_capacity(levels.len());
+    for &paranoia in levels {
+        let cfg = palisade_waf::PolicyConfig {
+            paranoia,
+            threshold,
+            ..Default::default()
+        };
+        let p = palisade_waf::Policy::compile(&cfg, &set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        policies.push((paranoia, p));
+    }
+    let mut header = format!("{:<28} {:>6}", "file (blocked %)", "lines");
+    for (pl, _) in &policies {
+        header.push_str(&format!(
+            " | {:>7} {:>7} {:>7}",
+            format!("PL{pl} q"),
+            format!("PL{pl} json"),
+            format!("PL{pl} form")
+        ));
+    }
+    println!("{header}");
+    let mut failures = Vec::new();
+    for f in &files {
+        let lines = replay::read_lines(&f.path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let arg = replay::arg_for(&f.name, f.attack);
+        let kind = if f.attack { "attacks" } else { "benign" };
+        let mut row = format!("{:<28} {:>6}", format!("{kind}/{}", f.name), lines.len());
+        let mut wrong = Vec::new();
+        for (i, (pl, policy)) in policies.iter().enumerate() {
+            let mut r = Replayer::new(&set, policy.clone());
+            let mut differs = Vec::new();
+            let rate = replay::replay_lines(&mut r, &lines, arg, f.attack, &mut differs);
+            row.push_str(&format!(
+                " | {:>6.2}% {:>6.2}% {:>6.2}%",
+                rate.pct(),
+                rate.json_pct(),
+                rate.form_pct()
+            ));
+            if i == 0 {
+                wrong = differs;
+            }
+            match (f.attack, min_detection, max_false_positives) {
+                (true, Some(min), _) if rate.pct() + 1e-9 < min => failures.push(format!(
+                    "attacks/{} at PL{pl}: {:.2} % blocked, under --min-detection {min}",
+                    f.name,
+                    rate.pct()
+                )),
+                (false, _, Some(max)) if rate.pct() > max + 1e-9 => failures.push(format!(
+                    "benign/{} at PL{pl}: {:.2} % blocked, over --max-false-positives {max}",
+                    f.name,
+                    rate.pct()
+                )),
+                _ => {}
+            }
+        }
+        println!("{row}");
+        if show == Some(f.name.as_str()) {
+            let label = if f.attack { "MISS" } else { "FP" };
+            for (line, ids) in &wrong {
+                println!(
+                    "  {label} {}  (rules {ids:?})",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+    }
+    if let Some(name) = show {
+        if !files.iter().any(|f| f.name == name) {
+            eprintln!("--show {name}: no such file in {}", corpus.display());
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn keys(config: &std::path::Path, cmd: KeysCmd) -> anyhow::Result<ExitCode> {

@@ -26,6 +26,7 @@ mod policy;
 mod prefilter;
 pub mod protocol;
 mod raw;
+pub mod replay;
 mod request;
 mod ruleset;
 mod scan;

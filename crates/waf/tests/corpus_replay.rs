@@ -18,12 +18,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use http::HeaderMap;
-use palisade_waf::{explain, Inspection, Policy, PolicyConfig, RequestHead, RuleSet, Verdict};
+use palisade_waf::replay::{self, Replayer};
+use palisade_waf::{explain, Policy, PolicyConfig, RuleSet, Verdict};
 use serde::Deserialize;
-
-/// Every `SAMPLE`th line is also replayed as a JSON value and a form field.
-const SAMPLE: usize = 10;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -47,202 +44,8 @@ fn policy(rs: &RuleSet, paranoia: u8) -> Policy {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved bytes.
-fn pct(v: &[u8]) -> String {
-    let mut s = String::with_capacity(v.len() * 3);
-    for &b in v {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            s.push(char::from(b));
-        } else {
-            let _ = write!(s, "%{b:02X}");
-        }
-    }
-    s
-}
-
-/// JSON string literal of `v` (lossy for invalid UTF-8, as a JSON client would be).
-fn json_str(v: &[u8]) -> String {
-    let text = String::from_utf8_lossy(v);
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
-/// Sends requests through one rule set and policy, reusing one inspection.
-struct Replayer<'a> {
-    rules: &'a RuleSet,
-    policy: Policy,
-    insp: Inspection,
-    headers: HeaderMap,
-}
-
-impl<'a> Replayer<'a> {
-    fn new(rules: &'a RuleSet, paranoia: u8) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64) corpus-replay"),
-        );
-        headers.insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/json"),
-        );
-        Replayer {
-            rules,
-            policy: policy(rules, paranoia),
-            insp: Inspection::default(),
-            headers,
-        }
-    }
-
-    fn blocked(&self) -> bool {
-        self.insp.verdict(&self.policy) == Verdict::Block
-    }
-
-    /// `GET /search?<arg>=<value>`.
-    fn query(&mut self, arg: &str, value: &[u8]) -> bool {
-        let q = format!("{arg}={}&page=1", pct(value));
-        let head = RequestHead {
-            method: "GET",
-            path: b"/search",
-            query: Some(q.as_bytes()),
-            headers: &self.headers,
-        };
-        self.rules.inspect_head(&self.policy, &head, &mut self.insp);
-        self.blocked()
-    }
-
-    /// `POST /api/comments` with `ct` and `body`.
-    fn post(&mut self, ct: &[u8], body: &[u8]) -> bool {
-        let head = RequestHead {
-            method: "POST",
-            path: b"/api/comments",
-            query: None,
-            headers: &self.headers,
-        };
-        self.rules.inspect_head(&self.policy, &head, &mut self.insp);
-        self.rules
-            .inspect_body(&self.policy, Some(ct), body, &mut self.insp);
-        self.blocked()
-    }
-
-    fn json(&mut self, arg: &str, value: &[u8]) -> bool {
-        let body = format!(
-            "{{\"post\":{{\"title\":\"hello\",\"{arg}\":{}}},\"tags\":[\"a\",\"b\"]}}",
-            json_str(value)
-        );
-        self.post(b"application/json", body.as_bytes())
-    }
-
-    fn form(&mut self, arg: &str, value: &[u8]) -> bool {
-        let body = format!("title=hello&{arg}={}", pct(value));
-        self.post(b"application/x-www-form-urlencoded", body.as_bytes())
-    }
-}
-
-/// Counts for one corpus file at one paranoia level.
-#[derive(Default, Clone, Copy)]
-struct Rate {
-    lines: usize,
-    hits: usize,
-    sample: usize,
-    sample_json_hits: usize,
-    sample_form_hits: usize,
-}
-
-impl Rate {
-    fn pct(&self) -> f64 {
-        if self.lines == 0 {
-            0.0
-        } else {
-            100.0 * self.hits as f64 / self.lines as f64
-        }
-    }
-    fn sample_pct(&self, hits: usize) -> f64 {
-        if self.sample == 0 {
-            0.0
-        } else {
-            100.0 * hits as f64 / self.sample as f64
-        }
-    }
-}
-
 fn corpus_lines(path: &Path) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .collect()
-}
-
-fn txt_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The argument an attack class is replayed in.
-fn arg_for(class: &str) -> &'static str {
-    if class == "open-redirect" {
-        "next"
-    } else {
-        "q"
-    }
-}
-
-/// Replays one file; `misses` collects lines whose query-argument outcome differs from
-/// `want_block`.
-fn replay_file(
-    r: &mut Replayer<'_>,
-    path: &Path,
-    arg: &str,
-    want_block: bool,
-    misses: &mut Vec<String>,
-) -> Rate {
-    let mut rate = Rate::default();
-    for (i, line) in corpus_lines(path).iter().enumerate() {
-        rate.lines += 1;
-        let hit = r.query(arg, line);
-        if hit {
-            rate.hits += 1;
-        }
-        if hit != want_block {
-            let text: String = String::from_utf8_lossy(line).chars().take(160).collect();
-            misses.push(format!("{text}  (rules {:?})", r.insp.rule_ids()));
-        }
-        if i % SAMPLE == 0 {
-            rate.sample += 1;
-            if r.json(arg, line) {
-                rate.sample_json_hits += 1;
-            }
-            if r.form(arg, line) {
-                rate.sample_form_hits += 1;
-            }
-        }
-    }
-    rate
+    replay::read_lines(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[derive(Deserialize)]
@@ -276,18 +79,26 @@ fn corpus_detection_and_false_positives_meet_floors() {
         "{:<24} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
         "file", "lines", "PL1 q", "PL1 json", "PL1 form", "PL2 q", "PL2 json", "PL2 form"
     );
-    for (kind, dir, want_block) in [
-        ("attack", corpus.join("attacks"), true),
-        ("benign", corpus.join("benign"), false),
-    ] {
-        for path in txt_files(&dir) {
-            let name = stem(&path);
-            let arg = if want_block { arg_for(&name) } else { "q" };
+    let files = replay::corpus_files(&corpus).unwrap_or_else(|e| panic!("{e}"));
+    for f in &files {
+        {
+            let (name, want_block) = (&f.name, f.attack);
+            let kind = if want_block { "attack" } else { "benign" };
+            let arg = replay::arg_for(name, want_block);
+            let lines = corpus_lines(&f.path);
             let mut row = format!("{:<24}", format!("{kind}/{name}"));
             for pl in [1u8, 2] {
-                let mut r = Replayer::new(&rules, pl);
-                let mut misses = Vec::new();
-                let rate = replay_file(&mut r, &path, arg, want_block, &mut misses);
+                let mut r = Replayer::new(&rules, policy(&rules, pl));
+                let mut differs = Vec::new();
+                let rate = replay::replay_lines(&mut r, &lines, arg, want_block, &mut differs);
+                let misses: Vec<String> = differs
+                    .iter()
+                    .map(|(line, ids)| {
+                        let text: String =
+                            String::from_utf8_lossy(line).chars().take(160).collect();
+                        format!("{text}  (rules {ids:?})")
+                    })
+                    .collect();
                 if pl == 1 {
                     let _ = write!(row, " {:>6} |", rate.lines);
                 }
@@ -295,8 +106,8 @@ fn corpus_detection_and_false_positives_meet_floors() {
                     row,
                     " {:>7.2}% {:>7.2}% {:>7.2}% |",
                     rate.pct(),
-                    rate.sample_pct(rate.sample_json_hits),
-                    rate.sample_pct(rate.sample_form_hits)
+                    rate.json_pct(),
+                    rate.form_pct()
                 );
                 if show_misses.as_deref() == Some(name.as_str()) && pl == 1 {
                     for m in &misses {
@@ -305,7 +116,7 @@ fn corpus_detection_and_false_positives_meet_floors() {
                 }
                 let key = format!("pl{pl}");
                 if want_block {
-                    if let Some(min) = floors.detection.get(&name).and_then(|m| m.get(&key)) {
+                    if let Some(min) = floors.detection.get(name).and_then(|m| m.get(&key)) {
                         if rate.pct() + 1e-9 < *min {
                             failures.push(format!(
                                 "{name} at {key}: detection {:.2}% is below the floor {min}%",
@@ -313,8 +124,7 @@ fn corpus_detection_and_false_positives_meet_floors() {
                             ));
                         }
                     }
-                } else if let Some(max) =
-                    floors.false_positives.get(&name).and_then(|m| m.get(&key))
+                } else if let Some(max) = floors.false_positives.get(name).and_then(|m| m.get(&key))
                 {
                     let fp = rate.pct();
                     if fp > *max + 1e-9 {
@@ -348,8 +158,8 @@ fn probe_lines_from_env() {
         return;
     };
     let rules = shipped_rules();
-    let mut pl1 = Replayer::new(&rules, 1);
-    let mut pl2 = Replayer::new(&rules, 2);
+    let mut pl1 = Replayer::new(&rules, policy(&rules, 1));
+    let mut pl2 = Replayer::new(&rules, policy(&rules, 2));
     for line in corpus_lines(Path::new(&file)) {
         let b1 = pl1.query("q", &line);
         let b2 = pl2.query("q", &line);
@@ -357,7 +167,7 @@ fn probe_lines_from_env() {
             "{} {} {:<24} {}",
             if b1 { "B1" } else { "--" },
             if b2 { "B2" } else { "--" },
-            format!("{:?}", pl2.insp.rule_ids()),
+            format!("{:?}", pl2.inspection().rule_ids()),
             String::from_utf8_lossy(&line)
         );
     }
