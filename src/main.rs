@@ -166,7 +166,8 @@ enum RulesCmd {
     },
     /// Replay a labelled corpus (DIR/attacks/<class>.txt, DIR/benign/<name>.txt, one raw value
     /// per line) through the rules: the percentage of attack lines blocked and of benign lines
-    /// blocked, per file, as a query argument, a JSON value and a form field (every 10th line).
+    /// blocked, per file, as a query argument, a JSON value and a form field (every 10th line,
+    /// or --every N).
     Replay {
         /// Corpus directory.
         corpus: PathBuf,
@@ -179,6 +180,10 @@ enum RulesCmd {
         /// Anomaly threshold.
         #[arg(long, default_value_t = 5)]
         threshold: u32,
+        /// Also send every Nth line (from the first) as a JSON value and a form field; 1: every
+        /// line.
+        #[arg(long, default_value_t = palisade_waf::replay::SAMPLE)]
+        every: usize,
         /// Print the lines of this file (its name without .txt) whose verdict is wrong: attacks
         /// let through, benign lines blocked, with the rules that matched, at the first level.
         #[arg(long)]
@@ -312,6 +317,7 @@ fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
             rules,
             paranoia,
             threshold,
+            every,
             show,
             min_detection,
             max_false_positives,
@@ -319,7 +325,7 @@ fn rules(cmd: RulesCmd) -> anyhow::Result<ExitCode> {
             &corpus,
             &rules,
             &paranoia,
-            threshold,
+            (threshold, every),
             show.as_deref(),
             min_detection,
             max_false_positives,
@@ -332,7 +338,7 @@ fn replay(
     corpus: &std::path::Path,
     rules: &std::path::Path,
     levels: &[u8],
-    threshold: u32,
+    (threshold, every): (u32, usize),
     show: Option<&str>,
     min_detection: Option<f64>,
     max_false_positives: Option<f64>,
@@ -370,7 +376,7 @@ fn replay(
         for (i, (pl, policy)) in policies.iter().enumerate() {
             let mut r = Replayer::new(&set, policy.clone());
             let mut differs = Vec::new();
-            let rate = replay::replay_lines(&mut r, &lines, arg, f.attack, &mut differs);
+            let rate = replay::replay_lines(&mut r, &lines, arg, f.attack, every, &mut differs);
             row.push_str(&format!(
                 " | {:>6.2}% {:>6.2}% {:>6.2}%",
                 rate.pct(),

@@ -106,6 +106,19 @@ fn replay_reports_each_file_and_gates_on_thresholds() {
         "{stderr}"
     );
 
+    // Only the first of the three lines is sampled as a JSON value and a form field by default;
+    // `--every 1` sends every line in all three shapes.
+    assert_eq!(
+        row(&stdout, "benign/names")[2..5],
+        ["33.33%", "0.00%", "0.00%"]
+    );
+    let out = replay(c, &["--paranoia", "1", "--every", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        row(&stdout, "benign/names")[2..5],
+        ["33.33%", "33.33%", "33.33%"]
+    );
+
     // Detection under the floor fails too.
     write(c, "attacks/sqli.txt", "' or 1=1--\nhello\n");
     let out = replay(c, &["--paranoia", "1", "--min-detection", "90"]);

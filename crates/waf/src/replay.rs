@@ -4,8 +4,8 @@
 //! A corpus is a directory with `attacks/<class>.txt` and `benign/<name>.txt`, one value per
 //! line, raw (not URL-encoded); blank lines are skipped. Every line is sent as a query
 //! argument value (`GET /search?q=<line>&page=1`; lines of an `open-redirect` file as
-//! `?next=<line>`, where an open redirect lives), and every [`SAMPLE`]th line also as a JSON
-//! body value and as a form field (`POST /api/comments`). A line is *blocked* when the request
+//! `?next=<line>`, where an open redirect lives), and every [`SAMPLE`]th line (or every Nth)
+//! also as a JSON body value and as a form field (`POST /api/comments`). A line is *blocked* when the request
 //! reaches the policy's blocking threshold.
 //!
 //! Used by `palisade rules replay` (a rule author's own corpus, before deploying) and by the
@@ -18,7 +18,7 @@ use http::HeaderMap;
 
 use crate::{Inspection, Policy, RequestHead, RuleSet, Verdict};
 
-/// Every `SAMPLE`th line is also replayed as a JSON body value and a form field.
+/// By default every `SAMPLE`th line is also replayed as a JSON body value and a form field.
 pub const SAMPLE: usize = 10;
 
 /// Percent-encodes everything but RFC 3986 unreserved bytes.
@@ -190,16 +190,18 @@ pub fn arg_for(file_stem: &str, attack: bool) -> &'static str {
     }
 }
 
-/// Replays `lines` (every one as a query argument `arg`, every [`SAMPLE`]th also as a JSON value
-/// and a form field); `differs` gets each line whose query-argument verdict is not
-/// `want_block`, with the ids of the rules that matched it.
+/// Replays `lines` (every one as a query argument `arg`, every `every`th, from the first, also
+/// as a JSON value and a form field; `every` 0 counts as 1); `differs` gets each line whose
+/// query-argument verdict is not `want_block`, with the ids of the rules that matched it.
 pub fn replay_lines(
     r: &mut Replayer<'_>,
     lines: &[Vec<u8>],
     arg: &str,
     want_block: bool,
+    every: usize,
     differs: &mut Vec<(Vec<u8>, Vec<u32>)>,
 ) -> Rate {
+    let every = every.max(1);
     let mut rate = Rate::default();
     for (i, line) in lines.iter().enumerate() {
         rate.lines += 1;
@@ -210,7 +212,7 @@ pub fn replay_lines(
         if hit != want_block {
             differs.push((line.clone(), r.insp.rule_ids()));
         }
-        if i % SAMPLE == 0 {
+        if i % every == 0 {
             rate.sample += 1;
             if r.json(arg, line) {
                 rate.sample_json_hits += 1;

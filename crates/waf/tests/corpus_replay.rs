@@ -90,7 +90,14 @@ fn corpus_detection_and_false_positives_meet_floors() {
             for pl in [1u8, 2] {
                 let mut r = Replayer::new(&rules, policy(&rules, pl));
                 let mut differs = Vec::new();
-                let rate = replay::replay_lines(&mut r, &lines, arg, want_block, &mut differs);
+                let rate = replay::replay_lines(
+                    &mut r,
+                    &lines,
+                    arg,
+                    want_block,
+                    replay::SAMPLE,
+                    &mut differs,
+                );
                 let misses: Vec<String> = differs
                     .iter()
                     .map(|(line, ids)| {
