@@ -165,7 +165,7 @@ enum RulesCmd {
         file: Option<PathBuf>,
     },
     /// Replay a labelled corpus (DIR/attacks/<class>.txt, DIR/benign/<name>.txt, one raw value
-    /// per line) through the rules: the percentage of attack lines blocked and of benign lines
+    /// per line; DIR/requests/{attack,benign}/*.http, whole raw requests) through the rules: the percentage of attack lines blocked and of benign lines
     /// blocked, per file, as a query argument, a JSON value and a form field (every 10th line,
     /// or --every N).
     Replay {
@@ -185,7 +185,8 @@ enum RulesCmd {
         #[arg(long, default_value_t = palisade_waf::replay::SAMPLE)]
         every: usize,
         /// Print the lines of this file (its name without .txt) whose verdict is wrong: attacks
-        /// let through, benign lines blocked, with the rules that matched, at the first level.
+        /// let through, benign lines blocked, with the rules that matched, at the first level
+        /// (`requests`: the whole requests).
         #[arg(long)]
         show: Option<String>,
         /// Exit 1 when an attack file's query-argument detection is below this percentage at
@@ -411,8 +412,64 @@ fn replay(
             }
         }
     }
+    // Whole requests (requests/attack/*.http, requests/benign/*.http), judged as they are.
+    let requests = replay::request_files(corpus).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for attack in [true, false] {
+        let paths: Vec<&std::path::PathBuf> = requests
+            .iter()
+            .filter(|(a, _)| *a == attack)
+            .map(|(_, p)| p)
+            .collect();
+        if paths.is_empty() {
+            continue;
+        }
+        let dir = if attack {
+            "requests/attack"
+        } else {
+            "requests/benign"
+        };
+        let mut row = format!("{:<28} {:>6}", dir, paths.len());
+        let mut wrong = Vec::new();
+        for (i, (pl, policy)) in policies.iter().enumerate() {
+            let mut blocked = 0usize;
+            for path in &paths {
+                let raw = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let ex = palisade_waf::explain(&set, policy, &replay::to_wire(&raw))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let hit = ex.verdict == palisade_waf::Verdict::Block;
+                blocked += usize::from(hit);
+                if i == 0 && hit != attack {
+                    let ids: Vec<u32> = ex.matches.iter().map(|m| m.rule_id).collect();
+                    wrong.push(format!(
+                        "{} (score {}, rules {ids:?})",
+                        path.display(),
+                        ex.score
+                    ));
+                }
+            }
+            let pct = 100.0 * blocked as f64 / paths.len() as f64;
+            row.push_str(&format!(" | {pct:>6.2}% {:>7} {:>7}", "", ""));
+            match (attack, min_detection, max_false_positives) {
+                (true, Some(min), _) if pct + 1e-9 < min => failures.push(format!(
+                    "{dir} at PL{pl}: {pct:.2} % blocked, under --min-detection {min}"
+                )),
+                (false, _, Some(max)) if pct > max + 1e-9 => failures.push(format!(
+                    "{dir} at PL{pl}: {pct:.2} % blocked, over --max-false-positives {max}"
+                )),
+                _ => {}
+            }
+        }
+        println!("{row}");
+        if show == Some("requests") {
+            let label = if attack { "MISS" } else { "FP" };
+            for w in &wrong {
+                println!("  {label} {w}");
+            }
+        }
+    }
     if let Some(name) = show {
-        if !files.iter().any(|f| f.name == name) {
+        if name != "requests" && !files.iter().any(|f| f.name == name) {
             eprintln!("--show {name}: no such file in {}", corpus.display());
         }
     }

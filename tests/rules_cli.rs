@@ -47,6 +47,17 @@ fn replay_reports_each_file_and_gates_on_thresholds() {
     );
     write(c, "attacks/open-redirect.txt", "//evil.example/\n");
     write(c, "benign/names.txt", "O'Brien\nhello world\n");
+    // Whole requests, stored with LF line ends.
+    write(
+        c,
+        "requests/attack/sqli-cookie.http",
+        "GET /account HTTP/1.1\nHost: shop.example\nCookie: id=1' UNION SELECT password FROM users--\n\n",
+    );
+    write(
+        c,
+        "requests/benign/order.http",
+        "POST /orders HTTP/1.1\nHost: shop.example\nContent-Type: application/json\nContent-Length: 31\n\n{\"note\":\"leave it at the door\"}",
+    );
 
     let out = replay(
         c,
@@ -73,6 +84,14 @@ fn replay_reports_each_file_and_gates_on_thresholds() {
     assert_eq!(
         row(&stdout, "benign/names"),
         ["benign/names", "2", "0.00%", "0.00%", "0.00%"]
+    );
+    assert_eq!(
+        row(&stdout, "requests/attack"),
+        ["requests/attack", "1", "100.00%"]
+    );
+    assert_eq!(
+        row(&stdout, "requests/benign"),
+        ["requests/benign", "1", "0.00%"]
     );
 
     // A benign line the rules block: the gate fails, and --show names the line and the rule.
@@ -131,7 +150,8 @@ fn replay_reports_each_file_and_gates_on_thresholds() {
     let out = replay(empty.path(), &[]);
     assert_ne!(out.status.code(), Some(0));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no attacks/ or benign/ directory"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no attacks/, benign/ or requests/ directory"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

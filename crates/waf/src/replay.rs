@@ -8,6 +8,9 @@
 //! also as a JSON body value and as a form field (`POST /api/comments`). A line is *blocked* when the request
 //! reaches the policy's blocking threshold.
 //!
+//! Whole raw requests (`requests/attack/*.http`, `requests/benign/*.http`, LF or CRLF line
+//! ends) are judged as they are, through [`crate::explain`].
+//!
 //! Used by `palisade rules replay` (a rule author's own corpus, before deploying) and by the
 //! repository's corpus test, which holds the shipped rules to floors.
 
@@ -239,8 +242,8 @@ pub struct CorpusFile {
 /// Why a corpus could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    /// Neither `attacks/` nor `benign/` exists under the directory.
-    #[error("{0}: no attacks/ or benign/ directory (a corpus holds attacks/<class>.txt and benign/<name>.txt)")]
+    /// None of `attacks/`, `benign/`, `requests/` exists under the directory.
+    #[error("{0}: no attacks/, benign/ or requests/ directory (a corpus holds attacks/<class>.txt, benign/<name>.txt, requests/{{attack,benign}}/*.http)")]
     Empty(PathBuf),
     /// A directory or file could not be read.
     #[error("{path}: {source}")]
@@ -253,7 +256,7 @@ pub enum CorpusError {
 }
 
 /// The `.txt` files of `dir/attacks` and `dir/benign`, attacks first, each by name. A missing
-/// subdirectory is no error; both missing is.
+/// subdirectory is no error; all of `attacks/`, `benign/` and `requests/` missing is.
 pub fn corpus_files(dir: &Path) -> Result<Vec<CorpusFile>, CorpusError> {
     let mut out = Vec::new();
     let mut any = false;
@@ -283,11 +286,47 @@ pub fn corpus_files(dir: &Path) -> Result<Vec<CorpusFile>, CorpusError> {
             }
         }));
     }
-    if any {
+    if any || dir.join("requests").is_dir() {
         Ok(out)
     } else {
         Err(CorpusError::Empty(dir.to_path_buf()))
     }
+}
+
+/// The whole requests of a corpus: `dir/requests/attack/*.http` (true) and
+/// `dir/requests/benign/*.http` (false), each sorted by name; none when the directories are
+/// missing.
+pub fn request_files(dir: &Path) -> Result<Vec<(bool, PathBuf)>, CorpusError> {
+    let mut out = Vec::new();
+    for (sub, attack) in [("attack", true), ("benign", false)] {
+        let d = dir.join("requests").join(sub);
+        if !d.is_dir() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&d).map_err(|source| CorpusError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "http"))
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|p| (attack, p)));
+    }
+    Ok(out)
+}
+
+/// A raw request as stored (LF line ends, for readability) as it goes on the wire (CRLF).
+pub fn to_wire(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    out
 }
 
 /// Reads a corpus file's lines ([`lines`]).
@@ -302,7 +341,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, CorpusError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{arg_for, json_str, lines, pct, Rate};
+    use super::{arg_for, json_str, lines, pct, to_wire, Rate};
 
     #[test]
     fn encodings_and_lines() {
@@ -311,6 +350,10 @@ mod tests {
         assert_eq!(
             lines(b"one\r\n\n  \ntwo\n"),
             vec![b"one".to_vec(), b"two".to_vec()]
+        );
+        assert_eq!(
+            to_wire(b"GET / HTTP/1.1\nHost: a\r\n\n"),
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
         );
         assert_eq!(arg_for("open-redirect", true), "next");
         assert_eq!(arg_for("open-redirect", false), "q");

@@ -205,40 +205,24 @@ fn every_floor_names_a_corpus_file() {
     }
 }
 
-fn http_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "http"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Raw requests are stored with LF line ends for readability; the wire uses CRLF.
-fn to_wire(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + 64);
-    for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-    }
-    out
-}
-
 #[test]
 fn whole_requests_attack_blocked_benign_allowed() {
     let rules = shipped_rules();
     let p = policy(&rules, 1);
-    let base = repo().join("attack-corpus/requests");
+    let files =
+        replay::request_files(&repo().join("attack-corpus")).unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
     let mut counted = 0;
-    for (dir, want) in [("attack", Verdict::Block), ("benign", Verdict::Allow)] {
-        for path in http_files(&base.join(dir)) {
+    for (attack, path) in files {
+        let want = if attack {
+            Verdict::Block
+        } else {
+            Verdict::Allow
+        };
+        {
             counted += 1;
             let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            match explain(&rules, &p, &to_wire(&raw)) {
+            match explain(&rules, &p, &replay::to_wire(&raw)) {
                 Ok(ex) => {
                     if ex.verdict != want {
                         failures.push(format!(
