@@ -255,6 +255,20 @@ pub enum CorpusError {
     },
 }
 
+/// The files of directory `d` whose extension is `ext`, sorted.
+fn files_with_ext(d: &Path, ext: &str) -> Result<Vec<PathBuf>, CorpusError> {
+    let entries = std::fs::read_dir(d).map_err(|source| CorpusError::Io {
+        path: d.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The `.txt` files of `dir/attacks` and `dir/benign`, attacks first, each by name. A missing
 /// subdirectory is no error; all of `attacks/`, `benign/` and `requests/` missing is.
 pub fn corpus_files(dir: &Path) -> Result<Vec<CorpusFile>, CorpusError> {
@@ -266,16 +280,7 @@ pub fn corpus_files(dir: &Path) -> Result<Vec<CorpusFile>, CorpusError> {
             continue;
         }
         any = true;
-        let entries = std::fs::read_dir(&d).map_err(|source| CorpusError::Io {
-            path: d.clone(),
-            source,
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(|path| {
+        out.extend(files_with_ext(&d, "txt")?.into_iter().map(|path| {
             CorpusFile {
                 attack,
                 name: path
@@ -303,16 +308,7 @@ pub fn request_files(dir: &Path) -> Result<Vec<(bool, PathBuf)>, CorpusError> {
         if !d.is_dir() {
             continue;
         }
-        let entries = std::fs::read_dir(&d).map_err(|source| CorpusError::Io {
-            path: d.clone(),
-            source,
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "http"))
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(|p| (attack, p)));
+        out.extend(files_with_ext(&d, "http")?.into_iter().map(|p| (attack, p)));
     }
     Ok(out)
 }
