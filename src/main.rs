@@ -387,19 +387,13 @@ fn replay(
             if i == 0 {
                 wrong = differs;
             }
-            match (f.attack, min_detection, max_false_positives) {
-                (true, Some(min), _) if rate.pct() + 1e-9 < min => failures.push(format!(
-                    "attacks/{} at PL{pl}: {:.2} % blocked, under --min-detection {min}",
-                    f.name,
-                    rate.pct()
-                )),
-                (false, _, Some(max)) if rate.pct() > max + 1e-9 => failures.push(format!(
-                    "benign/{} at PL{pl}: {:.2} % blocked, over --max-false-positives {max}",
-                    f.name,
-                    rate.pct()
-                )),
-                _ => {}
-            }
+            failures.extend(over_threshold(
+                &format!("{kind}/{}", f.name),
+                f.attack,
+                *pl,
+                rate.pct(),
+                (min_detection, max_false_positives),
+            ));
         }
         println!("{row}");
         if show == Some(f.name.as_str()) {
@@ -450,15 +444,13 @@ fn replay(
             }
             let pct = 100.0 * blocked as f64 / paths.len() as f64;
             row.push_str(&format!(" | {pct:>6.2}% {:>7} {:>7}", "", ""));
-            match (attack, min_detection, max_false_positives) {
-                (true, Some(min), _) if pct + 1e-9 < min => failures.push(format!(
-                    "{dir} at PL{pl}: {pct:.2} % blocked, under --min-detection {min}"
-                )),
-                (false, _, Some(max)) if pct > max + 1e-9 => failures.push(format!(
-                    "{dir} at PL{pl}: {pct:.2} % blocked, over --max-false-positives {max}"
-                )),
-                _ => {}
-            }
+            failures.extend(over_threshold(
+                dir,
+                attack,
+                *pl,
+                pct,
+                (min_detection, max_false_positives),
+            ));
         }
         println!("{row}");
         if show == Some("requests") {
@@ -481,6 +473,26 @@ fn replay(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The failure `palisade rules replay` reports for `label` at paranoia `pl` when `pct` % blocked
+/// is under `--min-detection` (attacks) or over `--max-false-positives` (benign).
+fn over_threshold(
+    label: &str,
+    attack: bool,
+    pl: u8,
+    pct: f64,
+    (min_detection, max_false_positives): (Option<f64>, Option<f64>),
+) -> Option<String> {
+    match (attack, min_detection, max_false_positives) {
+        (true, Some(min), _) if pct + 1e-9 < min => Some(format!(
+            "{label} at PL{pl}: {pct:.2} % blocked, under --min-detection {min}"
+        )),
+        (false, _, Some(max)) if pct > max + 1e-9 => Some(format!(
+            "{label} at PL{pl}: {pct:.2} % blocked, over --max-false-positives {max}"
+        )),
+        _ => None,
+    }
 }
 
 fn keys(config: &std::path::Path, cmd: KeysCmd) -> anyhow::Result<ExitCode> {

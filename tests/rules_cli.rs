@@ -145,6 +145,25 @@ fn replay_reports_each_file_and_gates_on_thresholds() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("attacks/sqli at PL1: 50.00 % blocked, under --min-detection 90"));
 
+    // A whole benign request the rules block fails the gate too, under its directory's name.
+    write(
+        c,
+        "requests/benign/search.http",
+        "GET /search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\nHost: shop.example\n\n",
+    );
+    let out = replay(c, &["--paranoia", "1", "--max-false-positives", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        row(&String::from_utf8_lossy(&out.stdout), "requests/benign")[2],
+        "50.00%"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("requests/benign at PL1: 50.00 % blocked, over --max-false-positives 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Not a corpus: a clear error.
     let empty = tempfile::tempdir().expect("dir");
     let out = replay(empty.path(), &[]);

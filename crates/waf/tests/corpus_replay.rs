@@ -81,70 +81,66 @@ fn corpus_detection_and_false_positives_meet_floors() {
     );
     let files = replay::corpus_files(&corpus).unwrap_or_else(|e| panic!("{e}"));
     for f in &files {
-        {
-            let (name, want_block) = (&f.name, f.attack);
-            let kind = if want_block { "attack" } else { "benign" };
-            let arg = replay::arg_for(name, want_block);
-            let lines = corpus_lines(&f.path);
-            let mut row = format!("{:<24}", format!("{kind}/{name}"));
-            for pl in [1u8, 2] {
-                let mut r = Replayer::new(&rules, policy(&rules, pl));
-                let mut differs = Vec::new();
-                let rate = replay::replay_lines(
-                    &mut r,
-                    &lines,
-                    arg,
-                    want_block,
-                    replay::SAMPLE,
-                    &mut differs,
-                );
-                let misses: Vec<String> = differs
-                    .iter()
-                    .map(|(line, ids)| {
-                        let text: String =
-                            String::from_utf8_lossy(line).chars().take(160).collect();
-                        format!("{text}  (rules {ids:?})")
-                    })
-                    .collect();
-                if pl == 1 {
-                    let _ = write!(row, " {:>6} |", rate.lines);
+        let (name, want_block) = (&f.name, f.attack);
+        let kind = if want_block { "attack" } else { "benign" };
+        let arg = replay::arg_for(name, want_block);
+        let lines = corpus_lines(&f.path);
+        let mut row = format!("{:<24}", format!("{kind}/{name}"));
+        for pl in [1u8, 2] {
+            let mut r = Replayer::new(&rules, policy(&rules, pl));
+            let mut differs = Vec::new();
+            let rate = replay::replay_lines(
+                &mut r,
+                &lines,
+                arg,
+                want_block,
+                replay::SAMPLE,
+                &mut differs,
+            );
+            let misses: Vec<String> = differs
+                .iter()
+                .map(|(line, ids)| {
+                    let text: String = String::from_utf8_lossy(line).chars().take(160).collect();
+                    format!("{text}  (rules {ids:?})")
+                })
+                .collect();
+            if pl == 1 {
+                let _ = write!(row, " {:>6} |", rate.lines);
+            }
+            let _ = write!(
+                row,
+                " {:>7.2}% {:>7.2}% {:>7.2}% |",
+                rate.pct(),
+                rate.json_pct(),
+                rate.form_pct()
+            );
+            if show_misses.as_deref() == Some(name.as_str()) && pl == 1 {
+                for m in &misses {
+                    println!("  {} {m}", if want_block { "MISS" } else { "FP" });
                 }
-                let _ = write!(
-                    row,
-                    " {:>7.2}% {:>7.2}% {:>7.2}% |",
-                    rate.pct(),
-                    rate.json_pct(),
-                    rate.form_pct()
-                );
-                if show_misses.as_deref() == Some(name.as_str()) && pl == 1 {
-                    for m in &misses {
-                        println!("  {} {m}", if want_block { "MISS" } else { "FP" });
-                    }
-                }
-                let key = format!("pl{pl}");
-                if want_block {
-                    if let Some(min) = floors.detection.get(name).and_then(|m| m.get(&key)) {
-                        if rate.pct() + 1e-9 < *min {
-                            failures.push(format!(
-                                "{name} at {key}: detection {:.2}% is below the floor {min}%",
-                                rate.pct()
-                            ));
-                        }
-                    }
-                } else if let Some(max) = floors.false_positives.get(name).and_then(|m| m.get(&key))
-                {
-                    let fp = rate.pct();
-                    if fp > *max + 1e-9 {
+            }
+            let key = format!("pl{pl}");
+            if want_block {
+                if let Some(min) = floors.detection.get(name).and_then(|m| m.get(&key)) {
+                    if rate.pct() + 1e-9 < *min {
                         failures.push(format!(
-                            "{name} at {key}: false positives {fp:.3}% exceed the ceiling {max}% \
-                             (first: {:?})",
-                            misses.first()
+                            "{name} at {key}: detection {:.2}% is below the floor {min}%",
+                            rate.pct()
                         ));
                     }
                 }
+            } else if let Some(max) = floors.false_positives.get(name).and_then(|m| m.get(&key)) {
+                let fp = rate.pct();
+                if fp > *max + 1e-9 {
+                    failures.push(format!(
+                        "{name} at {key}: false positives {fp:.3}% exceed the ceiling {max}% \
+                         (first: {:?})",
+                        misses.first()
+                    ));
+                }
             }
-            let _ = writeln!(table, "{row}");
         }
+        let _ = writeln!(table, "{row}");
     }
     println!("{table}");
     assert!(
@@ -219,24 +215,22 @@ fn whole_requests_attack_blocked_benign_allowed() {
         } else {
             Verdict::Allow
         };
-        {
-            counted += 1;
-            let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            match explain(&rules, &p, &replay::to_wire(&raw)) {
-                Ok(ex) => {
-                    if ex.verdict != want {
-                        failures.push(format!(
-                            "{}: expected {}, got {} (score {}, rules {:?})",
-                            path.display(),
-                            want.as_str(),
-                            ex.verdict.as_str(),
-                            ex.score,
-                            ex.matches.iter().map(|m| m.rule_id).collect::<Vec<_>>()
-                        ));
-                    }
+        counted += 1;
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match explain(&rules, &p, &replay::to_wire(&raw)) {
+            Ok(ex) => {
+                if ex.verdict != want {
+                    failures.push(format!(
+                        "{}: expected {}, got {} (score {}, rules {:?})",
+                        path.display(),
+                        want.as_str(),
+                        ex.verdict.as_str(),
+                        ex.score,
+                        ex.matches.iter().map(|m| m.rule_id).collect::<Vec<_>>()
+                    ));
                 }
-                Err(e) => failures.push(format!("{}: {e}", path.display())),
             }
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
         }
     }
     assert!(counted >= 20, "only {counted} whole-request cases found");
