@@ -799,7 +799,11 @@ impl Engine<'_> {
             let hay = var_of(&st.bufs, value, v);
             match &rule.matcher {
                 Matcher::Regex {
-                    re, first, lazy, ..
+                    re,
+                    first,
+                    lazy,
+                    needs,
+                    ..
                 } => {
                     // An anchored regex cannot match a value that does not start with one of
                     // its first bytes.
@@ -807,6 +811,11 @@ impl Engine<'_> {
                         .as_ref()
                         .is_some_and(|f| !hay.first().is_some_and(|&b| f[usize::from(b)]))
                     {
+                        continue;
+                    }
+                    // Nor any regex a text without the byte classes it needs.
+                    let vmask = st.var_mask.get(usize::from(v)).copied().unwrap_or(u64::MAX);
+                    if needs.as_ref().is_some_and(|n| !n.allows(vmask)) {
                         continue;
                     }
                     // No match is the usual answer, and the lazy DFA gives it for less.

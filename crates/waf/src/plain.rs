@@ -860,15 +860,15 @@ impl PlainPlan {
             } else {
                 (value, mask0, chain)
             };
-            let at = if sc.same.contains(&rule.chain) {
-                0
+            let (at, hmask) = if sc.same.contains(&rule.chain) {
+                (0, smask)
             } else {
                 match variant(steps, src, smask, &mut sc.a, &mut sc.b) {
-                    Some(0) => {
+                    Some((0, _)) => {
                         sc.same.push(rule.chain);
-                        0
+                        (0, smask)
                     }
-                    Some(at) => at,
+                    Some(at_mask) => at_mask,
                     None => return false,
                 }
             };
@@ -879,7 +879,9 @@ impl PlainPlan {
             };
             let fired = match &rule.matcher {
                 Matcher::Detector(d) => crate::inspect::run_detector(*d, hay).is_some(),
-                Matcher::Regex { first, re, .. } => {
+                Matcher::Regex {
+                    first, re, needs, ..
+                } => {
                     if at == 0 && !from_d && run_set.is_some_and(|rs| rs.bits.get(r)) {
                         set_needed = true;
                         continue;
@@ -888,6 +890,7 @@ impl PlainPlan {
                         .as_ref()
                         .is_none_or(|f| hay.first().is_some_and(|&b| f[usize::from(b)]));
                     starts_ok
+                        && needs.as_ref().is_none_or(|n| n.allows(hmask))
                         && self
                             .dfa
                             .get(r)
@@ -921,7 +924,8 @@ impl PlainPlan {
 
 /// Applies `chain` to the eligible `value` (class mask `mask`) the way the general evaluation
 /// does (a transform runs only when its trigger meets the current variant's mask), into `a`
-/// or `b`. Returns which holds the result (`0`: the value itself, `1`: `a`, `2`: `b`), or
+/// or `b`. Returns which holds the result (`0`: the value itself, `1`: `a`, `2`: `b`) and,
+/// when it is `a` or `b`, its class mask (`LONG` left out when it holds no base64 run), or
 /// `None` when a step would need a base64 decoding.
 pub(crate) fn variant(
     chain: &[Transform],
@@ -929,7 +933,7 @@ pub(crate) fn variant(
     mask: u64,
     a: &mut Vec<u8>,
     b: &mut Vec<u8>,
-) -> Option<u8> {
+) -> Option<(u8, u64)> {
     let mut at = 0u8;
     // The caller checked that the value holds no decodable run and no `&` that starts a
     // reference (the transforms here keep it so: none before an entity decoder deletes bytes).
@@ -955,7 +959,7 @@ pub(crate) fn variant(
             }
         }
     }
-    Some(at)
+    Some((at, m))
 }
 
 #[cfg(test)]

@@ -515,6 +515,110 @@ fn gate_of(hir: &Hir, o: Opts, max_cost: u32) -> Option<Gate> {
     Some(g)
 }
 
+/// Byte classes every match of a regex holds, by top-level alternative: a text can hold a match
+/// only when, for one term, its class mask ([`crate::transform::class_mask`]) meets every mask
+/// of that term. `10001`'s `\)\s*\(\s*…=` needs `)`, `(` and `=` together, where its gate
+/// ([`gate`]) can only say "`(` or `)` or …": prose with a parenthesis passes the gate, not
+/// this. Letters and digits are never required (every text holds them); a class that can match
+/// a byte >= 0x80 is not either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Needs(Box<[Box<[u64]>]>);
+
+/// Most terms kept: past this the check costs more than it saves.
+const MAX_TERMS: usize = 24;
+
+impl Needs {
+    /// False when a text of class mask `mask` cannot hold a match.
+    #[inline]
+    pub(crate) fn allows(&self, mask: u64) -> bool {
+        self.0.iter().any(|t| t.iter().all(|&m| m & mask != 0))
+    }
+}
+
+/// A class mask worth requiring: not empty, no letter or digit in it.
+fn informative(m: u64) -> Option<u64> {
+    (m != 0 && m & (class::UPPER | class::LOWER | class::DIGIT) == 0).then_some(m)
+}
+
+/// The masks every match of `h` meets, each one (a conjunction; empty when nothing is known).
+fn required(h: &Hir) -> Vec<u64> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Vec::new(),
+        HirKind::Literal(l) => {
+            l.0.iter()
+                .filter_map(|&b| informative(class::of(b)))
+                .collect()
+        }
+        HirKind::Class(c) => class_bytes(c)
+            .and_then(|bytes| informative(bytes.iter().fold(0, |m, &b| m | class::of(b))))
+            .into_iter()
+            .collect(),
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min == 0 => Vec::new(),
+        HirKind::Repetition(r) => required(&r.sub),
+        HirKind::Concat(children) => {
+            let mut all: Vec<u64> = children.iter().flat_map(required).collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+        // One mask per alternative (its rarest), joined: every match meets one of them.
+        HirKind::Alternation(children) => {
+            let mut any = 0u64;
+            for c in children {
+                let cost = |m: &u64| {
+                    let mut c = 0u32;
+                    let mut x = *m;
+                    while x != 0 {
+                        let bit = x & x.wrapping_neg();
+                        x &= x - 1;
+                        c = c.saturating_add(class_cost(bit));
+                    }
+                    c
+                };
+                match required(c).into_iter().min_by_key(cost) {
+                    Some(m) => any |= m,
+                    None => return Vec::new(),
+                }
+            }
+            vec![any]
+        }
+    }
+}
+
+/// The byte classes `pattern`'s matches need ([`Needs`]), or `None` when some top-level
+/// alternative needs none.
+pub(crate) fn needs(pattern: &str, unicode: bool) -> Option<Needs> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(unicode)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut h = &hir;
+    while let HirKind::Capture(c) = h.kind() {
+        h = &c.sub;
+    }
+    let alternatives: &[Hir] = match h.kind() {
+        HirKind::Alternation(children) => children,
+        _ => std::slice::from_ref(h),
+    };
+    if alternatives.len() > MAX_TERMS {
+        return None;
+    }
+    let mut terms = Vec::with_capacity(alternatives.len());
+    for a in alternatives {
+        let mut t = required(a);
+        t.sort_unstable();
+        t.dedup();
+        if t.is_empty() {
+            return None;
+        }
+        terms.push(t.into_boxed_slice());
+    }
+    Some(Needs(terms.into_boxed_slice()))
+}
+
 /// The bytes a match of an anchored regex can start with: `Some(set)` when every match of
 /// `pattern` (compiled with these `unicode` / `fold` settings) starts at the start of the
 /// haystack and is not empty, so a haystack whose first byte is not in `set` (or an empty one)
@@ -775,7 +879,7 @@ pub(crate) fn factors(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{factors, gate, Gate};
+    use super::{factors, gate, needs, Gate};
     use crate::transform::class;
 
     fn f(p: &str) -> Option<Vec<String>> {
@@ -1087,5 +1191,31 @@ mod tests {
         assert_eq!(g.factors, vec![b"union".to_vec()]);
         // Letters alone still gate nothing.
         assert_eq!(gate(r"\b[a-z]{2}\b", false), None);
+    }
+
+    #[test]
+    fn needed_classes_by_alternative() {
+        use crate::transform::class_mask;
+        // 10001's first alternative needs `)`, `(` and `=` together: prose with parentheses
+        // fails it, a filter breakout passes.
+        let n = needs(r"\)\s*\(\s*[|&!]?\s*[\w.-]+\s*[~<>]?=|\*\s*\)", false).expect("needs");
+        assert!(!n.allows(class_mask(b"Deliver to reception (2nd floor), thanks")));
+        assert!(n.allows(class_mask(b"x)(uid=*")));
+        assert!(n.allows(class_mask(b"admin*)")));
+        assert!(
+            !n.allows(class_mask(b"admin*")),
+            "`*` alone meets no alternative"
+        );
+        // Optional parts, letters and digits are never needed; an alternative of letters
+        // alone makes the regex need nothing.
+        let n = needs(r"a;?b\(", false).expect("needs");
+        assert!(n.allows(class_mask(b"ab(")));
+        assert!(needs(r"\bunion\b|<script", false).is_none());
+        // A nested alternation needs one of its branches' bytes.
+        let n = needs(r"x(?:<|>)y", false).expect("needs");
+        assert!(n.allows(class_mask(b"x>y")) && n.allows(class_mask(b"x<y")));
+        assert!(!n.allows(class_mask(b"xy")));
+        // A class that can match a non-ASCII character is not needed.
+        assert!(needs(r"[^a-z]", true).is_none());
     }
 }

@@ -68,6 +68,9 @@ pub(crate) enum Matcher {
         /// answer, and it comes without the regex's per-search set-up); `None` where it
         /// cannot be built.
         lazy: Option<Box<regex_automata::hybrid::dfa::DFA>>,
+        /// The byte classes a text must hold for a match ([`crate::prefilter::Needs`]):
+        /// checked against the class mask of the text before the regex runs.
+        needs: Option<crate::prefilter::Needs>,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -569,6 +572,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     }
                 }
                 let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
+                let needs = crate::prefilter::needs(&re.value, unicode);
                 matcher = Some(Matcher::Regex {
                     re: compiled,
                     filtered,
@@ -576,6 +580,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     classes: gate.classes,
                     first,
                     lazy,
+                    needs,
                 });
             }
             Err(err) => errors.push(e(
@@ -1040,6 +1045,46 @@ pub(crate) mod gate_tests {
             matched > 10_000 && answered > 1_000_000,
             "{matched} / {answered}"
         );
+    }
+
+    /// The byte classes a regex needs ([`crate::prefilter::Needs`]) never hide a match: on
+    /// every payload of both corpora after the rule's transforms (as written and in both
+    /// cases), a regex that matches always has its needs met by the text's class mask.
+    #[test]
+    fn needed_classes_never_hide_a_match_on_the_corpora() {
+        let rs = shipped();
+        let payloads = corpora_lines();
+        let (mut with_needs, mut matched) = (0, 0usize);
+        for r in &rs.rules {
+            let Matcher::Regex {
+                re,
+                needs: Some(needs),
+                ..
+            } = &r.matcher
+            else {
+                continue;
+            };
+            with_needs += 1;
+            for p in &payloads {
+                let v = apply_chain(&r.eval_transforms, p);
+                for form in [v.clone(), v.to_ascii_uppercase(), v.to_ascii_lowercase()] {
+                    if re.is_match(&form) {
+                        matched += 1;
+                        assert!(
+                            needs.allows(class_mask(&form)),
+                            "rule {} on {:?}",
+                            r.id,
+                            String::from_utf8_lossy(&form)
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            with_needs > 40,
+            "only {with_needs} rules have needed classes"
+        );
+        assert!(matched > 10_000, "{matched}");
     }
 
     /// The first-byte test of anchored regexes never hides a match: on every payload of both
