@@ -116,8 +116,14 @@ pub fn explain(
         .map_err(|_| bad_line())?
         .to_string();
     let mut target = parts[1];
-    // absolute-form: http://host/path
-    if let Some(pos) = target.windows(3).position(|w| w == b"://") {
+    // absolute-form: http://host/path (origin-form starts with `/`, and may hold a URL in
+    // its query: `/?next=http://x/y` is not the host `x`)
+    let absolute = target.first() != Some(&b'/');
+    if let Some(pos) = target
+        .windows(3)
+        .position(|w| w == b"://")
+        .filter(|_| absolute)
+    {
         let after = &target[pos + 3..];
         target = after
             .iter()

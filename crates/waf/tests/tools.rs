@@ -34,6 +34,27 @@ Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\nuse
     assert_eq!(e.verdict, Verdict::Block);
 }
 
+/// A URL in the query of an origin-form target is part of the query: `explain` once took the
+/// first `://` anywhere in the target for an absolute-form target's scheme, cut the request
+/// down to what followed the URL's host, and missed the injection before it.
+#[test]
+fn explain_keeps_a_url_in_the_query() {
+    let rs = fixtures();
+    let p = default_policy(&rs);
+    let raw =
+        b"GET /run?foo=1%27+or+%271%27%3D%271&next=http://x.example/a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let e = explain(&rs, &p, raw).expect("parses");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("request: GET /run?foo=1%27+or+%271%27%3D%271&next=http://x.example/a "),
+        "{text}"
+    );
+    assert_eq!(e.verdict, Verdict::Block, "{text}");
+    // An absolute-form target still loses its scheme and host.
+    let e = explain(&rs, &p, b"GET http://x.example/a?q=1 HTTP/1.1\r\n\r\n").expect("parses");
+    assert!(e.to_string().starts_with("request: GET /a?q=1 "), "{e}");
+}
+
 #[test]
 fn explain_reports_protocol_violations_and_bad_input() {
     let rs = fixtures();
