@@ -71,6 +71,8 @@ fn union_based() {
     attack("-7 union select 1,2,3");
     attack("0' UNION ALL SELECT null,null,concat(user(),0x3a,database())-- -");
     attack("1) union distinct (select password from users)#");
+    attack("1 union distinctrow select 1,2");
+    attack("@.:=right(right((select user_login from wordpress.wp_users limit 1,1),1111),1111) union#\ndistinctrow\x0bselect@.");
     attack("1/**/union/**/select/**/1");
     attack("1 /*!50000union*/ /*!50000select*/ 1");
 }

@@ -135,7 +135,7 @@ pub fn classify(w: &[u8], paren: bool) -> (Kind, Word, FuncClass) {
         b"true" => return kw(W::True),
         b"false" => return kw(W::False),
         b"as" => return kw(W::As),
-        b"all" | b"distinct" => return kw(W::All),
+        b"all" | b"distinct" | b"distinctrow" => return kw(W::All),
         b"table" | b"database" | b"schema" | b"view" | b"index" | b"trigger" | b"function"
         | b"user" | b"login" | b"column"
             if !paren =>

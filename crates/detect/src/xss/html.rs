@@ -442,6 +442,7 @@ fn dangerous_tag(name: &[u8], has_attr: bool) -> Option<&'static str> {
         (b"layer", "layer"),
         (b"ilayer", "layer"),
         (b"xml", "xml"),
+        (b"vmlframe", "vmlframe"),
     ];
     let find =
         |list: &[(&[u8], &'static str)]| list.iter().find(|(t, _)| eq_ci(name, t)).map(|(_, r)| *r);
