@@ -670,10 +670,13 @@ impl Rules<'_> {
             let ok = single_lhs
                 && self.terminator(after_lhs)
                 && (self.lone_value_ok(&lhs) || (lhs.kind == Kind::Str && cut));
-            return if ok {
-                (Strength::Weak, after_lhs)
-            } else {
-                (Strength::None, after_lhs)
+            // `or true` / `and false` is the tautology (or its blind-injection twin) with no
+            // comparison at all: as strong as `or 1=1` after a break-out.
+            let boolean = matches!(lhs.word, Word::True | Word::False);
+            return match (ok, boolean) {
+                (true, true) => (Strength::Medium, after_lhs),
+                (true, false) => (Strength::Weak, after_lhs),
+                _ => (Strength::None, after_lhs),
             };
         };
         let mut k = after_lhs + 1;

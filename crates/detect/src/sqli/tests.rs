@@ -64,6 +64,13 @@ fn numeric_boolean_blind() {
     attack("3 and ascii(substring(version(),1,1))>52");
     attack("9 or 1=1");
     attack(" or 2=2");
+    attack("9999 or true");
+    attack("1 and false");
+    attack("9999 or /*+optimizer hint */ true");
+    benign("true or false");
+    benign("either true or false");
+    benign("set it to true or false");
+    benign("2 or false teeth");
 }
 
 #[test]
