@@ -465,17 +465,24 @@ fn word_gate(h: &Hir, o: Opts) -> Option<Gate> {
 /// would run on every value.
 const MAX_FALLBACK_COST: u32 = 150;
 
+/// `pattern` as the rule set compiles it (bytes, not necessarily UTF-8; Unicode classes and
+/// case folding as given), or `None` when it does not parse.
+fn parse(pattern: &str, unicode: bool, fold: bool) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(unicode)
+        .case_insensitive(fold)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
 /// The gate of `pattern`, or `None` when the regex must run unfiltered. A regex with no gate
 /// of rare bytes or factors of three bytes (`\b(?:or|and|…)\b`, a long list of file names
 /// whose only punctuation is common) gets one with two-byte factors and common bytes, if any:
 /// `or` and `/` are frequent, but most values hold neither.
 pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(unicode)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse(pattern, unicode, false)?;
     let mut g = gate_of(&hir, Opts::default(), MAX_COST).or_else(|| {
         let short = Opts {
             short: true,
@@ -589,12 +596,7 @@ fn required(h: &Hir) -> Vec<u64> {
 /// The byte classes `pattern`'s matches need ([`Needs`]), or `None` when some top-level
 /// alternative needs none.
 pub(crate) fn needs(pattern: &str, unicode: bool) -> Option<Needs> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(unicode)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse(pattern, unicode, false)?;
     let mut h = &hir;
     while let HirKind::Capture(c) = h.kind() {
         h = &c.sub;
@@ -630,13 +632,7 @@ pub(crate) fn anchored_first_bytes(
     fold: bool,
 ) -> Option<[bool; 256]> {
     use regex_syntax::hir::Look;
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(unicode)
-        .case_insensitive(fold)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse(pattern, unicode, fold)?;
     if !hir.properties().look_set_prefix().contains(Look::Start) {
         return None;
     }
@@ -747,12 +743,7 @@ pub(crate) fn case_closed(pattern: &str) -> bool {
             HirKind::Concat(cs) | HirKind::Alternation(cs) => cs.iter().all(walk),
         }
     }
-    regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(false)
-        .build()
-        .parse(pattern)
-        .is_ok_and(|h| walk(&h))
+    parse(pattern, false, false).is_some_and(|h| walk(&h))
 }
 
 /// `pattern` (compiled with these `unicode` / `fold` settings) restricted to haystacks made
@@ -858,13 +849,7 @@ pub(crate) fn restrict(
             char::MAX,
         )]));
     }
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(unicode)
-        .case_insensitive(fold)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse(pattern, unicode, fold)?;
     walk(&hir, allowed, &bytes, &chars).map(|h| h.to_string())
 }
 
