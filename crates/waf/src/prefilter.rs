@@ -63,6 +63,11 @@ pub(crate) struct Gate {
 
 impl Gate {
     fn cost(&self) -> u32 {
+        self.cost_capped(MAX_FACTORS)
+    }
+
+    /// [`Gate::cost`] with `cap` factors allowed ([`Opts::uncapped`] lifts it).
+    fn cost_capped(&self, cap: usize) -> u32 {
         let f: u32 = self
             .factors
             .iter()
@@ -80,7 +85,7 @@ impl Gate {
             m &= m - 1;
             c = c.saturating_add(class_cost(bit));
         }
-        if self.factors.len() + self.words.len() > MAX_FACTORS {
+        if self.factors.len() + self.words.len() > cap {
             return USELESS;
         }
         c
@@ -292,6 +297,20 @@ struct Opts {
     /// Factors and words only, no byte classes (a second clause, see [`Gate::second`]); a
     /// two-byte factor only as [`two_bytes_ok`] says, a two-letter word always.
     factors_only: bool,
+    /// No cap on the number of factors (only to tell a rule author that the cap dropped a
+    /// gate, see [`capped`]).
+    uncapped: bool,
+}
+
+impl Opts {
+    /// Most factors and words a gate may hold.
+    fn cap(self) -> usize {
+        if self.uncapped {
+            usize::MAX
+        } else {
+            MAX_FACTORS
+        }
+    }
 }
 
 /// Most first bytes a run is extended with (see [`extended_run_gate`]).
@@ -337,9 +356,9 @@ fn extended_run_gate(run: &[u8], next: &Hir, o: Opts) -> Option<Gate> {
         })
 }
 
-fn better(a: Option<Gate>, b: Gate) -> Option<Gate> {
+fn better(o: Opts, a: Option<Gate>, b: Gate) -> Option<Gate> {
     match a {
-        Some(a) if a.cost() <= b.cost() => Some(a),
+        Some(a) if a.cost_capped(o.cap()) <= b.cost_capped(o.cap()) => Some(a),
         _ => Some(b),
     }
 }
@@ -389,13 +408,13 @@ fn info(h: &Hir, o: Opts) -> Info {
                         // `\.[\\/]+`: the run followed by each first byte of the child
                         // (`./`, `.\`) can be a sharper gate than the run alone.
                         if let Some(g) = extended_run_gate(&run, child, o) {
-                            best = better(best, g);
+                            best = better(o, best, g);
                         }
                         if let Some(g) = exact_gate(&std::mem::take(&mut run), o) {
-                            best = better(best, g);
+                            best = better(o, best, g);
                         }
                         if let Info::Need(n) = other {
-                            best = better(best, n);
+                            best = better(o, best, n);
                         }
                     }
                 }
@@ -404,7 +423,7 @@ fn info(h: &Hir, o: Opts) -> Info {
                 return Info::Exact(run);
             }
             if let Some(g) = exact_gate(&run, o) {
-                best = better(best, g);
+                best = better(o, best, g);
             }
             best.map_or(Info::Nothing, Info::Need)
         }
@@ -420,7 +439,7 @@ fn info(h: &Hir, o: Opts) -> Info {
                     Info::Nothing => return Info::Nothing,
                 };
                 gate = gate.union(g);
-                if gate.factors.len() > MAX_FACTORS {
+                if gate.factors.len() > o.cap() {
                     return Info::Nothing;
                 }
             }
@@ -455,7 +474,7 @@ fn word_gate(h: &Hir, o: Opts) -> Option<Gate> {
         }
         words.push(w);
     }
-    (words.len() <= MAX_FACTORS).then_some(Gate {
+    (words.len() <= o.cap()).then_some(Gate {
         words,
         ..Gate::default()
     })
@@ -503,13 +522,49 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
     Some(g)
 }
 
+/// What the factor cap ([`MAX_FACTORS`]) dropped from `pattern`'s gate: `Some("gate")` when
+/// the regex has no gate only because of it (it then runs on every value of its targets),
+/// `Some("second clause")` when its byte-class gate lost the second clause of factors that
+/// would keep most values out. A rule that lists many words is better split in two.
+pub(crate) fn capped(pattern: &str, unicode: bool) -> Option<&'static str> {
+    let hir = parse(pattern, unicode, false)?;
+    let over = |g: &Gate| g.factors.len() + g.words.len() > MAX_FACTORS;
+    let (first, second) = match gate(pattern, unicode) {
+        None => (
+            Opts {
+                short: true,
+                ..Opts::default()
+            },
+            "gate",
+        ),
+        Some(g) if g.classes != 0 && g.second.is_none() => (
+            Opts {
+                factors_only: true,
+                ..Opts::default()
+            },
+            "second clause",
+        ),
+        Some(_) => return None,
+    };
+    // Within the same cost ceiling as `gate`'s last try: only the cap stood in the way.
+    let open = Opts {
+        uncapped: true,
+        ..first
+    };
+    gate_of(&hir, open, MAX_FALLBACK_COST)
+        .filter(|g| over(g))
+        .map(|_| second)
+}
+
 fn gate_of(hir: &Hir, o: Opts, max_cost: u32) -> Option<Gate> {
     let mut g = match info(hir, o) {
         Info::Exact(s) => exact_gate(&s, o)?,
         Info::Need(n) => n,
         Info::Nothing => return None,
     };
-    if (g.factors.is_empty() && g.words.is_empty() && g.classes == 0) || g.cost() > max_cost {
+    if (g.factors.is_empty() && g.words.is_empty() && g.classes == 0)
+        || g.cost_capped(o.cap()) > max_cost
+    {
         return None;
     }
     g.factors.sort();

@@ -71,6 +71,9 @@ pub(crate) enum Matcher {
         /// The byte classes a text must hold for a match ([`crate::prefilter::Needs`]):
         /// checked against the class mask of the text before the regex runs.
         needs: Option<crate::prefilter::Needs>,
+        /// What the factor cap dropped from the gate (`"gate"`, `"second clause"`), for
+        /// `palisade rules test` to tell the rule author ([`crate::prefilter::capped`]).
+        capped: Option<&'static str>,
     },
     /// A built-in detector.
     Detector(Detector),
@@ -573,6 +576,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 }
                 let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
                 let needs = crate::prefilter::needs(&re.value, unicode);
+                let capped = crate::prefilter::capped(&re.value, unicode);
                 matcher = Some(Matcher::Regex {
                     re: compiled,
                     filtered,
@@ -581,6 +585,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     first,
                     lazy,
                     needs,
+                    capped,
                 });
             }
             Err(err) => errors.push(e(

@@ -36,6 +36,10 @@ pub struct TestReport {
     pub untested: Vec<u32>,
     /// Failures.
     pub failures: Vec<TestFailure>,
+    /// Rules whose regex lost its gate, or its gate's second clause, to the cap on factors per
+    /// gate: not failures (the rule matches what it should), but it runs on many more values
+    /// than it needs to. `(file, line, rule id, what was dropped)`.
+    pub capped: Vec<(String, u64, u32, &'static str)>,
 }
 
 impl TestReport {
@@ -77,6 +81,12 @@ impl fmt::Display for TestReport {
         if !self.untested.is_empty() {
             write!(f, "; {} rules have no tests", self.untested.len())?;
         }
+        for (file, line, id, what) in &self.capped {
+            write!(
+                f,
+                "\nnote: {file}:{line}: rule {id}: its regex lists more words than one gate holds, so its {what} was dropped and it runs on many more values than it needs to: split it into two rules"
+            )?;
+        }
         Ok(())
     }
 }
@@ -90,6 +100,14 @@ impl RuleSet {
             ..TestReport::default()
         };
         for (i, rule) in self.rules.iter().enumerate() {
+            if let crate::ruleset::Matcher::Regex {
+                capped: Some(what), ..
+            } = &rule.matcher
+            {
+                report
+                    .capped
+                    .push((rule.file.clone(), rule.line, rule.id, what));
+            }
             if rule.tests_match.is_empty() && rule.tests_no_match.is_empty() {
                 report.untested.push(rule.id);
             }

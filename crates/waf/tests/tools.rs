@@ -110,6 +110,49 @@ t.yaml:15: rule 7: expected no match on \"<script src=x>\", but matched \"<scrip
     );
 }
 
+/// A regex listing more words than one gate holds loses its gate's second clause to the cap
+/// and runs on every value with its byte class: `palisade rules test` says so, naming the file,
+/// line and rule, and a rule of a few words gets no note.
+#[test]
+fn embedded_tests_note_a_gate_the_factor_cap_dropped() {
+    let words: Vec<String> = (0..70).map(|i| format!("fn{i:02}x")).collect();
+    let text = format!(
+        "class: code-injection
+rules:
+  - id: 8
+    name: many
+    severity: notice
+    paranoia: 1
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      regex: '(?:{})\\('
+    tests:
+      match: [\"fn07x(\"]
+  - id: 9
+    name: few
+    severity: notice
+    paranoia: 1
+    targets: [args]
+    transforms: [lowercase]
+    match:
+      regex: '(?:fn01x|fn02x)\\('
+    tests:
+      match: [\"fn02x(\"]
+",
+        words.join("|")
+    );
+    let rs = RuleSet::from_sources(&[("c.yaml".into(), text)]).expect("loads");
+    let r = rs.run_embedded_tests();
+    assert!(r.passed(), "{r}");
+    let text = r.to_string();
+    assert!(
+        text.ends_with("\nnote: c.yaml:3: rule 8: its regex lists more words than one gate holds, so its second clause was dropped and it runs on many more values than it needs to: split it into two rules"),
+        "{text}"
+    );
+    assert_eq!(text.matches("note:").count(), 1, "{text}");
+}
+
 fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (n, v) in pairs {
