@@ -78,13 +78,7 @@ impl Gate {
                 _ => 1,
             })
             .sum();
-        let mut c = f;
-        let mut m = self.classes;
-        while m != 0 {
-            let bit = m & m.wrapping_neg();
-            m &= m - 1;
-            c = c.saturating_add(class_cost(bit));
-        }
+        let c = f.saturating_add(mask_cost(self.classes));
         if self.factors.len() + self.words.len() > cap {
             return USELESS;
         }
@@ -97,6 +91,17 @@ impl Gate {
         self.classes |= other.classes;
         self
     }
+}
+
+/// Expected cost of a class mask: the sum of its bits' [`class_cost`].
+fn mask_cost(mut mask: u64) -> u32 {
+    let mut c = 0u32;
+    while mask != 0 {
+        let bit = mask & mask.wrapping_neg();
+        mask &= mask - 1;
+        c = c.saturating_add(class_cost(bit));
+    }
+    c
 }
 
 /// Expected cost of one class bit: how often benign values hold such a byte.
@@ -628,17 +633,7 @@ fn required(h: &Hir) -> Vec<u64> {
         HirKind::Alternation(children) => {
             let mut any = 0u64;
             for c in children {
-                let cost = |m: &u64| {
-                    let mut c = 0u32;
-                    let mut x = *m;
-                    while x != 0 {
-                        let bit = x & x.wrapping_neg();
-                        x &= x - 1;
-                        c = c.saturating_add(class_cost(bit));
-                    }
-                    c
-                };
-                match required(c).into_iter().min_by_key(cost) {
+                match required(c).into_iter().min_by_key(|&m| mask_cost(m)) {
                     Some(m) => any |= m,
                     None => return Vec::new(),
                 }

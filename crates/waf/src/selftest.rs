@@ -84,7 +84,7 @@ impl fmt::Display for TestReport {
         for (file, line, id, what) in &self.capped {
             write!(
                 f,
-                "\nnote: {file}:{line}: rule {id}: its regex lists more words than one gate holds, so its {what} was dropped and it runs on many more values than it needs to: split it into two rules"
+                "\nnote: {file}:{line}: rule {id}: its regex lists more words than one gate holds, so its {what} was dropped and it runs on many more values than it needs to: splitting it in two may pay (measure it)"
             )?;
         }
         Ok(())
