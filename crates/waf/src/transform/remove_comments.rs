@@ -11,13 +11,29 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
     run(input, out, false)
 }
 
+/// True when `input` holds a comment marker: `/*`, `*/`, `--`, `//` or `#`. A short value is
+/// looked at pair by pair; in a longer one, every marker holds a `/`, `-` or `#` (`*/` is a `/`
+/// after a `*`), so only those bytes, found by `memchr3`, are looked at.
+pub(crate) fn has_marker(input: &[u8]) -> bool {
+    if input.len() < 48 {
+        return input
+            .windows(2)
+            .any(|w| matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#')
+            || input.first() == Some(&b'#');
+    }
+    memchr::memchr3_iter(b'/', b'-', b'#', input).any(|i| {
+        let at = |k: usize| input.get(k).copied();
+        match at(i) {
+            Some(b'#') => true,
+            Some(b'-') => at(i + 1) == Some(b'-'),
+            _ => matches!(at(i + 1), Some(b'/' | b'*')) || (i > 0 && at(i - 1) == Some(b'*')),
+        }
+    })
+}
+
 /// Shared by `remove_comments` and `replace_comments` (`replace`: `/* */` becomes a space).
 pub(crate) fn run(input: &[u8], out: &mut Vec<u8>, replace: bool) -> bool {
-    let interesting = input
-        .windows(2)
-        .any(|w| matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#')
-        || input.first() == Some(&b'#');
-    if !interesting {
+    if !has_marker(input) {
         return false;
     }
     out.clear();
@@ -62,4 +78,61 @@ pub(crate) fn run(input: &[u8], out: &mut Vec<u8>, replace: bool) -> bool {
         i += 1;
     }
     out.as_slice() != input
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_marker;
+    use proptest::prelude::*;
+
+    /// The marker test as first written: every pair of bytes looked at.
+    fn reference(input: &[u8]) -> bool {
+        input
+            .windows(2)
+            .any(|w| matches!(w, b"/*" | b"--" | b"//" | b"*/") || w[0] == b'#' || w[1] == b'#')
+            || input.first() == Some(&b'#')
+    }
+
+    #[test]
+    fn markers_found_anywhere() {
+        for (s, want) in [
+            ("", false),
+            ("#", true),
+            ("a#", true),
+            ("-", false),
+            ("a-b-c", false),
+            ("a--", true),
+            ("/", false),
+            ("a/b/c", false),
+            ("//", true),
+            ("/*", true),
+            ("*/", true),
+            ("x*/", true),
+            ("*", false),
+            ("* /", false),
+            ("Mozilla/5.0 (X11; Linux x86_64)", false),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0",
+                false,
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0 */",
+                true,
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0 #",
+                true,
+            ),
+        ] {
+            assert_eq!(has_marker(s.as_bytes()), want, "{s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+        #[test]
+        fn agrees_with_the_pairwise_test(input in "[-/*#a ]{0,80}") {
+            prop_assert_eq!(has_marker(input.as_bytes()), reference(input.as_bytes()));
+        }
+    }
 }
