@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use palisade_waf::{ExclusionConfig, Policy, PolicyConfig, PolicyError, Verdict};
+use palisade_waf::{ExclusionConfig, Policy, PolicyConfig, PolicyError, RuleSet, Verdict};
 
 #[test]
 fn fixture_rules_pass_their_embedded_tests() {
@@ -367,4 +367,57 @@ rules:
     assert_eq!(ids(&i), vec![90001]);
     let i = Req::post("/s", "application/json", br#"{"a":"onerror handler"}"#).run(&rs, &p);
     assert!(ids(&i).is_empty(), "{:?}", ids(&i));
+}
+
+/// A rule set larger than the bitsets' inline words (128 rules): the shipped rules plus 150
+/// generated ones, each a regex on its own word, with a class gate or a factor. Every generated
+/// rule fires on its own word in an argument, on that argument alone, and a benign request
+/// fires nothing: the rules past the inline words are selected, scanned, gated and scored
+/// like the first ones (the words past the inline ones spill to the heap).
+#[test]
+fn rule_sets_past_the_inline_bitset_words_work_whole() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+    let mut sources: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("rules dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("rule file");
+            (p.display().to_string(), text)
+        })
+        .collect();
+    let mut extra = String::from("class: generated\nrules:\n");
+    for k in 0..150 {
+        // Half gated by a factor (`zqx<k>w`), half needing a `~` as well.
+        let regex = if k % 2 == 0 {
+            format!("zqx{k}w")
+        } else {
+            format!("~zqx{k}w")
+        };
+        extra.push_str(&format!(
+            "  - id: {}\n    name: generated {k}\n    description: generated\n    severity: critical\n    paranoia: 1\n    tags: [generated]\n    targets: [args]\n    transforms: [lowercase]\n    match:\n      regex: '{regex}'\n    tests:\n      match: [\"a {regex} b\"]\n      no_match: [\"zqx w\"]\n",
+            90_000 + k
+        ));
+    }
+    sources.push(("generated.yaml".into(), extra));
+    let rs = RuleSet::from_sources(&sources).unwrap_or_else(|e| panic!("{e}"));
+    let p = default_policy(&rs);
+    let clean = Req::get("/search?q=running+shoes&page=2&note=see+~home")
+        .header("cookie", "sid=3f9a1c0e7b2d4a6f; theme=dark")
+        .run(&rs, &p);
+    assert!(fired(&clean).is_empty(), "{:?}", fired(&clean));
+    for k in [0u32, 1, 64, 99, 127, 128, 149] {
+        let word = if k % 2 == 0 {
+            format!("ZQX{k}W")
+        } else {
+            format!("%7Ezqx{k}w")
+        };
+        let i = Req::get(&format!("/search?q=shoes&v=a+{word}+b&page=2")).run(&rs, &p);
+        assert_eq!(
+            fired(&i),
+            vec![(90_000 + k, "args:v".to_string())],
+            "generated rule {k}"
+        );
+    }
 }
