@@ -841,7 +841,10 @@ impl Engine<'_> {
                     let det = match cached {
                         Some(x) => x,
                         None => {
-                            let x = run_detector(*d, hay);
+                            let x = match st.var_mask.get(usize::from(v)) {
+                                Some(&m) => run_detector_masked(*d, hay, m),
+                                None => run_detector(*d, hay),
+                            };
                             st.detections.push((v, *d, x));
                             x
                         }
@@ -932,6 +935,40 @@ static XSS_GATE: [bool; 256] = {
 /// True when the XSS detector could flag `hay` (see [`XSS_GATE`]).
 pub(crate) fn xss_possible(hay: &[u8]) -> bool {
     hay.iter().any(|&b| XSS_GATE[usize::from(b)])
+}
+
+/// The class bits of the [`XSS_GATE`] bytes: every ASCII punctuation byte has a class bit of
+/// its own, so a text's class mask meets these exactly when the text holds a gate byte.
+const XSS_CLASSES: u64 = {
+    let bytes = b"<\"'`=:&\\${+";
+    let mut m = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        m |= crate::transform::class::of(bytes[i]);
+        i += 1;
+    }
+    m
+};
+
+/// The classes of a text made only of ASCII letters, digits and `_` (and the length bit).
+const WORD_CLASSES: u64 = {
+    use crate::transform::class::*;
+    UPPER | LOWER | DIGIT | LONG | of(b'_')
+};
+
+/// [`run_detector`] for a text whose class mask ([`crate::transform::class_mask`], the length
+/// bit aside) is `mask`: the same gates read from the mask, so the text is not walked for them.
+pub(crate) fn run_detector_masked(
+    d: Detector,
+    hay: &[u8],
+    mask: u64,
+) -> Option<palisade_detect::Detection> {
+    match d {
+        Detector::Sqli if mask & !WORD_CLASSES == 0 => None,
+        Detector::Sqli => palisade_detect::sqli::detect(hay),
+        Detector::Xss if mask & XSS_CLASSES == 0 => None,
+        Detector::Xss => palisade_detect::xss::detect(hay),
+    }
 }
 
 /// Cheap gates before the tokenizers: a value made only of letters, digits and `_` cannot
@@ -1222,6 +1259,43 @@ mod gate_tests {
             }
         }
         assert!(flagged > 500, "only {flagged} detections checked");
+    }
+
+    /// The gates read from a class mask decide as the byte walks do, on every payload of both
+    /// corpora and on random bytes: a value is sent to a detector by one exactly when by the
+    /// other.
+    #[test]
+    fn masked_detector_gates_agree_with_the_byte_walks() {
+        use super::{run_detector, run_detector_masked, Detector};
+        use crate::transform::class_mask;
+        let mut values = corpora_lines();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..20_000usize {
+            let mut v = Vec::with_capacity(n % 40);
+            for _ in 0..n % 40 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly word bytes, some of every other kind.
+                let b = (x >> 24) as u8;
+                v.push(if b < 160 {
+                    b"aZ09_q"[usize::from(b % 6)]
+                } else {
+                    b
+                });
+            }
+            values.push(v);
+        }
+        let mut flagged = 0;
+        for v in &values {
+            let m = class_mask(v);
+            for d in [Detector::Sqli, Detector::Xss] {
+                let (a, b) = (run_detector(d, v), run_detector_masked(d, v, m));
+                assert_eq!(a, b, "{d:?} {:?}", String::from_utf8_lossy(v));
+                flagged += usize::from(a.is_some());
+            }
+        }
+        assert!(flagged > 1000, "only {flagged} detections");
     }
 
     /// The SQLi gate (`palisade_detect::sqli::possible`, checked inside `detect`) never hides

@@ -878,7 +878,9 @@ impl PlainPlan {
                 _ => &sc.b,
             };
             let fired = match &rule.matcher {
-                Matcher::Detector(d) => crate::inspect::run_detector(*d, hay).is_some(),
+                Matcher::Detector(d) => {
+                    crate::inspect::run_detector_masked(*d, hay, hmask).is_some()
+                }
                 Matcher::Regex {
                     first, re, needs, ..
                 } => {
