@@ -336,10 +336,24 @@ pub(crate) mod class {
 /// The [`class`] mask of `value`.
 #[inline]
 pub(crate) fn class_mask(value: &[u8]) -> u64 {
-    let mut m = 0u64;
-    for &b in value {
+    // Eight bytes per step into two accumulators: a load and an `or` per byte, the loop's
+    // own compare and increment once per eight.
+    let (chunks, rest) = value.as_chunks::<8>();
+    let (mut m, mut n) = (0u64, 0u64);
+    for c in chunks {
+        m |= class::TABLE[usize::from(c[0])]
+            | class::TABLE[usize::from(c[1])]
+            | class::TABLE[usize::from(c[2])]
+            | class::TABLE[usize::from(c[3])];
+        n |= class::TABLE[usize::from(c[4])]
+            | class::TABLE[usize::from(c[5])]
+            | class::TABLE[usize::from(c[6])]
+            | class::TABLE[usize::from(c[7])];
+    }
+    for &b in rest {
         m |= class::TABLE[usize::from(b)];
     }
+    m |= n;
     if value.len() >= base64_decode_detect::MIN_RUN {
         m |= class::LONG;
     }
@@ -431,6 +445,23 @@ mod final_tests {
         "=",
         ";",
     ];
+
+    /// The unrolled class mask is the plain fold of every byte's class, at every length
+    /// around the eight-byte steps.
+    #[test]
+    fn class_mask_is_the_fold_of_the_byte_classes() {
+        let all: Vec<u8> = (0..=255u8).rev().collect();
+        for start in 0..40 {
+            for len in 0..40 {
+                let v = all.get(start * 5..start * 5 + len).unwrap_or(&[]);
+                let mut want = v.iter().fold(0, |m, &b| m | class::TABLE[usize::from(b)]);
+                if v.len() >= base64_decode_detect::MIN_RUN {
+                    want |= class::LONG;
+                }
+                assert_eq!(super::class_mask(v), want, "{v:?}");
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20000))]
