@@ -641,7 +641,37 @@ fn scan_with(
     let Some(sc) = scanner else {
         return true;
     };
-    sc.each_match(value, |p, _, end| {
+    // Most values hold no pattern: one tight walk says so.
+    match sc.first_match(value) {
+        None => true,
+        Some(first) => scan_matches(
+            sc,
+            first.ok(),
+            pat_rules,
+            canon,
+            value,
+            cand,
+            factor_hits,
+            second_hits,
+        ),
+    }
+}
+
+/// [`scan_with`] for a value that holds a pattern (`first`: where its walk first met one, or
+/// `None` to walk it whole).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn scan_matches(
+    sc: &Scanner,
+    first: Option<crate::scan::First>,
+    pat_rules: &[Vec<(u32, Role)>],
+    canon: &[Vec<u8>],
+    value: &[u8],
+    cand: &Bitset,
+    factor_hits: &mut Bitset,
+    second_hits: &mut Bitset,
+) -> bool {
+    let each = |p: usize, _: usize, end: usize| {
         let mut word: Option<bool> = None;
         for &(r, role) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
             if cand.get(r as usize) {
@@ -663,7 +693,11 @@ fn scan_with(
             }
         }
         true
-    })
+    };
+    match first {
+        Some(first) => sc.each_match_from(value, first, each),
+        None => sc.each_match(value, each),
+    }
 }
 
 /// Whether the word `pat` (ASCII letters, digits, `_`), which the skipping scan found in the

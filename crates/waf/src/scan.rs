@@ -87,6 +87,14 @@ fn walk<T: Copy + Into<u32>>(
     (at, s)
 }
 
+/// Where a walk first reached a match state ([`Scanner::first_match`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct First {
+    /// Offset past the byte that led to it.
+    at: usize,
+    state: u32,
+}
+
 /// Why a scanner could not be built.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScanError {
@@ -279,6 +287,56 @@ impl Scanner {
         }
     }
 
+    /// Where the walk of `hay` first reaches a match state, or `None` when it holds no pattern:
+    /// one tight loop and no set-up for reporting, for the common value that holds nothing.
+    /// With `Some`, [`Scanner::each_match_from`] reports every match from there. `None` is also
+    /// returned for a haystack [`Scanner::each_match`] would walk as two halves and for a
+    /// scanner with an empty pattern; call it then.
+    #[inline]
+    pub fn first_match(&self, hay: &[u8]) -> Option<Result<First, ()>> {
+        if hay.len() >= SPLIT_MIN || self.start_pats.0 != self.start_pats.1 {
+            return Some(Err(()));
+        }
+        let (at, s) = match &self.trans {
+            Table::Narrow(t) => walk(self, t, hay, 0, self.start),
+            Table::Wide(t) => walk(self, t, hay, 0, self.start),
+        };
+        (s >= self.first_match).then_some(Ok(First { at, state: s }))
+    }
+
+    /// [`Scanner::each_match`] for a haystack whose walk reached its first match state at
+    /// `first` ([`Scanner::first_match`]): the same matches in the same order.
+    pub fn each_match_from(
+        &self,
+        hay: &[u8],
+        first: First,
+        mut f: impl FnMut(usize, usize, usize) -> bool,
+    ) -> bool {
+        let m = (first.state - self.first_match) as usize;
+        let (a, z) = self.ranges.get(m).copied().unwrap_or((0, 0));
+        let pend = self.pats.get(a as usize..z as usize).unwrap_or(&[]);
+        match &self.trans {
+            Table::Narrow(t) => Matches {
+                sc: self,
+                trans: t,
+                hay,
+                at: first.at,
+                state: first.state,
+                pend,
+            }
+            .all(|(p, s, e)| f(p, s, e)),
+            Table::Wide(t) => Matches {
+                sc: self,
+                trans: t,
+                hay,
+                at: first.at,
+                state: first.state,
+                pend,
+            }
+            .all(|(p, s, e)| f(p, s, e)),
+        }
+    }
+
     /// [`Scanner::each_match`] over two halves of `hay` walked in lockstep. The walk is a
     /// chain of dependent loads (each state's row is known only once the previous step is
     /// done), so one walk leaves the CPU waiting on each load; two independent ones overlap
@@ -421,7 +479,7 @@ struct Matches<'s, 'h, T> {
 impl<T: Copy + Into<u32>> Iterator for Matches<'_, '_, T> {
     type Item = (usize, usize, usize);
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<(usize, usize, usize)> {
         let sc = self.sc;
         loop {
@@ -510,6 +568,19 @@ mod tests {
             for sc in [&narrow, &wide] {
                 let got = sc.iter_all(&line);
                 assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&line));
+                // From the first match state on: the same matches; none means none.
+                match sc.first_match(&line) {
+                    None => assert!(want.is_empty(), "{:?}", String::from_utf8_lossy(&line)),
+                    Some(Ok(first)) => {
+                        let mut from = Vec::new();
+                        sc.each_match_from(&line, first, |p, s, e| {
+                            from.push((p, s, e));
+                            true
+                        });
+                        assert_eq!(from, want, "{:?}", String::from_utf8_lossy(&line));
+                    }
+                    Some(Err(())) => assert!(line.len() >= super::SPLIT_MIN),
+                }
                 // A long line is walked as two halves: the same matches, in another order.
                 let mut split = sc.matches(&line);
                 split.sort_unstable();
