@@ -1032,6 +1032,14 @@ impl Sink for Engine<'_> {
         if self.st.score >= self.stop_at {
             return;
         }
+        // Common header names found clean when the policy was compiled.
+        if kind == Kind::HeaderName && self.pol.clean_header_names != 0 {
+            if let Some(i) = crate::policy::common_header_name(name) {
+                if self.pol.clean_header_names & (1 << i) != 0 {
+                    return;
+                }
+            }
+        }
         // Values found clean in an earlier request under this policy (crate::clean).
         let st = &mut *self.st;
         let memory = if st.record_all {
@@ -1126,6 +1134,24 @@ impl RuleSet {
         }
     }
 
+    /// Bit `i` set when the header name `names[i]` matches no rule under `p` (see
+    /// [`crate::policy::COMMON_HEADER_NAMES`]); every match is looked for, whatever the mode.
+    pub(crate) fn clean_header_names(&self, p: &Policy, names: &[&[u8]]) -> u64 {
+        let mut out = Inspection::new();
+        out.st.record_all = true;
+        let mut clean = 0u64;
+        for (i, name) in names.iter().enumerate().take(64) {
+            out.reset();
+            let mut eng = self.engine(p, &mut out.st);
+            eng.dedupe = false;
+            eng.value(Kind::HeaderName, name, false, name);
+            if out.st.matches.is_empty() && out.st.score == 0 {
+                clean |= 1 << i;
+            }
+        }
+        clean
+    }
+
     /// Inspects the request head (method, path, query, headers, cookies). Starts a new
     /// request: `out` is reset first.
     pub fn inspect_head(
@@ -1195,6 +1221,7 @@ impl RuleSet {
             complete_matches: true,
             active: Bitset::full(self.rules.len()),
             excl: Vec::new(),
+            clean_header_names: 0,
         };
         let mut eng = Engine {
             rs: self,

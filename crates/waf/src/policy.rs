@@ -131,6 +131,85 @@ pub struct Policy {
     pub complete_matches: bool,
     pub(crate) active: Bitset,
     pub(crate) excl: Vec<(ExclTarget, Bitset)>,
+    /// Bit `i`: the header name [`COMMON_HEADER_NAMES`]`[i]` matches no rule under this policy
+    /// (found when the policy is compiled), so it is not inspected in requests.
+    pub(crate) clean_header_names: u64,
+}
+
+/// Header names (lowercase, as the `http` crate gives them) that browsers, API clients and
+/// proxies send on nearly every request. What the engine finds in a header *name* depends only
+/// on the rule set, the policy and the name, so [`Policy::compile`] inspects each of these once
+/// and requests skip those that matched nothing; any other name is inspected as usual.
+pub(crate) const COMMON_HEADER_NAMES: [&[u8]; 40] = [
+    b"host",
+    b"user-agent",
+    b"accept",
+    b"accept-language",
+    b"accept-encoding",
+    b"accept-charset",
+    b"referer",
+    b"cookie",
+    b"connection",
+    b"keep-alive",
+    b"content-type",
+    b"content-length",
+    b"content-encoding",
+    b"transfer-encoding",
+    b"origin",
+    b"cache-control",
+    b"pragma",
+    b"authorization",
+    b"x-api-key",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-real-ip",
+    b"x-requested-with",
+    b"if-none-match",
+    b"if-modified-since",
+    b"upgrade-insecure-requests",
+    b"dnt",
+    b"te",
+    b"priority",
+    b"expect",
+    b"sec-fetch-site",
+    b"sec-fetch-mode",
+    b"sec-fetch-dest",
+    b"sec-fetch-user",
+    b"sec-ch-ua",
+    b"sec-ch-ua-mobile",
+    b"sec-ch-ua-platform",
+    b"traceparent",
+];
+
+/// Slot of a name in [`NAME_SLOTS`], from its length and last two bytes (no two common names
+/// share one).
+fn name_slot(name: &[u8]) -> usize {
+    let n = name.len();
+    let last = usize::from(name.last().copied().unwrap_or(0));
+    let before = usize::from(name.get(n.saturating_sub(2)).copied().unwrap_or(0));
+    (n.wrapping_mul(5) + last * 11 + before) & 255
+}
+
+/// Per slot, 1 + the index of the common header name there (0: none). Two names sharing a
+/// slot would leave the second out (a test checks that none does).
+static NAME_SLOTS: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(|| {
+    let mut t = [0u8; 256];
+    for (i, n) in COMMON_HEADER_NAMES.iter().enumerate() {
+        let slot = &mut t[name_slot(n)];
+        if *slot == 0 {
+            *slot = i as u8 + 1;
+        }
+    }
+    t
+});
+
+/// The index of `name` in [`COMMON_HEADER_NAMES`]: one table look-up and one comparison.
+#[inline]
+pub(crate) fn common_header_name(name: &[u8]) -> Option<usize> {
+    let i = usize::from(*NAME_SLOTS.get(name_slot(name))?).checked_sub(1)?;
+    (COMMON_HEADER_NAMES.get(i)? == &name).then_some(i)
 }
 
 impl Policy {
@@ -183,7 +262,7 @@ impl Policy {
                 excl.push((target, which.clone()));
             }
         }
-        Ok(Policy {
+        let mut p = Policy {
             ruleset_uid: rules.uid,
             uid: crate::ruleset::NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             mode: cfg.mode,
@@ -194,7 +273,10 @@ impl Policy {
             complete_matches: cfg.complete_matches,
             active,
             excl,
-        })
+            clean_header_names: 0,
+        };
+        p.clean_header_names = rules.clean_header_names(&p, &COMMON_HEADER_NAMES);
+        Ok(p)
     }
 
     /// True when this policy was compiled against `rules` (after a reload, recompile).
@@ -205,5 +287,41 @@ impl Policy {
     /// Number of rules active under this policy.
     pub fn active_rules(&self) -> usize {
         self.active.ones().count()
+    }
+}
+
+#[cfg(test)]
+mod header_name_tests {
+    use super::{common_header_name, COMMON_HEADER_NAMES};
+
+    /// Every common name has a slot of its own; other names (and near misses) are not found.
+    #[test]
+    fn every_common_name_is_found_and_no_other() {
+        assert!(COMMON_HEADER_NAMES.len() <= 64);
+        for (i, n) in COMMON_HEADER_NAMES.iter().enumerate() {
+            assert_eq!(
+                common_header_name(n),
+                Some(i),
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+        }
+        for n in [
+            &b""[..],
+            b"hosts",
+            b"hostx",
+            b"Host",
+            b"x-api-keys",
+            b"user-agen",
+            b"x-scanner",
+            b"acunetix-aspect",
+        ] {
+            assert_eq!(
+                common_header_name(n),
+                None,
+                "{}",
+                String::from_utf8_lossy(n)
+            );
+        }
     }
 }

@@ -421,3 +421,39 @@ fn rule_sets_past_the_inline_bitset_words_work_whole() {
         );
     }
 }
+
+/// Common header names are inspected once, when the policy is compiled, and skipped in
+/// requests only when they matched nothing: a rule on the name `accept` (one of them) still
+/// fires in a request, unless the policy excludes it; a rule on an uncommon name fires too.
+#[test]
+fn common_header_names_are_skipped_only_when_the_policy_finds_them_clean() {
+    let rule = |id: u32, name: &str| {
+        format!("  - id: {id}\n    name: {name} as a header name\n    description: test\n    severity: critical\n    paranoia: 1\n    tags: [generated]\n    targets: [header_names]\n    transforms: [lowercase]\n    match:\n      regex: '^{name}$'\n    tests:\n      match: [{name}]\n      no_match: [{name}s]\n")
+    };
+    let src = format!(
+        "class: generated\nrules:\n{}{}",
+        rule(91001, "accept"),
+        rule(91002, "x-odd-name")
+    );
+    let rs =
+        RuleSet::from_sources(&[("g.yaml".to_string(), src)]).unwrap_or_else(|e| panic!("{e}"));
+    let req = Req::get("/")
+        .header("accept", "*/*")
+        .header("x-odd-name", "1")
+        .header("user-agent", "curl/8");
+    let p = default_policy(&rs);
+    assert_eq!(ids(&req.run(&rs, &p)), vec![91001, 91002]);
+    // The same through the gateway's path (block mode, nothing recorded past the threshold).
+    let mut out = palisade_waf::Inspection::new();
+    out.set_header_memory(false);
+    req.run_into(&rs, &p, &mut out);
+    assert!(out.score() >= 5, "{:?}", out.matches());
+    // Excluded for the name `accept`: that name is clean under this policy, the other fires.
+    let p = policy(
+        &rs,
+        "exclusions:\n  - rule_ids: [91001]\n    targets: [\"header_names:accept\"]\n",
+    );
+    assert_eq!(ids(&req.run(&rs, &p)), vec![91002]);
+    let p = policy(&rs, "threshold: 10");
+    assert_eq!(ids(&req.run(&rs, &p)), vec![91001, 91002]);
+}

@@ -58,9 +58,12 @@ fn a_clean_header_is_remembered_and_an_attack_in_it_still_fires() {
         i.score(),
         ids(&i)
     );
+    // A new block: header by header, only the scanner's value was inspected. The hits: the
+    // two other header values, the method, the argument names q and page (the three header
+    // names are common ones the policy found clean when it was compiled: never looked up).
     assert_eq!(
         i.header_memory_hits(),
-        8,
+        5,
         "a new block: header by header, only the scanner's value was inspected"
     );
     browser(UA).run_into(&rs, &p, &mut i);
@@ -69,7 +72,7 @@ fn a_clean_header_is_remembered_and_an_attack_in_it_still_fires() {
     // A block in which something fired is never remembered whole.
     browser(SCANNER).run_into(&rs, &p, &mut i);
     assert!(i.score() >= p.threshold);
-    assert_eq!(i.header_memory_hits(), 8);
+    assert_eq!(i.header_memory_hits(), 5);
 }
 
 #[test]
