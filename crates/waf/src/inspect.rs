@@ -950,6 +950,20 @@ const XSS_CLASSES: u64 = {
     m
 };
 
+/// The class bits of `<`, `"`, `'`, `` ` ``, `{`, `+`: with none of them, the XSS detector's
+/// gate only looks for an unquoted event handler or a script URL
+/// (`palisade_detect::xss::detect_hinted`).
+const XSS_SPECIALS: u64 = {
+    let bytes = b"<\"'`{+";
+    let mut m = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        m |= crate::transform::class::of(bytes[i]);
+        i += 1;
+    }
+    m
+};
+
 /// The classes of a text made only of ASCII letters, digits and `_` (and the length bit).
 const WORD_CLASSES: u64 = {
     use crate::transform::class::*;
@@ -967,7 +981,7 @@ pub(crate) fn run_detector_masked(
         Detector::Sqli if mask & !WORD_CLASSES == 0 => None,
         Detector::Sqli => palisade_detect::sqli::detect(hay),
         Detector::Xss if mask & XSS_CLASSES == 0 => None,
-        Detector::Xss => palisade_detect::xss::detect(hay),
+        Detector::Xss => palisade_detect::xss::detect_hinted(hay, mask & XSS_SPECIALS != 0),
     }
 }
 

@@ -527,11 +527,14 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 /// handler), or a script URL at the start after whitespace (`javascript:`). A value without
 /// any of these cannot be flagged, so it is not scanned three times.
 pub fn possible(s: &[u8]) -> bool {
-    if memchr::memchr3(b'<', b'"', b'\'', s).is_some()
+    memchr::memchr3(b'<', b'"', b'\'', s).is_some()
         || memchr::memchr3(b'`', b'{', b'+', s).is_some()
-    {
-        return true;
-    }
+        || possible_without_specials(s)
+}
+
+/// [`possible`] for a value known to hold none of `<`, `"`, `'`, `` ` ``, `{`, `+`: an unquoted
+/// event handler or a script URL.
+pub fn possible_without_specials(s: &[u8]) -> bool {
     // A `=` after the `on`: the last one decides, so no rest is searched twice.
     let handler = memchr::memrchr(b'=', s).is_some_and(|last_eq| {
         memchr::memchr2_iter(b'o', b'O', s).any(|i| {

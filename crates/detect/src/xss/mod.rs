@@ -36,6 +36,21 @@ pub fn detect(input: &[u8]) -> Option<Detection> {
     if input.is_empty() || !html::possible(input) {
         return None;
     }
+    detect_after_gate(input)
+}
+
+/// [`detect`] for a caller that already knows whether `input` holds one of the bytes
+/// `<`, `"`, `'`, `` ` ``, `{`, `+` (`specials`), from a byte-class mask computed anyway: the
+/// cheap gate then skips its own search for them. The same result as [`detect`] when
+/// `specials` is right.
+pub fn detect_hinted(input: &[u8], specials: bool) -> Option<Detection> {
+    if input.is_empty() || !(specials || html::possible_without_specials(input)) {
+        return None;
+    }
+    detect_after_gate(input)
+}
+
+fn detect_after_gate(input: &[u8]) -> Option<Detection> {
     if let Some(rule) = html::scan_tags(input) {
         return Some(Detection::new(rule.as_bytes(), Context::Html));
     }
