@@ -277,6 +277,45 @@ mod tests {
         }
     }
 
+    /// Exactly the maximal runs of `SHORTEST_RUN` or more, with their bounds, on random texts
+    /// of every density of base64 characters.
+    #[test]
+    fn long_runs_are_exactly_the_maximal_runs() {
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for n in 0..40_000usize {
+            let density = n % 16;
+            let v: Vec<u8> = (0..n % 90)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if ((x >> 8) % 16) as usize <= density {
+                        b"aZ9+/-_"[((x >> 20) % 7) as usize]
+                    } else {
+                        b" .=:"[((x >> 20) % 4) as usize]
+                    }
+                })
+                .collect();
+            let mut naive = Vec::new();
+            let mut i = 0;
+            while i < v.len() {
+                if b64_val(v[i]).is_none() {
+                    i += 1;
+                    continue;
+                }
+                let s = i;
+                while i < v.len() && b64_val(v[i]).is_some() {
+                    i += 1;
+                }
+                if i - s >= SHORTEST_RUN {
+                    naive.push((s, i));
+                }
+            }
+            let got: Vec<(usize, usize)> = long_runs(&v).collect();
+            assert_eq!(got, naive, "{:?}", String::from_utf8_lossy(&v));
+        }
+    }
+
     proptest! {
         #[test]
         fn probing_agrees_with_the_full_scan(v in "([a-zA-Z0-9+/_-]{0,20}[=]{0,3}[ .,:]{0,2}){0,8}") {
