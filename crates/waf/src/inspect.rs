@@ -965,7 +965,7 @@ const XSS_SPECIALS: u64 = {
 };
 
 /// The classes of a text made only of ASCII letters, digits and `_` (and the length bit).
-const WORD_CLASSES: u64 = {
+pub(crate) const WORD_CLASSES: u64 = {
     use crate::transform::class::*;
     UPPER | LOWER | DIGIT | LONG | of(b'_')
 };

@@ -875,6 +875,12 @@ impl PlainPlan {
         if mask & !(NUMERIC | class::LONG) == 0 {
             sc.hits.and_with(&self.numeric);
         }
+        // Only ASCII letters, digits and `_`: the transforms of an eligible value add no other
+        // byte (no escape, entity, decodable run or whitespace to work on), so every variant is
+        // made of them too, and neither detector flags such a text (their own first check).
+        if mask & !crate::inspect::WORD_CLASSES == 0 {
+            sc.hits.and_not(&self.detectors);
+        }
         sc.same.clear();
         let set_index = self.run_sets.get(kind as usize).copied().flatten();
         let run_set = set_index.and_then(|j| self.sets.get(j));
