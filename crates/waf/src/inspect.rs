@@ -939,7 +939,7 @@ pub(crate) fn xss_possible(hay: &[u8]) -> bool {
 
 /// The class bits of the [`XSS_GATE`] bytes: every ASCII punctuation byte has a class bit of
 /// its own, so a text's class mask meets these exactly when the text holds a gate byte.
-const XSS_CLASSES: u64 = {
+pub(crate) const XSS_CLASSES: u64 = {
     let bytes = b"<\"'`=:&\\${+";
     let mut m = 0;
     let mut i = 0;

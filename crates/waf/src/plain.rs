@@ -229,6 +229,8 @@ pub(crate) struct PlainPlan {
     class_any: u64,
     /// Detector rules.
     detectors: Bitset,
+    /// The XSS detector's rules.
+    xss_detectors: Bitset,
     /// Regexes with a second clause ([`crate::prefilter::Gate::second`]): let through by a
     /// class, they run only when the scan saw one of its factors too.
     second_rules: Bitset,
@@ -305,6 +307,7 @@ impl PlainPlan {
         let mut fallback = Bitset::new(n);
         let mut run = Bitset::new(n);
         let mut detectors = Bitset::new(n);
+        let mut xss_detectors = Bitset::new(n);
         let mut by_class = vec![Bitset::new(n); 64];
         let mut class_any = 0u64;
         let mut re = Vec::with_capacity(n);
@@ -314,9 +317,12 @@ impl PlainPlan {
             }
             let mut restricted = None;
             match &r.matcher {
-                Matcher::Detector(_) => {
+                Matcher::Detector(d) => {
                     detectors.set(i);
                     numeric.set(i);
+                    if *d == crate::ruleset::Detector::Xss {
+                        xss_detectors.set(i);
+                    }
                 }
                 Matcher::Regex {
                     re: full,
@@ -522,6 +528,7 @@ impl PlainPlan {
             class_any,
             by_class,
             detectors,
+            xss_detectors,
             numeric,
             fallback,
         })
@@ -741,6 +748,20 @@ fn comments_block(value: &[u8], mask: u64) -> bool {
             && (mask & class::HASH != 0 || pair(b'-', b'-') || pair(b'/', b'/')))
 }
 
+/// The bytes without which no variant of an eligible text holds one the XSS detector needs
+/// (`crate::inspect::XSS_CLASSES`): those, the escapes and references decoders read (`%`,
+/// `+`, `&`, `\`), and the lead bytes `fold_lookalikes` and the overlong decoding turn into
+/// ASCII (`＜` to `<`; with the shipped rules such values are not eligible, and the
+/// lookalike forms in `fast_path_agrees_with_the_general_path_on_the_corpora` check they stay
+/// right).
+const NO_XSS_VARIANT: u64 = crate::inspect::XSS_CLASSES
+    | class::PCT
+    | class::PLUS
+    | class::AMP
+    | class::BSLASH
+    | class::LOOKALIKE_LEAD
+    | class::OVERLONG;
+
 /// Scratch space of the fast path, kept in the per-request state.
 #[derive(Debug, Default)]
 pub(crate) struct PlainScratch {
@@ -880,6 +901,9 @@ impl PlainPlan {
         // made of them too, and neither detector flags such a text (their own first check).
         if mask & !crate::inspect::WORD_CLASSES == 0 {
             sc.hits.and_not(&self.detectors);
+        } else if mask & NO_XSS_VARIANT == 0 {
+            // No byte the XSS detector looks for, nor one a transform could turn into one.
+            sc.hits.and_not(&self.xss_detectors);
         }
         sc.same.clear();
         let set_index = self.run_sets.get(kind as usize).copied().flatten();
@@ -1192,6 +1216,15 @@ mod tests {
             b"Mozilla 5 0 compatible Nikto 2 1 6",
         ] {
             plain_forms(extra, &mut forms);
+        }
+        // Lookalikes that `fold_lookalikes` turns into the bytes the XSS detector looks for,
+        // in values that hold none of those bytes themselves.
+        for extra in [
+            "＜script＞alert(1)＜/script＞",
+            "＜svg onload＝alert(1)＞",
+            "“＞＜script＞alert(document.domain)＜/script＞",
+        ] {
+            forms.insert(extra.as_bytes().to_vec());
         }
         // Values with an `&` that starts no reference (eligible) next to ones that do;
         // numeric values (IP addresses in several notations); values with `+` (eligible through
