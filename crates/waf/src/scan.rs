@@ -316,24 +316,27 @@ impl Scanner {
         let (a, z) = self.ranges.get(m).copied().unwrap_or((0, 0));
         let pend = self.pats.get(a as usize..z as usize).unwrap_or(&[]);
         match &self.trans {
-            Table::Narrow(t) => Matches {
-                sc: self,
-                trans: t,
-                hay,
-                at: first.at,
-                state: first.state,
-                pend,
-            }
-            .all(|(p, s, e)| f(p, s, e)),
-            Table::Wide(t) => Matches {
-                sc: self,
-                trans: t,
-                hay,
-                at: first.at,
-                state: first.state,
-                pend,
-            }
-            .all(|(p, s, e)| f(p, s, e)),
+            Table::Narrow(t) => self.resume(t, hay, first, pend).all(|(p, s, e)| f(p, s, e)),
+            Table::Wide(t) => self.resume(t, hay, first, pend).all(|(p, s, e)| f(p, s, e)),
+        }
+    }
+
+    /// The matches of `hay` from the match state `first`, its patterns `pend` first.
+    #[inline]
+    fn resume<'s, 'h, T: Copy + Into<u32>>(
+        &'s self,
+        trans: &'s [T],
+        hay: &'h [u8],
+        first: First,
+        pend: &'s [u32],
+    ) -> Matches<'s, 'h, T> {
+        Matches {
+            sc: self,
+            trans,
+            hay,
+            at: first.at,
+            state: first.state,
+            pend,
         }
     }
 
