@@ -921,9 +921,12 @@ impl Engine<'_> {
 /// and string breakouts), `=` (unquoted `on<event>=`), `:`, `&` and the backslash (a `javascript:`
 /// scheme, its colon written as a character reference or a `\x3a` escape), `$` and `{` (templates),
 /// `+` (UTF-7 `+ADw-`).
+const XSS_GATE_BYTES: &[u8] = b"<\"'`=:&\\${+";
+
+/// [`XSS_GATE_BYTES`] as a table.
 static XSS_GATE: [bool; 256] = {
     let mut t = [false; 256];
-    let bytes = b"<\"'`=:&\\${+";
+    let bytes = XSS_GATE_BYTES;
     let mut i = 0;
     while i < bytes.len() {
         t[bytes[i] as usize] = true;
@@ -939,30 +942,12 @@ pub(crate) fn xss_possible(hay: &[u8]) -> bool {
 
 /// The class bits of the [`XSS_GATE`] bytes: every ASCII punctuation byte has a class bit of
 /// its own, so a text's class mask meets these exactly when the text holds a gate byte.
-pub(crate) const XSS_CLASSES: u64 = {
-    let bytes = b"<\"'`=:&\\${+";
-    let mut m = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        m |= crate::transform::class::of(bytes[i]);
-        i += 1;
-    }
-    m
-};
+pub(crate) const XSS_CLASSES: u64 = crate::transform::class::of_all(XSS_GATE_BYTES);
 
 /// The class bits of `<`, `"`, `'`, `` ` ``, `{`, `+`: with none of them, the XSS detector's
 /// gate only looks for an unquoted event handler or a script URL
 /// (`palisade_detect::xss::detect_hinted`).
-const XSS_SPECIALS: u64 = {
-    let bytes = b"<\"'`{+";
-    let mut m = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        m |= crate::transform::class::of(bytes[i]);
-        i += 1;
-    }
-    m
-};
+const XSS_SPECIALS: u64 = crate::transform::class::of_all(b"<\"'`{+");
 
 /// The classes of a text made only of ASCII letters, digits and `_` (and the length bit).
 pub(crate) const WORD_CLASSES: u64 = {

@@ -562,6 +562,20 @@ impl PlainPlan {
             && self.plain_bytes(d, dmask, cand)
     }
 
+    /// The detector rules that cannot fire on an eligible value whose class mask (with its URL
+    /// decoding's) is `mask`, decided before any variant is built: both on letters, digits and
+    /// `_` only, the XSS detector on a text with no byte it looks for.
+    #[inline]
+    fn detectors_skipped(&self, mask: u64) -> Option<&Bitset> {
+        if mask & !crate::inspect::WORD_CLASSES == 0 {
+            Some(&self.detectors)
+        } else if mask & crate::inspect::XSS_CLASSES == 0 {
+            Some(&self.xss_detectors)
+        } else {
+            None
+        }
+    }
+
     /// Adds to `out` the regex rules gated by a class of `mask`.
     #[inline]
     fn gated_by(&self, mask: u64, out: &mut Bitset) {
@@ -748,20 +762,6 @@ fn comments_block(value: &[u8], mask: u64) -> bool {
             && (mask & class::HASH != 0 || pair(b'-', b'-') || pair(b'/', b'/')))
 }
 
-/// The bytes without which no variant of an eligible text holds one the XSS detector needs
-/// (`crate::inspect::XSS_CLASSES`): those, the escapes and references decoders read (`%`,
-/// `+`, `&`, `\`), and the lead bytes `fold_lookalikes` and the overlong decoding turn into
-/// ASCII (`＜` to `<`; with the shipped rules such values are not eligible, and the
-/// lookalike forms in `fast_path_agrees_with_the_general_path_on_the_corpora` check they stay
-/// right).
-const NO_XSS_VARIANT: u64 = crate::inspect::XSS_CLASSES
-    | class::PCT
-    | class::PLUS
-    | class::AMP
-    | class::BSLASH
-    | class::LOOKALIKE_LEAD
-    | class::OVERLONG;
-
 /// Scratch space of the fast path, kept in the per-request state.
 #[derive(Debug, Default)]
 pub(crate) struct PlainScratch {
@@ -896,14 +896,14 @@ impl PlainPlan {
         if mask & !(NUMERIC | class::LONG) == 0 {
             sc.hits.and_with(&self.numeric);
         }
-        // Only ASCII letters, digits and `_`: the transforms of an eligible value add no other
-        // byte (no escape, entity, decodable run or whitespace to work on), so every variant is
-        // made of them too, and neither detector flags such a text (their own first check).
-        if mask & !crate::inspect::WORD_CLASSES == 0 {
-            sc.hits.and_not(&self.detectors);
-        } else if mask & NO_XSS_VARIANT == 0 {
-            // No byte the XSS detector looks for, nor one a transform could turn into one.
-            sc.hits.and_not(&self.xss_detectors);
+        // The transforms that act on an eligible value ([`tolerated`]) add no byte but a space
+        // turned from whitespace, `,` or `;` and lower case from upper case (test
+        // `variants_add_no_byte_but_a_space`), so the
+        // detectors' first checks can be read from the value's mask before any variant is
+        // built: letters, digits and `_` only flag nothing, nor does a text with no byte the
+        // XSS detector looks for.
+        if let Some(skipped) = self.detectors_skipped(mask) {
+            sc.hits.and_not(skipped);
         }
         sc.same.clear();
         let set_index = self.run_sets.get(kind as usize).copied().flatten();
@@ -1186,6 +1186,89 @@ mod tests {
     /// every payload of both corpora (attacks and benign traffic) as it is and in plain forms
     /// (letters, digits and spaces in several casings and spacings), in every kind of target
     /// that reads argument-like values, at paranoia 4 (every rule active).
+    /// The fast path's detector skips (`detectors_skipped`) and what they rely on: on every
+    /// eligible form of every corpus payload, every chain's variant holds no byte class that
+    /// its input (the value, or its URL decoding for a chain that starts with a decoder) lacks,
+    /// but a space where the input had whitespace, `,` or `;`, and lower case where it had
+    /// upper case; and a detector skipped on the value finds nothing in its variant.
+    #[test]
+    fn variants_add_no_byte_but_a_space() {
+        use super::variant;
+        use crate::transform::class::{self, CMD, LONG, LOWER, SPACE, UPPER, WS_OTHER};
+        use crate::transform::class_mask;
+        let rs = shipped();
+        let plan = rs
+            .plain
+            .as_ref()
+            .expect("the shipped rules have a fast path");
+        let mut forms = HashSet::new();
+        for line in corpora_lines() {
+            plain_forms(&line, &mut forms);
+            forms.insert(percent_encoded(&line, false));
+            forms.insert(line);
+        }
+        let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut checked, mut skips) = (0, 0);
+        for v in &forms {
+            let mask = class_mask(v);
+            if !plan.eligible(v, mask) {
+                continue;
+            }
+            crate::transform::url_decode_uni::apply(v, &mut d);
+            let decoded = plan.decoders && mask & (class::PCT | class::PLUS) != 0;
+            let dmask = if decoded { class_mask(&d) } else { 0 };
+            let none = crate::bitset::Bitset::new(rs.rules.len());
+            let skipped = plan.detectors_skipped(mask | dmask).unwrap_or(&none);
+            for (ci, chain) in rs.chains.iter().enumerate() {
+                let from_d = decoded
+                    && chain
+                        .first()
+                        .is_some_and(|t| crate::transform::URL_DECODERS.contains(t));
+                let (src, smask, steps) = if from_d {
+                    (&d[..], dmask, chain.get(1..).unwrap_or(&[]))
+                } else {
+                    (&v[..], mask, &chain[..])
+                };
+                let Some((at, _)) = variant(steps, src, smask, &mut a, &mut b) else {
+                    continue;
+                };
+                let out: &[u8] = match at {
+                    0 => src,
+                    1 => &a,
+                    _ => &b,
+                };
+                // The detector skips: a detector skipped on this value finds nothing in the
+                // variant its chain gives.
+                for r in skipped.ones() {
+                    if let Some(rule) = rs.rules.get(r).filter(|rule| rule.chain == ci) {
+                        if let crate::ruleset::Matcher::Detector(det) = &rule.matcher {
+                            assert!(
+                                crate::inspect::run_detector(*det, out).is_none(),
+                                "rule {} skipped on {:?}",
+                                rule.id,
+                                String::from_utf8_lossy(v)
+                            );
+                            skips += 1;
+                        }
+                    }
+                }
+                let m = class_mask(out) & !LONG;
+                let ok = m & !(smask | SPACE | LOWER) == 0
+                    && (m & SPACE == 0 || smask & (SPACE | WS_OTHER | CMD) != 0)
+                    && (m & LOWER == 0 || smask & (LOWER | UPPER) != 0);
+                assert!(
+                    ok,
+                    "{chain:?} on {:?} gave {:?}",
+                    String::from_utf8_lossy(src),
+                    String::from_utf8_lossy(out)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000, "only {checked} variants checked");
+        assert!(skips > 10_000, "only {skips} detector skips checked");
+    }
+
     #[test]
     fn fast_path_agrees_with_the_general_path_on_the_corpora() {
         let rs = shipped();
@@ -1217,8 +1300,9 @@ mod tests {
         ] {
             plain_forms(extra, &mut forms);
         }
-        // Lookalikes that `fold_lookalikes` turns into the bytes the XSS detector looks for,
-        // in values that hold none of those bytes themselves.
+        // Lookalikes that `fold_lookalikes` turns into the bytes the XSS detector looks for, in
+        // values that hold none of those bytes themselves (not eligible: the transform's trigger
+        // bytes are not tolerated, so the general path must flag them).
         for extra in [
             "＜script＞alert(1)＜/script＞",
             "＜svg onload＝alert(1)＞",

@@ -185,25 +185,30 @@ pub(crate) const COMMON_HEADER_NAMES: [&[u8]; 40] = [
 
 /// Slot of a name in [`NAME_SLOTS`], from its length and last two bytes (no two common names
 /// share one).
-fn name_slot(name: &[u8]) -> usize {
+const fn name_slot(name: &[u8]) -> usize {
     let n = name.len();
-    let last = usize::from(name.last().copied().unwrap_or(0));
-    let before = usize::from(name.get(n.saturating_sub(2)).copied().unwrap_or(0));
+    let (last, before) = match name {
+        [.., b, l] => (*l as usize, *b as usize),
+        [l] => (*l as usize, *l as usize),
+        [] => (0, 0),
+    };
     (n.wrapping_mul(5) + last * 11 + before) & 255
 }
 
-/// Per slot, 1 + the index of the common header name there (0: none). Two names sharing a
-/// slot would leave the second out (a test checks that none does).
-static NAME_SLOTS: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(|| {
+/// Per slot, 1 + the index of the common header name there (0: none), built at compile time.
+/// Two names sharing a slot would leave the second out (a test checks that none does).
+static NAME_SLOTS: [u8; 256] = {
     let mut t = [0u8; 256];
-    for (i, n) in COMMON_HEADER_NAMES.iter().enumerate() {
-        let slot = &mut t[name_slot(n)];
-        if *slot == 0 {
-            *slot = i as u8 + 1;
+    let mut i = 0;
+    while i < COMMON_HEADER_NAMES.len() {
+        let slot = name_slot(COMMON_HEADER_NAMES[i]);
+        if t[slot] == 0 {
+            t[slot] = i as u8 + 1;
         }
+        i += 1;
     }
     t
-});
+};
 
 /// The index of `name` in [`COMMON_HEADER_NAMES`]: one table look-up and one comparison.
 #[inline]

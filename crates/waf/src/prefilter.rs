@@ -113,8 +113,8 @@ fn class_cost(bit: u64) -> u32 {
     if bit == SPACE {
         return 20;
     }
-    let common = punct_bits(b".-_,/:='\"");
-    let medium = punct_bits(b"();&+%@?!*");
+    let common = class::of_all(b".-_,/:='\"");
+    let medium = class::of_all(b"();&+%@?!*");
     if bit & common != 0 {
         10
     } else if bit & medium != 0 {
@@ -122,12 +122,6 @@ fn class_cost(bit: u64) -> u32 {
     } else {
         2
     }
-}
-
-fn punct_bits(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0, |m, &b| m | class::punct(b).unwrap_or(0))
 }
 
 enum Info {

@@ -301,6 +301,16 @@ pub(crate) mod class {
     /// Whitespace other than space, as the whitespace transforms see it.
     pub const WS_OTHER: u64 = TAB | LF | CR | VT_FF | NBSP;
 
+    /// The class bits of every byte of `bytes`.
+    pub const fn of_all(bytes: &[u8]) -> u64 {
+        let mut m = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            m |= of(bytes[i]);
+            i += 1;
+        }
+        m
+    }
     /// The class bit of one byte.
     pub const fn of(b: u8) -> u64 {
         match b {
