@@ -551,6 +551,15 @@ pub fn possible_without_specials(s: &[u8]) -> bool {
 /// Looks for attribute lists after quotes (`" onmouseover=..`) and for unquoted event handlers
 /// whose value calls something (`x onfocus=alert(1)`).
 pub fn attribute_breakout(s: &[u8]) -> Option<&'static str> {
+    // Every finding below is an attribute with a value, hence an `=` (`check_attr` answers
+    // `None` for an attribute without one, and the unquoted check reads `on<event>=`): prose
+    // with quotes and no `=` is dismissed in one `memchr`.
+    memchr::memchr(b'=', s)?;
+    breakouts(s)
+}
+
+/// [`attribute_breakout`] without its `=` gate (the tests check the gate against it).
+pub(crate) fn breakouts(s: &[u8]) -> Option<&'static str> {
     for (q, &b) in s.iter().enumerate() {
         if matches!(b, b'"' | b'\'' | b'`') {
             // An apostrophe inside a word (`I'm`, `don't`, `O'Brien`) is prose, not the end of

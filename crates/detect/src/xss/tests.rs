@@ -226,6 +226,33 @@ fn gate_passes_every_value_the_scans_flag_in_the_corpora() {
 }
 
 #[test]
+fn attribute_breakouts_all_hold_an_equals_sign() {
+    let mut flagged = 0usize;
+    let extra: [&[u8]; 4] = [
+        b"\" onfocus=alert(1) autofocus=\"",
+        b"x' onmouseover='alert(1)",
+        b" onload=alert(1)",
+        b"\"><a href=javascript:alert(1)>",
+    ];
+    let corpus = crate::corpus_lines();
+    for line in corpus.iter().map(|l| &l[..]).chain(extra) {
+        let lower = line.to_ascii_lowercase();
+        for v in [line, &lower[..]] {
+            if html::breakouts(v).is_some() {
+                flagged += 1;
+                assert!(
+                    v.contains(&b'='),
+                    "attribute_breakout's `=` gate hides {:?}",
+                    String::from_utf8_lossy(v)
+                );
+                assert_eq!(html::attribute_breakout(v), html::breakouts(v));
+            }
+        }
+    }
+    assert!(flagged > 1000, "only {flagged} flagged values");
+}
+
+#[test]
 fn gate_rejects_plain_values() {
     for v in [
         "https://shop.example.com/catalog/shoes?color=black&size=42",
