@@ -209,7 +209,12 @@ pub fn possible(input: &[u8]) -> bool {
     let mut i = 0;
     while i < len {
         let b = input[i];
-        match ROLE[usize::from(b)] {
+        let role = ROLE[usize::from(b)];
+        if role == PLAIN {
+            i += 1;
+            continue;
+        }
+        match role {
             TRIGGER => return true,
             PAIR => {
                 let next = input.get(i + 1).copied().unwrap_or(0);
@@ -243,9 +248,11 @@ pub fn possible(input: &[u8]) -> bool {
             }
             LETTER => {
                 let start = i;
-                while i < len && input[i].is_ascii_alphabetic() {
-                    i += 1;
-                }
+                let rest = input.get(i + 1..).unwrap_or(&[]);
+                i += 1 + rest
+                    .iter()
+                    .position(|&c| ROLE[usize::from(c)] != LETTER)
+                    .unwrap_or(rest.len());
                 let run = input.get(start..i).unwrap_or(&[]);
                 if input.get(i).is_some_and(|&c| glues_right(c)) {
                     continue;
