@@ -88,6 +88,20 @@ impl Bitset {
         }
         m != 0 || self.extra.iter().zip(&other.extra).any(|(a, b)| a & b != 0)
     }
+    /// True when every bit of `self` is set in `other`.
+    #[inline]
+    pub fn is_subset(&self, other: &Bitset) -> bool {
+        let mut m = 0;
+        for i in 0..INLINE {
+            m |= self.inline[i] & !other.inline[i];
+        }
+        m == 0
+            && self
+                .extra
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a & !other.extra.get(i).copied().unwrap_or(0) == 0)
+    }
     #[inline]
     pub fn is_empty(&self) -> bool {
         let mut m = 0;
@@ -197,6 +211,11 @@ mod tests {
                 evens.last().copied().filter(|&l| l == bits - 1)
             );
             assert!(!a.get(bits) && !a.get(bits + 64));
+            let mut six = a.clone();
+            six.and_with(&b);
+            assert!(six.is_subset(&a) && six.is_subset(&b));
+            assert!(!a.is_subset(&b) && !b.is_subset(&a));
+            assert!(Bitset::new(bits).is_subset(&b));
             c.clear();
             assert!(c.is_empty());
             assert_eq!(Bitset::full(bits).ones().count(), bits);

@@ -1229,7 +1229,9 @@ impl RuleSet {
             dedupe: true,
             stop_at: u32::MAX,
         };
+        eng.st.plain.any_kind = true;
         eng.eval(Kind::Body, b"test", false, value);
+        st.plain.any_kind = false;
         st.matches.pop()
     }
 }

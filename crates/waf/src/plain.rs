@@ -76,6 +76,7 @@ use regex_automata::Input;
 use crate::bitset::Bitset;
 use crate::ruleset::{Matcher, PatEntry, PatKind, Rule};
 use crate::scan::Scanner;
+use crate::target::{Kind, KINDS};
 use crate::transform::{base64_decode_detect, class, class_mask, html_entity_decode, Transform};
 
 /// The class bits of a numeric value: digits, `.` and `-`.
@@ -180,12 +181,15 @@ pub(crate) struct PlainPlan {
     /// Some chain starts with a URL decoder (and none has one elsewhere): a value with `%` or
     /// `+` is cleared through its decoding.
     decoders: bool,
-    /// The canonical forms of the phrases and factors that can occur in an eligible variant.
-    scan: Option<Scanner>,
-    /// Per pattern of `scan`: the rules it stands for, and its role for each.
-    pat_rules: Vec<Vec<(u32, Role)>>,
-    /// The patterns of `scan` (canonical forms).
-    canon: Vec<Vec<u8>>,
+    /// Per target kind (`Kind as usize`): its entry in `kind_scans`, and the rules that can
+    /// read that kind. A value's candidates (`Engine::select`) always are among them; the
+    /// embedded tests evaluate a rule on a kind it may not read, and are scanned with
+    /// `all_scan`, the scan of every pattern ([`PlainScratch::any_kind`]).
+    kind_scan: [u8; KINDS],
+    kind_rules: Vec<Bitset>,
+    all_scan: u8,
+    /// The scans of the kinds, one per distinct set of patterns.
+    kind_scans: Vec<KindScan>,
     /// The patterns of `raw_rules` alone, for a value with `%` or `+` (the other rules read
     /// its decoding, which `scan` reads).
     raw_scan: Option<Scanner>,
@@ -195,8 +199,6 @@ pub(crate) struct PlainPlan {
     raw_canon: Vec<Vec<u8>>,
     /// Rules whose chain does not start with a URL decoder.
     raw_rules: Bitset,
-    /// The rules with a pattern in `scan`.
-    scan_rules: Bitset,
     /// Rules whose chain starts with a URL decoder.
     decoder_rules: Bitset,
     /// Rules whose chain removes comments: for them, a value with a block comment marker, or a
@@ -405,11 +407,6 @@ impl PlainPlan {
                 }
             }
         }
-        let scan = if canon.is_empty() {
-            None
-        } else {
-            Some(Scanner::skipping(&canon, SKIPPED).ok()?)
-        };
         // The rules that read a `%`/`+` value itself (their chain does not start with a URL
         // decoder), and a scanner of their patterns alone for such values.
         let (mut raw_rules, mut decoder_rules) = (Bitset::new(n), Bitset::new(n));
@@ -450,8 +447,72 @@ impl PlainPlan {
                 .for_each(|&(r, _)| b.set(r as usize));
             b
         };
-        let scan_rules = rules_of(&pat_rules);
         let raw_scan_rules = rules_of(&raw_pat_rules);
+        // One scanner per target kind, of the patterns of the rules that can read that kind:
+        // a value is not walked for matches no candidate rule of its kind can use (JSON keys
+        // such as `name` and `id`, which words of argument-value rules, are no match for the
+        // argument-name scan). A value's candidates are always among its kind's rules (the
+        // kind's, plus for headers the rules that name one), so every pattern a candidate
+        // needs is in its kind's scanner and the scan says the same for them.
+        let mut kind_scan = [0u8; KINDS];
+        let mut kind_rules = Vec::with_capacity(KINDS);
+        let mut kind_scans: Vec<KindScan> = Vec::new();
+        let mut all_scan = 0u8;
+        for k in Kind::ALL.into_iter().map(Some).chain([None]) {
+            let mut of_kind = Bitset::new(n);
+            for (i, r) in rules.iter().enumerate() {
+                let reads = match k {
+                    Some(k) => {
+                        r.kinds & k.bit() != 0 || (k == Kind::Header && !r.headers.is_empty())
+                    }
+                    None => true,
+                };
+                if reads {
+                    of_kind.set(i);
+                }
+            }
+            let mut k_canon: Vec<Vec<u8>> = Vec::new();
+            let mut k_rules: Vec<Vec<(u32, Role)>> = Vec::new();
+            for (c, list) in canon.iter().zip(&pat_rules) {
+                let mine: Vec<(u32, Role)> = list
+                    .iter()
+                    .copied()
+                    .filter(|&(r, _)| of_kind.get(r as usize))
+                    .collect();
+                if !mine.is_empty() {
+                    k_canon.push(c.clone());
+                    k_rules.push(mine);
+                }
+            }
+            let j = match kind_scans
+                .iter()
+                .position(|ks| ks.canon == k_canon && ks.pat_rules == k_rules)
+            {
+                Some(j) => j,
+                None => {
+                    let scan = if k_canon.is_empty() {
+                        None
+                    } else {
+                        Some(Scanner::skipping(&k_canon, SKIPPED).ok()?)
+                    };
+                    kind_scans.push(KindScan {
+                        scan,
+                        scan_rules: rules_of(&k_rules),
+                        pat_rules: k_rules,
+                        canon: k_canon,
+                    });
+                    kind_scans.len() - 1
+                }
+            };
+            let j = u8::try_from(j).ok()?;
+            match k {
+                Some(k) => {
+                    kind_scan[k as usize] = j;
+                    kind_rules.push(of_kind);
+                }
+                None => all_scan = j,
+            }
+        }
         let with = |f: &dyn Fn(Transform) -> bool| {
             let mut b = Bitset::new(n);
             for (i, r) in rules.iter().enumerate() {
@@ -508,19 +569,19 @@ impl PlainPlan {
             id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             forbidden,
             decoders: decoders && forbidden & (class::PCT | class::PLUS) == 0,
-            scan,
+            kind_scan,
+            kind_rules,
+            all_scan,
+            kind_scans,
             raw_scan,
             raw_pat_rules,
             raw_canon,
             raw_rules,
-            scan_rules,
             raw_scan_rules,
             decoder_rules,
             comment_rules,
             amp_rules,
             long_rules,
-            pat_rules,
-            canon,
             second_rules: second_rules.clone(),
             run,
             run_sets,
@@ -611,26 +672,62 @@ impl PlainPlan {
     /// decides then).
     fn scan(
         &self,
+        kind: Option<Kind>,
         value: &[u8],
         cand: &Bitset,
         factor_hits: &mut Bitset,
         second_hits: &mut Bitset,
     ) -> bool {
-        if !cand.intersects(&self.scan_rules) {
+        let ks = match kind {
+            Some(kind) => {
+                debug_assert!(
+                    self.kind_rules
+                        .get(kind as usize)
+                        .is_some_and(|of_kind| cand.is_subset(of_kind)),
+                    "candidates outside the rules of {kind:?}"
+                );
+                self.kind_scan(kind)
+            }
+            None => self.kind_scans.get(usize::from(self.all_scan)),
+        };
+        let Some(ks) = ks else {
+            return false;
+        };
+        if !cand.intersects(&ks.scan_rules) {
             // Second clauses were not looked for: taken as met.
             second_hits.or_with(&self.second_rules);
             return true;
         }
         scan_with(
-            self.scan.as_ref(),
-            &self.pat_rules,
-            &self.canon,
+            ks.scan.as_ref(),
+            &ks.pat_rules,
+            &ks.canon,
             value,
             cand,
             factor_hits,
             second_hits,
         )
     }
+
+    /// The scan of `kind`'s values.
+    fn kind_scan(&self, kind: Kind) -> Option<&KindScan> {
+        self.kind_scan
+            .get(kind as usize)
+            .and_then(|&j| self.kind_scans.get(usize::from(j)))
+    }
+}
+
+/// The scanner of one target kind's patterns ([`PlainPlan::kind_scans`]).
+#[derive(Debug)]
+struct KindScan {
+    /// The canonical forms of the phrases and factors that can occur in an eligible variant.
+    scan: Option<Scanner>,
+    /// Per pattern of `scan`: the rules it stands for, and its role for each.
+    pat_rules: Vec<Vec<(u32, Role)>>,
+    /// The patterns of `scan` (canonical forms).
+    canon: Vec<Vec<u8>>,
+    /// The rules with a pattern in `scan`.
+    scan_rules: Bitset,
 }
 
 /// What a pattern of a plan's scanner is to one rule.
@@ -765,6 +862,9 @@ fn comments_block(value: &[u8], mask: u64) -> bool {
 /// Scratch space of the fast path, kept in the per-request state.
 #[derive(Debug, Default)]
 pub(crate) struct PlainScratch {
+    /// The candidates may be rules that do not read the value's kind (a rule's embedded tests,
+    /// [`crate::RuleSet::run_embedded_tests`]): scan for every pattern, not the kind's.
+    pub(crate) any_kind: bool,
     a: Vec<u8>,
     b: Vec<u8>,
     /// The URL decoding of a value with `%` or `+`.
@@ -831,6 +931,7 @@ impl PlainPlan {
                 return false;
             }
         }
+        let scan_kind = (!sc.any_kind).then_some(kind);
         sc.hits.clear();
         sc.second.clear();
         if decoded {
@@ -853,11 +954,11 @@ impl PlainPlan {
             {
                 return false;
             }
-            if !self.scan(&sc.d, cand, &mut sc.hits, &mut sc.second) {
+            if !self.scan(scan_kind, &sc.d, cand, &mut sc.hits, &mut sc.second) {
                 return false;
             }
         } else if !self.plain_bytes(value, mask, cand)
-            || !self.scan(value, cand, &mut sc.hits, &mut sc.second)
+            || !self.scan(scan_kind, value, cand, &mut sc.hits, &mut sc.second)
         {
             return false;
         }
@@ -1032,10 +1133,13 @@ pub(crate) fn variant(
 mod tests {
     use std::collections::HashSet;
 
+    use super::{scan_with, KindScan};
+    use crate::bitset::Bitset;
     use crate::inspect::Sink;
     use crate::policy::{Policy, PolicyConfig};
     use crate::ruleset::gate_tests::{corpora_lines, shipped};
     use crate::target::Kind;
+    use crate::transform::class_mask;
     use crate::Inspection;
 
     /// The fast path's scan asks for a word's regex only where the word may sit on word
@@ -1054,13 +1158,16 @@ mod tests {
         let mut cand = crate::bitset::Bitset::new(n);
         cand.set(r1004);
         cand.set(r1005);
+        let ks = plan
+            .kind_scan(crate::target::Kind::QueryArg)
+            .expect("every kind has a scan");
         let scan = |value: &str| {
             let (mut factors, mut second) =
                 (crate::bitset::Bitset::new(n), crate::bitset::Bitset::new(n));
             let no_phrase = super::scan_with(
-                plan.scan.as_ref(),
-                &plan.pat_rules,
-                &plan.canon,
+                ks.scan.as_ref(),
+                &ks.pat_rules,
+                &ks.canon,
                 value.as_bytes(),
                 &cand,
                 &mut factors,
@@ -1191,6 +1298,86 @@ mod tests {
     /// its input (the value, or its URL decoding for a chain that starts with a decoder) lacks,
     /// but a space where the input had whitespace, `,` or `;`, and lower case where it had
     /// upper case; and a detector skipped on the value finds nothing in its variant.
+    /// Each kind's scanner says what the scanner of every pattern says, for candidates among
+    /// the kind's rules: the same factor and second-clause hits and the same phrase verdict,
+    /// on every plain form of both corpora, with all the kind's rules as candidates and with
+    /// each rule alone. Fails when a kind's scanner leaves out a pattern one of its rules
+    /// needs (a rule reading that kind, or a header rule naming one).
+    #[test]
+    fn kind_scans_agree_with_the_scan_of_every_pattern() {
+        let rs = shipped();
+        let plan = rs
+            .plain
+            .as_ref()
+            .expect("the shipped rules have a fast path");
+        let n = rs.rules.len();
+        let all = plan
+            .kind_scans
+            .get(usize::from(plan.all_scan))
+            .expect("the scan of every pattern");
+        let mut forms = HashSet::new();
+        for line in corpora_lines() {
+            plain_forms(&line, &mut forms);
+        }
+        let mut forms: Vec<Vec<u8>> = forms
+            .into_iter()
+            .filter(|v| plan.eligible(v, class_mask(v)))
+            .collect();
+        forms.sort();
+        // Every third form: the test stays quick in a debug build.
+        let forms: Vec<Vec<u8>> = forms.into_iter().step_by(3).collect();
+        assert!(forms.len() > 1000, "only {} eligible forms", forms.len());
+        let run = |ks: &KindScan, v: &[u8], cand: &Bitset| {
+            let (mut f, mut s) = (Bitset::new(n), Bitset::new(n));
+            let ok = scan_with(
+                ks.scan.as_ref(),
+                &ks.pat_rules,
+                &ks.canon,
+                v,
+                cand,
+                &mut f,
+                &mut s,
+            );
+            (
+                ok,
+                f.ones().collect::<Vec<_>>(),
+                s.ones().collect::<Vec<_>>(),
+            )
+        };
+        let (mut compared, mut smaller) = (0usize, 0usize);
+        for k in Kind::ALL {
+            let ks = plan.kind_scan(k).expect("every kind has a scan");
+            let of_kind = &plan.kind_rules[k as usize];
+            if ks.canon.len() < all.canon.len() {
+                smaller += 1;
+            }
+            let mut cands = vec![of_kind.clone()];
+            // Each rule with a pattern alone (the others cannot tell the scans apart).
+            let mut patterned = all.scan_rules.clone();
+            patterned.or_with(&plan.second_rules);
+            patterned.and_with(of_kind);
+            for r in patterned.ones() {
+                let mut one = Bitset::new(n);
+                one.set(r);
+                cands.push(one);
+            }
+            for v in &forms {
+                for cand in &cands {
+                    assert_eq!(
+                        run(ks, v, cand),
+                        run(all, v, cand),
+                        "{k:?} on {:?} with rules {:?}",
+                        String::from_utf8_lossy(v),
+                        cand.ones().map(|r| rs.rules[r].id).collect::<Vec<_>>()
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
+        assert!(smaller >= 4, "only {smaller} kinds have a smaller scanner");
+    }
+
     #[test]
     fn variants_add_no_byte_but_a_space() {
         use super::variant;
