@@ -296,8 +296,10 @@ impl Scanner {
     pub fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize) -> bool) -> bool {
         // (The first half overlaps the second by a pattern's length: a short haystack, or a
         // very long pattern, would walk much of it twice.)
-        if hay.len() >= SPLIT_MIN && !self.skips && self.max_len * 4 <= hay.len() {
-            return self.each_match_split(hay, f);
+        if hay.len() >= SPLIT_MIN && self.max_len * 4 <= hay.len() {
+            if let Some(all) = self.each_match_split(hay, &mut f) {
+                return all;
+            }
         }
         match &self.trans {
             Table::Narrow(t) => self.iter(t, hay).all(|(p, s, e)| f(p, s, e)),
@@ -365,8 +367,18 @@ impl Scanner {
     /// `mid + longest pattern - 1` and reports the matches that start before `mid`; the second
     /// starts at `mid` in the start state and reports the rest: every match once. The same
     /// matches as the plain walk, in another order (by end offset within each half).
-    /// Not for a scanner with skipped bytes, whose matches can be longer than their pattern.
-    fn each_match_split(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize) -> bool) -> bool {
+    ///
+    /// With skipped bytes a match can be longer than its pattern, so the halves meet where the
+    /// walks agree instead: the state after a byte depends only on the last `longest pattern`
+    /// bytes that are not skipped, so from the point `cut` where that many have been read
+    /// since `mid` both walks are in the same state. The first half is walked to `cut` and
+    /// reports every match it meets; the second reports those that end after `cut`. `None`
+    /// when the second half has no such point (then nothing was reported).
+    fn each_match_split(
+        &self,
+        hay: &[u8],
+        mut f: impl FnMut(usize, usize, usize) -> bool,
+    ) -> Option<bool> {
         match &self.trans {
             Table::Narrow(t) => self.split_walk(t, hay, &mut f),
             Table::Wide(t) => self.split_walk(t, hay, &mut f),
@@ -378,22 +390,47 @@ impl Scanner {
         trans: &[T],
         hay: &[u8],
         f: &mut impl FnMut(usize, usize, usize) -> bool,
-    ) -> bool {
+    ) -> Option<bool> {
         let stride = self.stride as usize;
         let step = |s: u32, b: u8| {
             trans
                 .get(s as usize * stride + usize::from(self.classes[usize::from(b)]))
                 .map_or(self.start, |&t| t.into())
         };
+        let mid = hay.len() / 2;
+        // Where the first half ends; which of its matches each half keeps: those starting in
+        // `lo..hi`, and for the second half those ending after `after`.
+        let (a_end, (lo_a, hi_a), (lo_b, hi_b), after) = if self.skips {
+            // The skipped bytes' class is the last one.
+            let space = stride - 1;
+            let mut seen = 0;
+            let mut cut = None;
+            for (i, &b) in hay.iter().enumerate().skip(mid) {
+                if usize::from(self.classes[usize::from(b)]) != space {
+                    seen += 1;
+                    if seen >= self.max_len {
+                        cut = Some(i + 1);
+                        break;
+                    }
+                }
+            }
+            let cut = cut?;
+            (cut, (0, usize::MAX), (0, usize::MAX), cut)
+        } else {
+            (
+                (mid + self.max_len.saturating_sub(1)).min(hay.len()),
+                (0, mid),
+                (mid, hay.len()),
+                0,
+            )
+        };
         // The empty pattern's matches, at offset 0, as the plain walk reports them.
         let (a, z) = self.start_pats;
         for &p in self.pats.get(a as usize..z as usize).unwrap_or(&[]) {
             if !f(p as usize, 0, 0) {
-                return false;
+                return Some(false);
             }
         }
-        let mid = hay.len() / 2;
-        let a_end = (mid + self.max_len.saturating_sub(1)).min(hay.len());
         let (first, second) = (
             hay.get(..a_end).unwrap_or(&[]),
             hay.get(mid..).unwrap_or(&[]),
@@ -403,26 +440,28 @@ impl Scanner {
         for (i, (&ba, &bb)) in first.iter().zip(second).enumerate() {
             sa = step(sa, ba);
             sb = step(sb, bb);
-            if sa >= self.first_match && !self.report(sa, i + 1, 0, mid, f) {
-                return false;
+            if sa >= self.first_match && !self.report(sa, i + 1, lo_a, hi_a, f) {
+                return Some(false);
             }
-            if sb >= self.first_match && !self.report(sb, mid + i + 1, mid, hay.len(), f) {
-                return false;
+            let end_b = mid + i + 1;
+            if sb >= self.first_match && end_b > after && !self.report(sb, end_b, lo_b, hi_b, f) {
+                return Some(false);
             }
         }
         // The longer half's rest, alone.
-        let (rest, from, mut s, lo, hi) = if first.len() > both {
-            (first, 0, sa, 0, mid)
+        let (rest, from, mut s, lo, hi, after) = if first.len() > both {
+            (first, 0, sa, lo_a, hi_a, 0)
         } else {
-            (second, mid, sb, mid, hay.len())
+            (second, mid, sb, lo_b, hi_b, after)
         };
         for (i, &b) in rest.iter().enumerate().skip(both) {
             s = step(s, b);
-            if s >= self.first_match && !self.report(s, from + i + 1, lo, hi, f) {
-                return false;
+            let end = from + i + 1;
+            if s >= self.first_match && end > after && !self.report(s, end, lo, hi, f) {
+                return Some(false);
             }
         }
-        true
+        Some(true)
     }
 
     /// Calls `f` with the patterns of match state `s` reached at `end` whose match starts in
@@ -634,10 +673,13 @@ mod tests {
             let mut want = sc.iter_all(&text);
             want.sort_unstable();
             let mut got = Vec::new();
-            assert!(sc.each_match_split(&text, |p, s, e| {
-                got.push((p, s, e));
-                true
-            }));
+            assert_eq!(
+                sc.each_match_split(&text, |p, s, e| {
+                    got.push((p, s, e));
+                    true
+                }),
+                Some(true)
+            );
             got.sort_unstable();
             assert_eq!(got, want);
             let mut each = sc.matches(&text);
@@ -647,6 +689,81 @@ mod tests {
             text.clear();
         }
         assert!(checked > 10_000, "{checked} matches");
+    }
+
+    /// The same for a scanner with skipped bytes (the fast path's): its halves meet where the
+    /// walks agree, after the longest pattern's length in bytes that are not skipped. The
+    /// texts hold runs of skipped bytes inside patterns and around the middle.
+    #[test]
+    fn split_walk_with_skipped_bytes_finds_every_match() {
+        const SKIP: &[u8] = b" \"'^,;";
+        let mut pats: Vec<Vec<u8>> = crate::ruleset::gate_tests::shipped()
+            .patterns
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .filter(|b| !SKIP.contains(b))
+                    .map(u8::to_ascii_lowercase)
+                    .collect()
+            })
+            .filter(|p: &Vec<u8>| !p.is_empty())
+            .collect();
+        pats.sort();
+        pats.dedup();
+        let sc = Scanner::skipping(&pats, SKIP).unwrap_or_else(|e| panic!("{e}"));
+        let lines = crate::ruleset::gate_tests::corpora_lines();
+        let (mut text, mut checked, mut texts) = (Vec::new(), 0, 0);
+        for (k, line) in lines.iter().enumerate() {
+            if checked > 50_000 {
+                break;
+            }
+            // Skipped bytes inside words, and long runs of them.
+            for (j, &b) in line.iter().enumerate() {
+                text.push(b);
+                if (j + k) % 7 == 0 {
+                    text.extend_from_slice(&b"  ,;'"[..1 + (j + k) % 5]);
+                }
+            }
+            text.extend_from_slice(if k % 3 == 0 {
+                &b"          &"[..]
+            } else {
+                b"&"
+            });
+            if text.len() < 8192 {
+                continue;
+            }
+            let mut want = sc.iter_all(&text);
+            want.sort_unstable();
+            let mut got = Vec::new();
+            assert_eq!(
+                sc.each_match_split(&text, |p, s, e| {
+                    got.push((p, s, e));
+                    true
+                }),
+                Some(true)
+            );
+            got.sort_unstable();
+            assert_eq!(got, want);
+            let mut each = sc.matches(&text);
+            each.sort_unstable();
+            assert_eq!(each, want, "each_match, which splits such a text");
+            checked += want.len();
+            texts += 1;
+            text.clear();
+        }
+        assert!(
+            checked > 10_000 && texts > 5,
+            "{checked} matches in {texts} texts"
+        );
+        // Only skipped bytes after the middle: no meeting point, the plain walk does it.
+        let mut only = b"select union".repeat(100);
+        only.extend(std::iter::repeat_n(b' ', 2000));
+        assert_eq!(sc.each_match_split(&only, |_, _, _| true), None);
+        let mut each = sc.matches(&only);
+        each.sort_unstable();
+        let mut want = sc.iter_all(&only);
+        want.sort_unstable();
+        assert_eq!(each, want);
     }
 
     proptest! {
@@ -671,6 +788,29 @@ mod tests {
             let mut want = want;
             want.sort_unstable();
             prop_assert_eq!(got, want);
+            // With `'` and `C` skipped (no pattern holding them): the split walk, where the
+            // text has a meeting point, gives the plain walk's matches.
+            let kept: Vec<Vec<u8>> = pats
+                .iter()
+                .map(|p| p.iter().copied().filter(|&b| b != b'\'' && b != b'C' && b != b'c').collect::<Vec<u8>>())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if !kept.is_empty() {
+                let sk = Scanner::skipping(&kept, b"'Cc").unwrap_or_else(|e| panic!("{e}"));
+                let mut got = Vec::new();
+                let split = sk.each_match_split(&hay, |p, s, e| {
+                    got.push((p, s, e));
+                    true
+                });
+                let mut want = sk.iter_all(&hay);
+                want.sort_unstable();
+                got.sort_unstable();
+                if split.is_some() {
+                    prop_assert_eq!(got, want);
+                } else {
+                    prop_assert!(got.is_empty());
+                }
+            }
         }
     }
 }
