@@ -418,23 +418,8 @@ impl PlainPlan {
                 raw_rules.set(i);
             }
         }
-        let (mut raw_canon, mut raw_pat_rules): (Vec<Vec<u8>>, _) = (Vec::new(), Vec::new());
-        for (c, list) in canon.iter().zip(&pat_rules) {
-            let raw: Vec<(u32, Role)> = list
-                .iter()
-                .copied()
-                .filter(|&(r, _)| raw_rules.get(r as usize))
-                .collect();
-            if !raw.is_empty() {
-                raw_canon.push(c.clone());
-                raw_pat_rules.push(raw);
-            }
-        }
-        let raw_scan = if raw_canon.is_empty() {
-            None
-        } else {
-            Some(Scanner::skipping(&raw_canon, SKIPPED).ok()?)
-        };
+        let (raw_canon, raw_pat_rules) = restricted(&canon, &pat_rules, &raw_rules);
+        let raw_scan = skipping_scanner(&raw_canon)?;
         // The rules each scanner can say something about: with none among the candidates
         // (most rules of a URI or a query string have no phrase), the scan is skipped.
         // (A second clause alone is no reason to scan: unscanned, it is taken as met.)
@@ -450,7 +435,7 @@ impl PlainPlan {
         let raw_scan_rules = rules_of(&raw_pat_rules);
         // One scanner per target kind, of the patterns of the rules that can read that kind:
         // a value is not walked for matches no candidate rule of its kind can use (JSON keys
-        // such as `name` and `id`, which words of argument-value rules, are no match for the
+        // such as `name` and `id`, words of argument-value rules, are no match for the
         // argument-name scan). A value's candidates are always among its kind's rules (the
         // kind's, plus for headers the rules that name one), so every pattern a candidate
         // needs is in its kind's scanner and the scan says the same for them.
@@ -471,32 +456,15 @@ impl PlainPlan {
                     of_kind.set(i);
                 }
             }
-            let mut k_canon: Vec<Vec<u8>> = Vec::new();
-            let mut k_rules: Vec<Vec<(u32, Role)>> = Vec::new();
-            for (c, list) in canon.iter().zip(&pat_rules) {
-                let mine: Vec<(u32, Role)> = list
-                    .iter()
-                    .copied()
-                    .filter(|&(r, _)| of_kind.get(r as usize))
-                    .collect();
-                if !mine.is_empty() {
-                    k_canon.push(c.clone());
-                    k_rules.push(mine);
-                }
-            }
+            let (k_canon, k_rules) = restricted(&canon, &pat_rules, &of_kind);
             let j = match kind_scans
                 .iter()
                 .position(|ks| ks.canon == k_canon && ks.pat_rules == k_rules)
             {
                 Some(j) => j,
                 None => {
-                    let scan = if k_canon.is_empty() {
-                        None
-                    } else {
-                        Some(Scanner::skipping(&k_canon, SKIPPED).ok()?)
-                    };
                     kind_scans.push(KindScan {
-                        scan,
+                        scan: skipping_scanner(&k_canon)?,
                         scan_rules: rules_of(&k_rules),
                         pat_rules: k_rules,
                         canon: k_canon,
@@ -715,6 +683,37 @@ impl PlainPlan {
             .get(kind as usize)
             .and_then(|&j| self.kind_scans.get(usize::from(j)))
     }
+}
+
+/// The patterns of `canon` that stand for a rule of `keep`, each with its entries for those
+/// rules (`pat_rules` restricted to `keep`).
+#[allow(clippy::type_complexity)]
+fn restricted(
+    canon: &[Vec<u8>],
+    pat_rules: &[Vec<(u32, Role)>],
+    keep: &Bitset,
+) -> (Vec<Vec<u8>>, Vec<Vec<(u32, Role)>>) {
+    let (mut out_canon, mut out_rules) = (Vec::new(), Vec::new());
+    for (c, list) in canon.iter().zip(pat_rules) {
+        let mine: Vec<(u32, Role)> = list
+            .iter()
+            .copied()
+            .filter(|&(r, _)| keep.get(r as usize))
+            .collect();
+        if !mine.is_empty() {
+            out_canon.push(c.clone());
+            out_rules.push(mine);
+        }
+    }
+    (out_canon, out_rules)
+}
+
+/// The fast path's scanner of `canon` (none for no pattern); `None` when it cannot be built.
+fn skipping_scanner(canon: &[Vec<u8>]) -> Option<Option<Scanner>> {
+    if canon.is_empty() {
+        return Some(None);
+    }
+    Scanner::skipping(canon, SKIPPED).ok().map(Some)
 }
 
 /// The scanner of one target kind's patterns ([`PlainPlan::kind_scans`]).
@@ -1142,16 +1141,19 @@ mod tests {
     use crate::transform::class_mask;
     use crate::Inspection;
 
+    fn plan_of(rs: &crate::RuleSet) -> &super::PlainPlan {
+        rs.plain
+            .as_ref()
+            .expect("the shipped rules have a fast path")
+    }
+
     /// The fast path's scan asks for a word's regex only where the word may sit on word
     /// boundaries, and meets a second clause only where one of its factors is: 1004 (`or`,
     /// `and`, … as words) and 1005 (gated by `(`, second clause `sleep`, `benchmark`, `if`, …).
     #[test]
     fn words_and_second_clauses_in_the_scan() {
         let rs = shipped();
-        let plan = rs
-            .plain
-            .as_ref()
-            .expect("the shipped rules have a fast path");
+        let plan = plan_of(&rs);
         let n = rs.rules.len();
         let (r1004, r1005) = (rs.by_id[&1004], rs.by_id[&1005]);
         assert!(plan.second_rules.get(r1005), "1005 has a second clause");
@@ -1289,15 +1291,6 @@ mod tests {
         }
     }
 
-    /// The fast path clears a value only when the general evaluation finds nothing in it: on
-    /// every payload of both corpora (attacks and benign traffic) as it is and in plain forms
-    /// (letters, digits and spaces in several casings and spacings), in every kind of target
-    /// that reads argument-like values, at paranoia 4 (every rule active).
-    /// The fast path's detector skips (`detectors_skipped`) and what they rely on: on every
-    /// eligible form of every corpus payload, every chain's variant holds no byte class that
-    /// its input (the value, or its URL decoding for a chain that starts with a decoder) lacks,
-    /// but a space where the input had whitespace, `,` or `;`, and lower case where it had
-    /// upper case; and a detector skipped on the value finds nothing in its variant.
     /// Each kind's scanner says what the scanner of every pattern says, for candidates among
     /// the kind's rules: the same factor and second-clause hits and the same phrase verdict,
     /// on every plain form of both corpora, with all the kind's rules as candidates and with
@@ -1306,10 +1299,7 @@ mod tests {
     #[test]
     fn kind_scans_agree_with_the_scan_of_every_pattern() {
         let rs = shipped();
-        let plan = rs
-            .plain
-            .as_ref()
-            .expect("the shipped rules have a fast path");
+        let plan = plan_of(&rs);
         let n = rs.rules.len();
         let all = plan
             .kind_scans
@@ -1378,16 +1368,18 @@ mod tests {
         assert!(smaller >= 4, "only {smaller} kinds have a smaller scanner");
     }
 
+    /// The fast path's detector skips (`detectors_skipped`) and what they rely on: on every
+    /// eligible form of every corpus payload, every chain's variant holds no byte class that
+    /// its input (the value, or its URL decoding for a chain that starts with a decoder) lacks,
+    /// but a space where the input had whitespace, `,` or `;`, and lower case where it had
+    /// upper case; and a detector skipped on the value finds nothing in its variant.
     #[test]
     fn variants_add_no_byte_but_a_space() {
         use super::variant;
         use crate::transform::class::{self, CMD, LONG, LOWER, SPACE, UPPER, WS_OTHER};
         use crate::transform::class_mask;
         let rs = shipped();
-        let plan = rs
-            .plain
-            .as_ref()
-            .expect("the shipped rules have a fast path");
+        let plan = plan_of(&rs);
         let mut forms = HashSet::new();
         for line in corpora_lines() {
             plain_forms(&line, &mut forms);
@@ -1456,6 +1448,10 @@ mod tests {
         assert!(skips > 10_000, "only {skips} detector skips checked");
     }
 
+    /// The fast path clears a value only when the general evaluation finds nothing in it: on
+    /// every payload of both corpora (attacks and benign traffic) as it is and in plain forms
+    /// (letters, digits and spaces in several casings and spacings), in every kind of target
+    /// that reads argument-like values, at paranoia 4 (every rule active).
     #[test]
     fn fast_path_agrees_with_the_general_path_on_the_corpora() {
         let rs = shipped();

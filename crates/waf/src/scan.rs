@@ -651,6 +651,27 @@ mod tests {
         assert!(hits > 10_000, "{hits} matches");
     }
 
+    /// Checks that the two-halves walk and `each_match` find the plain walk's matches in
+    /// `text` (as sets); their number.
+    fn same_split_matches(sc: &Scanner, text: &[u8]) -> usize {
+        let mut want = sc.iter_all(text);
+        want.sort_unstable();
+        let mut got = Vec::new();
+        assert_eq!(
+            sc.each_match_split(text, |p, s, e| {
+                got.push((p, s, e));
+                true
+            }),
+            Some(true)
+        );
+        got.sort_unstable();
+        assert_eq!(got, want);
+        let mut each = sc.matches(text);
+        each.sort_unstable();
+        assert_eq!(each, want, "each_match, which splits such a text");
+        want.len()
+    }
+
     /// The two-halves walk finds the plain walk's matches, as a set, on long texts (8 KB and
     /// more) made of the corpora's lines: the raw bodies it is for, with matches on both
     /// sides of and across the middle.
@@ -670,22 +691,7 @@ mod tests {
             if text.len() < 8192 {
                 continue;
             }
-            let mut want = sc.iter_all(&text);
-            want.sort_unstable();
-            let mut got = Vec::new();
-            assert_eq!(
-                sc.each_match_split(&text, |p, s, e| {
-                    got.push((p, s, e));
-                    true
-                }),
-                Some(true)
-            );
-            got.sort_unstable();
-            assert_eq!(got, want);
-            let mut each = sc.matches(&text);
-            each.sort_unstable();
-            assert_eq!(each, want, "each_match, which splits such a text");
-            checked += want.len();
+            checked += same_split_matches(&sc, &text);
             text.clear();
         }
         assert!(checked > 10_000, "{checked} matches");
@@ -732,22 +738,7 @@ mod tests {
             if text.len() < 8192 {
                 continue;
             }
-            let mut want = sc.iter_all(&text);
-            want.sort_unstable();
-            let mut got = Vec::new();
-            assert_eq!(
-                sc.each_match_split(&text, |p, s, e| {
-                    got.push((p, s, e));
-                    true
-                }),
-                Some(true)
-            );
-            got.sort_unstable();
-            assert_eq!(got, want);
-            let mut each = sc.matches(&text);
-            each.sort_unstable();
-            assert_eq!(each, want, "each_match, which splits such a text");
-            checked += want.len();
+            checked += same_split_matches(&sc, &text);
             texts += 1;
             text.clear();
         }
