@@ -16,11 +16,15 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
 
-/// The flat DFA: the next state of state `s` on byte `b` is `trans[s * stride + classes[b]]`.
+/// The flat DFA: the next state of state `s` on byte `b` is `trans[s << shift | classes[b]]`.
 #[derive(Clone, Debug)]
 pub(crate) struct Scanner {
     classes: [u8; 256],
-    stride: u32,
+    /// Rows are `1 << shift` entries (the classes, rounded up to a power of two): the walk's
+    /// chain of dependent loads then has a shift between them, not a multiplication.
+    shift: u32,
+    /// The skipped bytes' class (with [`Scanner::skipping`]).
+    space: u8,
     start: u32,
     /// States at or above this id are match states.
     first_match: u32,
@@ -44,7 +48,7 @@ const SPLIT_MIN: usize = 1024;
 
 /// The transition table. Two bytes per entry when the states fit (every shipped rule set):
 /// half the cache lines of four-byte entries, and the walk is a chain of dependent loads,
-/// where a cache miss costs more than the multiplication by the stride.
+/// where a cache miss costs more than the row arithmetic.
 #[derive(Clone, Debug)]
 enum Table {
     Narrow(Vec<u16>),
@@ -61,10 +65,10 @@ fn walk<T: Copy + Into<u32>>(
     mut at: usize,
     mut s: u32,
 ) -> (usize, u32) {
-    let stride = sc.stride as usize;
+    let shift = sc.shift;
     let step = |s: u32, b: u8| {
         trans
-            .get(s as usize * stride + usize::from(sc.classes[usize::from(b)]))
+            .get((s as usize) << shift | usize::from(sc.classes[usize::from(b)]))
             .map_or(sc.start, |&t| t.into())
     };
     // Four bytes per bounds check of the haystack.
@@ -223,7 +227,11 @@ impl Scanner {
                 *class = space_class as u8;
             }
         }
-        let stride = (nclasses + usize::from(skip_space)).max(1);
+        let shift = (nclasses + usize::from(skip_space))
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros();
+        let stride = 1usize << shift;
         // Dense ids: states without a match first, match states last. A dead state (none in
         // an unanchored standard automaton) would only loop on itself, which is what a
         // non-match state with all its transitions to itself does.
@@ -273,7 +281,8 @@ impl Scanner {
         let max_len = lens.iter().copied().max().unwrap_or(0) as usize;
         Ok(Scanner {
             classes,
-            stride: stride as u32,
+            shift,
+            space: space_class as u8,
             start: dense[0],
             first_match: plain.len() as u32,
             trans,
@@ -391,18 +400,17 @@ impl Scanner {
         hay: &[u8],
         f: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> Option<bool> {
-        let stride = self.stride as usize;
+        let shift = self.shift;
         let step = |s: u32, b: u8| {
             trans
-                .get(s as usize * stride + usize::from(self.classes[usize::from(b)]))
+                .get((s as usize) << shift | usize::from(self.classes[usize::from(b)]))
                 .map_or(self.start, |&t| t.into())
         };
         let mid = hay.len() / 2;
         // Where the first half ends; which of its matches each half keeps: those starting in
         // `lo..hi`, and for the second half those ending after `after`.
         let (a_end, (lo_a, hi_a), (lo_b, hi_b), after) = if self.skips {
-            // The skipped bytes' class is the last one.
-            let space = stride - 1;
+            let space = usize::from(self.space);
             let mut seen = 0;
             let mut cut = None;
             for (i, &b) in hay.iter().enumerate().skip(mid) {
