@@ -191,7 +191,7 @@ pub(crate) struct PlainPlan {
     /// The scans of the kinds, one per distinct set of patterns.
     kind_scans: Vec<KindScan>,
     /// The patterns of `raw_rules` alone, for a value with `%` or `+` (the other rules read
-    /// its decoding, which `scan` reads).
+    /// its decoding, which its kind's scanner reads).
     raw_scan: Option<Scanner>,
     /// Per pattern of `raw_scan`: its rules among `raw_rules`.
     raw_pat_rules: Vec<Vec<(u32, Role)>>,
@@ -440,7 +440,7 @@ impl PlainPlan {
         // kind's, plus for headers the rules that name one), so every pattern a candidate
         // needs is in its kind's scanner and the scan says the same for them.
         let mut kind_scan = [0u8; KINDS];
-        let mut kind_rules = Vec::with_capacity(KINDS);
+        let mut kind_rules = vec![Bitset::new(n); KINDS];
         let mut kind_scans: Vec<KindScan> = Vec::new();
         let mut all_scan = 0u8;
         for k in Kind::ALL.into_iter().map(Some).chain([None]) {
@@ -476,7 +476,7 @@ impl PlainPlan {
             match k {
                 Some(k) => {
                     kind_scan[k as usize] = j;
-                    kind_rules.push(of_kind);
+                    kind_rules[k as usize] = of_kind;
                 }
                 None => all_scan = j,
             }
