@@ -83,7 +83,7 @@ use crate::transform::{base64_decode_detect, class, class_mask, html_entity_deco
 const NUMERIC: u64 = class::DIGIT | class::DOT | class::DASH;
 
 /// Bytes the canonical form leaves out (see the module doc).
-const SKIPPED: &[u8] = b" \"'^,;";
+pub(crate) const SKIPPED: &[u8] = b" \"'^,;";
 
 /// The class bits a transform may be triggered by in an eligible value, and what it does then.
 fn tolerated(t: Transform) -> u64 {
