@@ -7,13 +7,12 @@ use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::upstream::{HealthRegistry, Pool};
 use arc_swap::{ArcSwap, ArcSwapOption};
-use palisade_guard::{CoarseClock, Guard, SharedClock};
+use palisade_guard::{Guard, SharedClock, SystemClock};
 use palisade_waf::{Policy, RuleSet};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Why a runtime could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -243,9 +242,11 @@ impl Shared {
         let config = config::load(config_path)?;
         let health = HealthRegistry::default();
         let admin_token = config.admin.token.clone();
-        // The clock's thread starts when the guard or the shared state first reads it: a
-        // configuration without them runs no thread that wakes every millisecond.
-        let clock = SharedClock::new(CoarseClock::lazy(Duration::from_millis(1)));
+        // The guard reads the clock once per request (`Guard::now`, passed to `Guard::check`):
+        // the system clock (a vDSO call, ~20 ns with a TSC clock source) costs less there than
+        // a `CoarseClock`'s thread waking every millisecond on the proxy's CPU (≈ 1.7 % of the
+        // full gateway's CPU in a race, docs/BENCHMARKS.md session 22).
+        let clock = SharedClock::new(SystemClock::new());
         let state = match &config.state {
             Some(s) => Some(
                 crate::shared_state::SharedState::new(s, clock.clone()).map_err(|e| {
