@@ -905,12 +905,14 @@ async fn upstream_dying_mid_response_is_contained() {
 /// The side runtime's threads (admin, analytics writer, health checks, ...) run at a lower
 /// priority than the proxy workers, so that background work waits for requests, not the other
 /// way round (`server::BACKGROUND_NICE`). Read from /proc: every `palisade-admin` thread has
-/// nice 10, the threads that serve requests keep nice 0.
+/// nice 10, the threads that serve requests keep nice 0, and no clock thread runs.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_threads_yield_to_the_proxy_workers() {
     let (up, _rec, _h) = spawn_on(any()).await.expect("upstream");
-    let gw = Gateway::start(&simple(up, ""));
+    // With a guard that throttles: the guard reads the clock on every request.
+    let guard = "guard:\n  throttle:\n    per_ip: {per_second: 1000, burst: 1000}\n";
+    let gw = Gateway::start(&simple(up, guard));
     let r = client()
         .get(gw.url("/echo/nice"))
         .send()
@@ -933,8 +935,8 @@ async fn background_threads_yield_to_the_proxy_workers() {
             .nth(16)
             .and_then(|n| n.parse().ok())
             .expect("nice field");
-        // No guard and no shared state: nothing reads the coarse clock, so its thread (a
-        // wake-up every millisecond on the proxy's CPU) must not have started.
+        // The guard reads the system clock once per request: no coarse-clock thread (a
+        // wake-up every millisecond on the proxy's CPU) runs, even with limits on.
         assert_ne!(comm.trim(), "palisade-clock", "{}", dir.display());
         if comm.trim() == "palisade-admin" {
             assert_eq!(nice, palisade::server::BACKGROUND_NICE, "{}", dir.display());
