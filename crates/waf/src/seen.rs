@@ -8,6 +8,15 @@
 //! hash collision can never hide a value. Memory is bounded: values longer than
 //! [`MAX_VALUE`] bytes are never remembered, and past [`MAX_ENTRIES`] entries or [`MAX_ARENA`]
 //! bytes nothing more is (those values are simply inspected).
+//!
+//! In front of the hash table, a small direct-mapped table of the entries last found or added,
+//! its slot chosen from the kind, the lengths and the value's first and last bytes: a JSON
+//! array's keys and repeated values are found there by comparing their bytes with one entry,
+//! without hashing them (hashing the name and value through `Hash` and probing the table cost
+//! ≈ 200 instructions a lookup). A slot holds only a guess, always checked against the entry
+//! it names; a miss costs a few instructions and falls through to the hash table, which alone
+//! decides that a value is new. The slot choice is no hash and needs no resistance to chosen
+//! collisions.
 
 use std::hash::BuildHasher;
 
@@ -31,9 +40,60 @@ struct Entry {
     kind: u8,
 }
 
+/// Slots of the table of recent entries (a power of two).
+const RECENT: usize = 256;
+
+/// The recent-entry slot of `(kind, name, value)`: a multiplicative mix of the kind, the
+/// lengths and the value's first and last bytes (no hash of the whole: a miss only costs a
+/// lookup in the hash table).
+#[inline]
+fn slot(kind: Kind, name: &[u8], value: &[u8]) -> usize {
+    let (head, tail) = words(value);
+    let lens = (kind as u64) << 48 | (name.len() as u64) << 24 | value.len() as u64;
+    let h = (lens ^ head ^ tail.rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - RECENT.trailing_zeros())) as usize
+}
+
+/// `a == b`, without a call to `memcmp` for texts of up to 16 bytes (most names and values
+/// a request repeats).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            words(a) == words(b)
+        } else {
+            a == b
+        }
+}
+
+/// The first and last eight bytes of `b` (overlapping when shorter than 16), or for a shorter
+/// text overlapping loads of four bytes, or its first, middle and last byte: with the length,
+/// every byte of a text of up to 16 (the loads of wyhash and rapidhash, without the hash).
+#[inline]
+fn words(b: &[u8]) -> (u64, u64) {
+    if let (Some(h), Some(t)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        return (u64::from_le_bytes(*h), u64::from_le_bytes(*t));
+    }
+    if let (Some(h), Some(t)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        return (
+            u64::from(u32::from_le_bytes(*h)) | u64::from(u32::from_le_bytes(*t)) << 32,
+            0,
+        );
+    }
+    match (b.first(), b.get(b.len() / 2), b.last()) {
+        (Some(&x), Some(&y), Some(&z)) => {
+            (u64::from(x) | u64::from(y) << 8 | u64::from(z) << 16, 0)
+        }
+        _ => (0, 0),
+    }
+}
+
 /// The per-request memory. Its buffers are kept from request to request.
 #[derive(Debug)]
 pub(crate) struct Seen {
+    /// The index of the entry last found or added in each slot ([`slot`]). Nothing to forget
+    /// between requests: an index is only a guess, checked against the entry it names.
+    recent: [u32; RECENT],
     table: HashTable<u32>,
     entries: Vec<Entry>,
     arena: Vec<u8>,
@@ -58,6 +118,7 @@ impl Seen {
     /// Like [`Seen::bounded`], keeping values (and names) of up to `max_value` bytes.
     pub fn bounded_values(max_entries: usize, max_arena: usize, max_value: usize) -> Seen {
         Seen {
+            recent: [0; RECENT],
             table: HashTable::new(),
             entries: Vec::new(),
             arena: Vec::new(),
@@ -86,12 +147,49 @@ impl Seen {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
-        let hash = self.hasher.hash_one((kind as u8, name, value));
-        if self.find(hash, kind, name, value) {
+        let slot = slot(kind, name, value);
+        if self.recent_is(slot, kind, name, value) {
             return true;
         }
-        self.insert_hashed(hash, kind, name, value);
+        let hash = self.hasher.hash_one((kind as u8, name, value));
+        if let Some(i) = self.find(hash, kind, name, value) {
+            self.set_recent(slot, i);
+            return true;
+        }
+        if self.insert_hashed(hash, kind, name, value) {
+            self.set_recent(slot, self.entries.len() as u32 - 1);
+        }
         false
+    }
+
+    /// True when the recent entry of `slot` is `(kind, name, value)`.
+    #[inline]
+    fn recent_is(&self, slot: usize, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+        self.recent
+            .get(slot)
+            .and_then(|&i| self.entries.get(i as usize))
+            .is_some_and(|e| self.is(e, kind, name, value))
+    }
+
+    #[inline]
+    fn set_recent(&mut self, slot: usize, entry: u32) {
+        if let Some(r) = self.recent.get_mut(slot) {
+            *r = entry;
+        }
+    }
+
+    /// Whether entry `e` holds `(kind, name, value)`.
+    #[inline]
+    fn is(&self, e: &Entry, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+        let (s, n, v) = (e.start as usize, e.name_len as usize, e.value_len as usize);
+        e.kind == kind as u8
+            && n == name.len()
+            && v == value.len()
+            && self.arena.get(s..s + n).is_some_and(|a| same(a, name))
+            && self
+                .arena
+                .get(s + n..s + n + v)
+                .is_some_and(|a| same(a, value))
     }
 
     /// True when `(kind, name, value)` is remembered.
@@ -99,12 +197,15 @@ impl Seen {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
-        self.find(
-            self.hasher.hash_one((kind as u8, name, value)),
-            kind,
-            name,
-            value,
-        )
+        self.recent_is(slot(kind, name, value), kind, name, value)
+            || self
+                .find(
+                    self.hasher.hash_one((kind as u8, name, value)),
+                    kind,
+                    name,
+                    value,
+                )
+                .is_some()
     }
 
     /// Remembers `(kind, name, value)` (not already remembered); false when it is too long or
@@ -114,21 +215,21 @@ impl Seen {
             return false;
         }
         let hash = self.hasher.hash_one((kind as u8, name, value));
-        self.insert_hashed(hash, kind, name, value)
+        let added = self.insert_hashed(hash, kind, name, value);
+        if added {
+            self.set_recent(slot(kind, name, value), self.entries.len() as u32 - 1);
+        }
+        added
     }
 
-    fn find(&self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> bool {
-        let (entries, arena) = (&self.entries, &self.arena);
+    /// The index of the entry `(kind, name, value)`, whose hash is `hash`.
+    fn find(&self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> Option<u32> {
         let same = |&i: &u32| {
-            entries.get(i as usize).is_some_and(|e| {
-                let (s, n, v) = (e.start as usize, e.name_len as usize, e.value_len as usize);
-                e.hash == hash
-                    && e.kind == kind as u8
-                    && arena.get(s..s + n) == Some(name)
-                    && arena.get(s + n..s + n + v) == Some(value)
-            })
+            self.entries
+                .get(i as usize)
+                .is_some_and(|e| e.hash == hash && self.is(e, kind, name, value))
         };
-        self.table.find(hash, same).is_some()
+        self.table.find(hash, same).copied()
     }
 
     fn insert_hashed(&mut self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> bool {
@@ -186,6 +287,43 @@ mod tests {
             !s.check_insert(Kind::ArgName, b"id", b"id"),
             "a new request"
         );
+    }
+
+    /// The table of recent entries answers only for the very entry: texts that share their
+    /// slot's inputs (lengths, first and last eight bytes) but differ in the middle, names
+    /// that differ where the slot does not look, kinds, and a new request. Fails when a recent
+    /// entry is trusted on its slot or on its first and last bytes alone.
+    #[test]
+    fn the_recent_entries_answer_only_for_the_same_entry() {
+        let mut s = Seen::default();
+        let a = b"0123456789-middle-A-0123456789".as_slice();
+        let b = b"0123456789-middle-B-0123456789".as_slice();
+        assert!(!s.check_insert(Kind::BodyArg, b"note", a));
+        assert!(s.check_insert(Kind::BodyArg, b"note", a), "found again");
+        assert!(!s.check_insert(Kind::BodyArg, b"note", b), "another middle");
+        assert!(s.check_insert(Kind::BodyArg, b"note", b));
+        assert!(!s.check_insert(Kind::BodyArg, b"nota", a), "another name");
+        assert!(
+            !s.check_insert(Kind::BodyArg, b"nXte", a),
+            "a name's middle"
+        );
+        assert!(!s.check_insert(Kind::QueryArg, b"note", a), "another kind");
+        // Short texts: every byte counts (lengths 1 to 16 around their loads).
+        for len in 1..=16usize {
+            let v: Vec<u8> = (0..len as u8).map(|i| b'a' + i).collect();
+            assert!(!s.check_insert(Kind::ArgName, &v, &v), "{len}");
+            for i in 0..len {
+                let mut w = v.clone();
+                w[i] = b'Z';
+                assert!(!s.contains(Kind::ArgName, &w, &w), "{len} byte {i}");
+                assert!(!s.check_insert(Kind::ArgName, &w, &w), "{len} byte {i}");
+                assert!(s.check_insert(Kind::ArgName, &w, &w), "{len} byte {i}");
+            }
+            assert!(s.check_insert(Kind::ArgName, &v, &v), "{len}");
+        }
+        s.clear();
+        assert!(!s.check_insert(Kind::BodyArg, b"note", a), "a new request");
+        assert!(!s.contains(Kind::BodyArg, b"note", b), "a new request");
     }
 
     #[test]
