@@ -10,8 +10,8 @@
 //! Matches come out as `find_overlapping_iter` gives them: by end offset, then in the
 //! automaton's order within a state (`tests::same_matches_as_aho_corasick` checks it on the
 //! corpora and on random bytes). A haystack of a kilobyte or more (a raw body) is walked as
-//! two halves at once, the walk being a chain of dependent loads that one stream leaves the
-//! CPU waiting on: the same matches, the two halves' interleaved (`split_walk` tests).
+//! four quarters at once, the walk being a chain of dependent loads that one stream leaves the
+//! CPU waiting on: the same matches, the quarters' interleaved (`split_walk` tests).
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
@@ -43,7 +43,7 @@ pub(crate) struct Scanner {
     skips: bool,
 }
 
-/// Haystacks at least this long are walked as two halves at once ([`Scanner::each_match`]).
+/// Haystacks at least this long are walked as four quarters at once ([`Scanner::each_match`]).
 const SPLIT_MIN: usize = 1024;
 
 /// The transition table. Two bytes per entry when the states fit (every shipped rule set):
@@ -89,6 +89,40 @@ fn walk<T: Copy + Into<u32>>(
         }
     }
     (at, s)
+}
+
+/// Walks the texts of `hay` (of one length) in lockstep from `at`, in states `s`, until one
+/// reaches a match state or the end: the new position (past the bytes that led there) and the
+/// states.
+#[inline(always)]
+fn walk4<T: Copy + Into<u32>>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: [&[u8]; 4],
+    at: usize,
+    s: [u32; 4],
+) -> (usize, [u32; 4]) {
+    let shift = sc.shift;
+    let step = |s: u32, b: u8| {
+        trans
+            .get((s as usize) << shift | usize::from(sc.classes[usize::from(b)]))
+            .map_or(sc.start, |&t| t.into())
+    };
+    let first_match = sc.first_match;
+    let [mut s0, mut s1, mut s2, mut s3] = s;
+    let [a, b, c, d] = hay.map(|h| h.get(at..).unwrap_or(&[]));
+    let mut n = 0;
+    for (((&x0, &x1), &x2), &x3) in a.iter().zip(b).zip(c).zip(d) {
+        s0 = step(s0, x0);
+        s1 = step(s1, x1);
+        s2 = step(s2, x2);
+        s3 = step(s3, x3);
+        n += 1;
+        if s0.max(s1).max(s2.max(s3)) >= first_match {
+            break;
+        }
+    }
+    (at + n, [s0, s1, s2, s3])
 }
 
 /// Where a walk first reached a match state ([`Scanner::first_match`]).
@@ -297,13 +331,13 @@ impl Scanner {
     /// it returns false; returns false then, true when every match was seen. (The table's width
     /// is looked at once per haystack, not per match.)
     ///
-    /// A long haystack (a raw body) is walked as two halves at once, and its matches come out
-    /// of both halves interleaved, each by its end offset ([`Scanner::each_match_split`]).
+    /// A long haystack (a raw body) is walked as four quarters at once, and its matches come
+    /// out of the quarters interleaved, each by its end offset ([`Scanner::each_match_split`]).
     #[inline]
     pub fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize) -> bool) -> bool {
-        // (The first half overlaps the second by a pattern's length: a short haystack, or a
-        // very long pattern, would walk much of it twice.)
-        if hay.len() >= SPLIT_MIN && self.max_len * 4 <= hay.len() {
+        // (Each quarter overlaps the next by a pattern's length: a short haystack, or a very
+        // long pattern, would walk much of it twice.)
+        if hay.len() >= SPLIT_MIN && self.max_len * 8 <= hay.len() {
             if let Some(all) = self.each_match_split(hay, &mut f) {
                 return all;
             }
@@ -317,7 +351,7 @@ impl Scanner {
     /// Where the walk of `hay` first reaches a match state, or `None` when it holds no pattern:
     /// one tight loop and no set-up for reporting, for the common value that holds nothing.
     /// With `Some`, [`Scanner::each_match_from`] reports every match from there. `None` is also
-    /// returned for a haystack [`Scanner::each_match`] would walk as two halves and for a
+    /// returned for a haystack [`Scanner::each_match`] would walk as quarters and for a
     /// scanner with an empty pattern; call it then.
     #[inline]
     pub fn first_match(&self, hay: &[u8]) -> Option<Result<First, ()>> {
@@ -367,20 +401,23 @@ impl Scanner {
         }
     }
 
-    /// [`Scanner::each_match`] over two halves of `hay` walked in lockstep. The walk is a
+    /// [`Scanner::each_match`] over four quarters of `hay` walked in lockstep. The walk is a
     /// chain of dependent loads (each state's row is known only once the previous step is
-    /// done), so one walk leaves the CPU waiting on each load; two independent ones overlap
-    /// (a 64 KB JSON body's raw scan: ≈ 180 µs alone). The first half is walked on to
-    /// `mid + longest pattern - 1` and reports the matches that start before `mid`; the second
-    /// starts at `mid` in the start state and reports the rest: every match once. The same
-    /// matches as the plain walk, in another order (by end offset within each half).
+    /// done), so one walk leaves the CPU waiting on each load; independent ones overlap (a
+    /// 64 KB JSON body's raw scan: ≈ 180 µs alone, ≈ 82 µs as two halves, session 16; four
+    /// quarters: −8 to −12 % of a bench `post64k` body's whole inspection, session 22). Each
+    /// quarter starts at its first byte `q` in the start state, is walked on to the next
+    /// quarter's start plus `longest pattern - 1` and reports the matches that start before
+    /// the next quarter: every match once. The same matches as the plain walk, in another
+    /// order (by end offset within each quarter).
     ///
-    /// With skipped bytes a match can be longer than its pattern, so the halves meet where the
-    /// walks agree instead: the state after a byte depends only on the last `longest pattern`
-    /// bytes that are not skipped, so from the point `cut` where that many have been read
-    /// since `mid` both walks are in the same state. The first half is walked to `cut` and
-    /// reports every match it meets; the second reports those that end after `cut`. `None`
-    /// when the second half has no such point (then nothing was reported).
+    /// With skipped bytes a match can be longer than its pattern, so the quarters meet where
+    /// the walks agree instead: the state after a byte depends only on the last `longest
+    /// pattern` bytes that are not skipped, so from the point `cut` where that many have been
+    /// read since a quarter's start, its walk and the previous quarter's are in the same
+    /// state. Each quarter is walked to the next one's `cut` and reports the matches that end
+    /// after its own `cut` (the first: all from the start). `None` when a quarter has no such
+    /// point (then nothing was reported).
     fn each_match_split(
         &self,
         hay: &[u8],
@@ -398,38 +435,47 @@ impl Scanner {
         hay: &[u8],
         f: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> Option<bool> {
+        const N: usize = 4;
         let shift = self.shift;
         let step = |s: u32, b: u8| {
             trans
                 .get((s as usize) << shift | usize::from(self.classes[usize::from(b)]))
                 .map_or(self.start, |&t| t.into())
         };
-        let mid = hay.len() / 2;
-        // Where the first half ends; which of its matches each half keeps: those starting in
-        // `lo..hi`, and for the second half those ending after `after`.
-        let (a_end, (lo_a, hi_a), (lo_b, hi_b), after) = if self.skips {
-            let space = usize::from(self.space);
-            let mut seen = 0;
-            let mut cut = None;
-            for (i, &b) in hay.iter().enumerate().skip(mid) {
-                if usize::from(self.classes[usize::from(b)]) != space {
-                    seen += 1;
-                    if seen >= self.max_len {
-                        cut = Some(i + 1);
-                        break;
+        let len = hay.len();
+        // Stream k starts at `from[k]` in the start state and walks to `to[k]`; it reports the
+        // matches that start in `lo[k]..hi[k]` and end after `after[k]`.
+        let from: [usize; N] = std::array::from_fn(|k| len * k / N);
+        let mut to = [len; N];
+        let mut lo = [0usize; N];
+        let mut hi = [usize::MAX; N];
+        let mut after = [0usize; N];
+        if self.skips {
+            for k in 1..N {
+                let mut seen = 0;
+                let mut cut = None;
+                for (i, &b) in hay.iter().enumerate().skip(from[k]) {
+                    if self.classes[usize::from(b)] != self.space {
+                        seen += 1;
+                        if seen >= self.max_len {
+                            cut = Some(i + 1);
+                            break;
+                        }
                     }
                 }
+                let cut = cut?;
+                to[k - 1] = cut;
+                after[k] = cut;
             }
-            let cut = cut?;
-            (cut, (0, usize::MAX), (0, usize::MAX), cut)
         } else {
-            (
-                (mid + self.max_len.saturating_sub(1)).min(hay.len()),
-                (0, mid),
-                (mid, hay.len()),
-                0,
-            )
-        };
+            for k in 0..N {
+                lo[k] = from[k];
+                if k + 1 < N {
+                    hi[k] = from[k + 1];
+                    to[k] = (from[k + 1] + self.max_len.saturating_sub(1)).min(len);
+                }
+            }
+        }
         // The empty pattern's matches, at offset 0, as the plain walk reports them.
         let (a, z) = self.start_pats;
         for &p in self.pats.get(a as usize..z as usize).unwrap_or(&[]) {
@@ -437,34 +483,37 @@ impl Scanner {
                 return Some(false);
             }
         }
-        let (first, second) = (
-            hay.get(..a_end).unwrap_or(&[]),
-            hay.get(mid..).unwrap_or(&[]),
-        );
-        let (mut sa, mut sb) = (self.start, self.start);
-        let both = first.len().min(second.len());
-        for (i, (&ba, &bb)) in first.iter().zip(second).enumerate() {
-            sa = step(sa, ba);
-            sb = step(sb, bb);
-            if sa >= self.first_match && !self.report(sa, i + 1, lo_a, hi_a, f) {
-                return Some(false);
-            }
-            let end_b = mid + i + 1;
-            if sb >= self.first_match && end_b > after && !self.report(sb, end_b, lo_b, hi_b, f) {
-                return Some(false);
+        let seg: [&[u8]; N] = std::array::from_fn(|k| hay.get(from[k]..to[k]).unwrap_or(&[]));
+        let both = seg.iter().map(|s| s.len()).min().unwrap_or(0);
+        let common: [&[u8]; N] = std::array::from_fn(|k| seg[k].get(..both).unwrap_or(&[]));
+        let mut s = [self.start; N];
+        let mut i = 0;
+        while i < both {
+            // The four walks on to the next match state of any (a loop of its own, whose
+            // states stay in registers), then the matches of those in one.
+            (i, s) = walk4(self, trans, common, i, s);
+            for k in 0..N {
+                let end = from[k] + i;
+                if s[k] >= self.first_match
+                    && end > after[k]
+                    && !self.report(s[k], end, lo[k], hi[k], f)
+                {
+                    return Some(false);
+                }
             }
         }
-        // The longer half's rest, alone.
-        let (rest, from, mut s, lo, hi, after) = if first.len() > both {
-            (first, 0, sa, lo_a, hi_a, 0)
-        } else {
-            (second, mid, sb, lo_b, hi_b, after)
-        };
-        for (i, &b) in rest.iter().enumerate().skip(both) {
-            s = step(s, b);
-            let end = from + i + 1;
-            if s >= self.first_match && end > after && !self.report(s, end, lo, hi, f) {
-                return Some(false);
+        // The rest of each stream, alone.
+        for k in 0..N {
+            let mut st = s[k];
+            for (j, &b) in seg[k].iter().enumerate().skip(both) {
+                st = step(st, b);
+                let end = from[k] + j + 1;
+                if st >= self.first_match
+                    && end > after[k]
+                    && !self.report(st, end, lo[k], hi[k], f)
+                {
+                    return Some(false);
+                }
             }
         }
         Some(true)
@@ -647,7 +696,7 @@ mod tests {
                     }
                     Some(Err(())) => assert!(line.len() >= super::SPLIT_MIN),
                 }
-                // A long line is walked as two halves: the same matches, in another order.
+                // A long line is walked as quarters: the same matches, in another order.
                 let mut split = sc.matches(&line);
                 split.sort_unstable();
                 assert_eq!(split, sorted, "{:?}", String::from_utf8_lossy(&line));
@@ -657,7 +706,7 @@ mod tests {
         assert!(hits > 10_000, "{hits} matches");
     }
 
-    /// Checks that the two-halves walk and `each_match` find the plain walk's matches in
+    /// Checks that the quarters' walk and `each_match` find the plain walk's matches in
     /// `text` (as sets); their number.
     fn same_split_matches(sc: &Scanner, text: &[u8]) -> usize {
         let mut want = sc.iter_all(text);
@@ -678,9 +727,9 @@ mod tests {
         want.len()
     }
 
-    /// The two-halves walk finds the plain walk's matches, as a set, on long texts (8 KB and
+    /// The quarters' walk finds the plain walk's matches, as a set, on long texts (8 KB and
     /// more) made of the corpora's lines: the raw bodies it is for, with matches on both
-    /// sides of and across the middle.
+    /// sides of and across the quarters' boundaries.
     #[test]
     fn split_walk_finds_every_match_on_long_texts() {
         let pats = crate::ruleset::gate_tests::shipped().patterns;
@@ -703,7 +752,7 @@ mod tests {
         assert!(checked > 10_000, "{checked} matches");
     }
 
-    /// The same for a scanner with skipped bytes (the fast path's): its halves meet where the
+    /// The same for a scanner with skipped bytes (the fast path's): its quarters meet where the
     /// walks agree, after the longest pattern's length in bytes that are not skipped. The
     /// texts hold runs of skipped bytes inside patterns and around the middle.
     #[test]
@@ -752,7 +801,8 @@ mod tests {
             checked > 10_000 && texts > 5,
             "{checked} matches in {texts} texts"
         );
-        // Only skipped bytes after the middle: no meeting point, the plain walk does it.
+        // Only skipped bytes after the middle (so in the last quarters): no meeting point, the
+        // plain walk does it.
         let mut only = b"select union".repeat(100);
         only.extend(std::iter::repeat_n(b' ', 2000));
         assert_eq!(sc.each_match_split(&only, |_, _, _| true), None);
@@ -764,7 +814,7 @@ mod tests {
     }
 
     proptest! {
-        /// The plain walk gives the reference's matches in its order; the two-halves walk
+        /// The plain walk gives the reference's matches in its order; the quarters' walk
         /// gives them as a set.
         #[test]
         fn same_matches_as_aho_corasick_on_random_bytes(
