@@ -65,12 +65,7 @@ fn walk<T: Copy + Into<u32>>(
     mut at: usize,
     mut s: u32,
 ) -> (usize, u32) {
-    let shift = sc.shift;
-    let step = |s: u32, b: u8| {
-        trans
-            .get((s as usize) << shift | usize::from(sc.classes[usize::from(b)]))
-            .map_or(sc.start, |&t| t.into())
-    };
+    let step = |s: u32, b: u8| sc.step(trans, s, b);
     // Four bytes per bounds check of the haystack.
     while let Some(four) = hay.get(at..).and_then(<[u8]>::first_chunk::<4>) {
         for (k, &b) in four.iter().enumerate() {
@@ -102,12 +97,7 @@ fn walk4<T: Copy + Into<u32>>(
     at: usize,
     s: [u32; 4],
 ) -> (usize, [u32; 4]) {
-    let shift = sc.shift;
-    let step = |s: u32, b: u8| {
-        trans
-            .get((s as usize) << shift | usize::from(sc.classes[usize::from(b)]))
-            .map_or(sc.start, |&t| t.into())
-    };
+    let step = |s: u32, b: u8| sc.step(trans, s, b);
     let first_match = sc.first_match;
     let [mut s0, mut s1, mut s2, mut s3] = s;
     let [a, b, c, d] = hay.map(|h| h.get(at..).unwrap_or(&[]));
@@ -436,12 +426,7 @@ impl Scanner {
         f: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> Option<bool> {
         const N: usize = 4;
-        let shift = self.shift;
-        let step = |s: u32, b: u8| {
-            trans
-                .get((s as usize) << shift | usize::from(self.classes[usize::from(b)]))
-                .map_or(self.start, |&t| t.into())
-        };
+        let step = |s: u32, b: u8| self.step(trans, s, b);
         let len = hay.len();
         // Stream k starts at `from[k]` in the start state and walks to `to[k]`; it reports the
         // matches that start in `lo[k]..hi[k]` and end after `after[k]`.
@@ -517,6 +502,15 @@ impl Scanner {
             }
         }
         Some(true)
+    }
+
+    /// The state after state `s` reads byte `b` (the start state for an entry outside the
+    /// table, which a table built by [`Scanner::build`] has none of).
+    #[inline(always)]
+    fn step<T: Copy + Into<u32>>(&self, trans: &[T], s: u32, b: u8) -> u32 {
+        trans
+            .get((s as usize) << self.shift | usize::from(self.classes[usize::from(b)]))
+            .map_or(self.start, |&t| t.into())
     }
 
     /// Calls `f` with the patterns of match state `s` reached at `end` whose match starts in
