@@ -117,9 +117,13 @@ impl Runtime {
             })?;
             let waf = match (&rules, &r.waf) {
                 (Some(rs), Some(cfg)) => Some(Policy::compile(cfg, rs).map_err(|e| {
+                    let o = &r.waf_origin;
                     BuildError::Rules(format!(
-                        "{}: route `{}`: waf: {e}",
+                        "{}:{}:{}: {} (route `{}`): {e}",
                         config.source.display(),
+                        o.line,
+                        o.col,
+                        if o.key.is_empty() { "waf" } else { o.key },
                         r.name
                     ))
                 })?),

@@ -809,6 +809,62 @@ fn check_prints_file_line_col_errors() {
     );
 }
 
+/// Errors found after parsing (a WAF policy compiled against the rules, a usage plan, the
+/// thread count) point at the key that holds them, not at line 0 or at no line.
+#[test]
+fn check_points_at_the_policy_plan_or_setting_that_is_wrong() {
+    let dir = tempfile::tempdir().expect("dir");
+    let p = dir.path().join("bad.yaml");
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let check = |text: String| {
+        std::fs::write(&p, text).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .arg("check")
+            .arg(&p)
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    let head = "listeners:\n  - address: 127.0.0.1:8080\nupstreams:\n  demo:\n    targets: [{address: 127.0.0.1:9}]\n";
+    // Inherited from `waf.defaults` (line 9), and a route's own (line 16).
+    let err = check(format!(
+        "{head}waf:\n  rules_dir: {rules}\n  defaults: {{paranoia: 7}}\nroutes:\n  - name: a\n    path: /a\n    upstream: demo\n  - name: b\n    path: /b\n    upstream: demo\n    waf:\n      exclusions: [{{rule_ids: [99999]}}]\n"
+    ));
+    assert!(
+        err.starts_with(&format!(
+            "{}:8:13: waf.defaults (route `a`): paranoia 7 out of range",
+            p.display()
+        )),
+        "{err}"
+    );
+    let err = check(format!(
+        "{head}waf:\n  rules_dir: {rules}\nroutes:\n  - name: a\n    path: /a\n    upstream: demo\n  - name: b\n    path: /b\n    upstream: demo\n    waf:\n      exclusions: [{{rule_ids: [99999]}}]\n"
+    ));
+    assert!(
+        err.starts_with(&format!("{}:16:7: waf (route `b`): ", p.display()))
+            && err.contains("99999"),
+        "{err}"
+    );
+    // The second plan is the incomplete one; the third repeats the first's name.
+    let err = check(format!(
+        "{head}routes: []\napi_keys:\n  key_file: keys.json\n  plans:\n    - name: basic\n    - name: pro\n      rate: 10\n    - name: basic\n"
+    ));
+    assert_eq!(
+        err,
+        format!(
+            "{f}:11:7: api_keys.plans: usage plan `pro`: `rate` is set without `burst` (set both, or neither for no rate limit)\n\
+             {f}:13:7: api_keys.plans: usage plan `basic` is defined twice (plan names must be unique)",
+            f = p.display()
+        )
+    );
+    let err = check(format!("{head}routes: []\nserver:\n  threads: 0\n"));
+    assert_eq!(
+        err,
+        format!("{}:8:12: server.threads must be at least 1", p.display())
+    );
+}
+
 /// SIGTERM: the gateway stops accepting, lets the request in flight finish within the grace
 /// period, and exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

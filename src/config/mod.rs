@@ -249,6 +249,17 @@ pub struct HealthCheckConfig {
     pub expected_status: Vec<u16>,
 }
 
+/// Where a route's WAF policy is written in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOrigin {
+    /// 1-based line (0: the built-in default policy).
+    pub line: u64,
+    /// 1-based column.
+    pub col: u64,
+    /// The key that holds it: `waf` (the route's own) or `waf.defaults`.
+    pub key: &'static str,
+}
+
 /// A validated route.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteConfig {
@@ -277,6 +288,10 @@ pub struct RouteConfig {
     /// when no rules are configured.
     #[serde(skip)]
     pub waf: Option<palisade_waf::PolicyConfig>,
+    /// Where that policy is written (the route's `waf:` or `waf.defaults`), for the errors
+    /// found when it is compiled against the rule set.
+    #[serde(skip)]
+    pub waf_origin: PolicyOrigin,
     /// Per-route rate limit.
     pub rate_limit: Option<palisade_guard::Rate>,
     /// API key requirement.
@@ -479,11 +494,14 @@ impl<'a> Validator<'a> {
             token,
         };
 
-        if raw.server.threads == 0 {
-            self.err(&Location::UNKNOWN, "server.threads must be at least 1");
+        if raw.server.threads.value == 0 {
+            self.err(
+                &raw.server.threads.referenced,
+                "server.threads must be at least 1",
+            );
         }
         let server = ServerSettings {
-            threads: raw.server.threads.max(1),
+            threads: raw.server.threads.value.max(1),
             grace_period_secs: raw.server.grace_period_secs,
             shutdown_timeout_secs: raw.server.shutdown_timeout_secs,
         };
@@ -510,13 +528,19 @@ impl<'a> Validator<'a> {
             }
             if let Some(mut route) = self.route(&r.value, &pools, default_body) {
                 if raw.waf.rules_dir.is_some() {
-                    route.waf = Some(
-                        r.value
-                            .waf
-                            .clone()
-                            .or_else(|| raw.waf.defaults.clone())
-                            .unwrap_or_else(default_policy),
-                    );
+                    let written = match (&r.value.waf, &raw.waf.defaults) {
+                        (Some(p), _) => Some((p, "waf")),
+                        (None, Some(p)) => Some((p, "waf.defaults")),
+                        (None, None) => None,
+                    };
+                    route.waf = Some(written.map_or_else(default_policy, |(p, _)| p.value.clone()));
+                    if let Some((p, key)) = written {
+                        route.waf_origin = PolicyOrigin {
+                            line: p.referenced.line(),
+                            col: p.referenced.column(),
+                            key,
+                        };
+                    }
                 }
                 if route.api_key.is_some() && raw.api_keys.is_none() {
                     self.err(
@@ -550,12 +574,19 @@ impl<'a> Validator<'a> {
             ApiKeys {
                 key_file,
                 quota_file,
-                plans: k.plans.clone(),
+                plans: k.plans.iter().map(|p| p.value.clone()).collect(),
             }
         });
-        if let Some(k) = &api_keys {
-            if let Err(e) = palisade_keys::PlanSet::compile(&k.plans) {
-                self.err(&Location::UNKNOWN, format!("api_keys.plans: {e}"));
+        if let Some(k) = &raw.api_keys {
+            // Each plan on its own, so that an error points at the plan that has it.
+            let mut names = BTreeSet::new();
+            for p in &k.plans {
+                if let Err(e) = palisade_keys::PlanSet::compile(std::slice::from_ref(&p.value)) {
+                    self.err(&p.referenced, format!("api_keys.plans: {e}"));
+                } else if !names.insert(p.value.name.as_str()) {
+                    let e = palisade_keys::PlanError::Duplicate(p.value.name.clone());
+                    self.err(&p.referenced, format!("api_keys.plans: {e}"));
+                }
             }
         }
 
@@ -857,6 +888,7 @@ impl<'a> Validator<'a> {
             request_headers,
             response_headers,
             waf: None,
+            waf_origin: PolicyOrigin::default(),
             rate_limit: r.rate_limit,
             api_key,
         })

@@ -101,7 +101,7 @@ pub struct RawApiKeys {
     pub quota_file: Option<String>,
     /// Usage plans: rate, burst, quotas per day/week/month (UTC calendar), per-route overrides.
     #[serde(default)]
-    pub plans: Vec<palisade_keys::UsagePlan>,
+    pub plans: Vec<Spanned<palisade_keys::UsagePlan>>,
 }
 
 /// A route's API key requirement.
@@ -178,8 +178,8 @@ impl Default for RawAdmin {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// Proxy worker threads (default 1 per listener service).
-    #[serde(default = "default_threads")]
-    pub threads: usize,
+    #[serde(default = "default_threads_spanned")]
+    pub threads: Spanned<usize>,
     /// Seconds to keep serving in-flight requests after SIGTERM before closing (default 1).
     #[serde(default = "default_grace")]
     pub grace_period_secs: u64,
@@ -191,7 +191,7 @@ pub struct RawServer {
 impl Default for RawServer {
     fn default() -> Self {
         Self {
-            threads: default_threads(),
+            threads: default_threads_spanned(),
             grace_period_secs: default_grace(),
             shutdown_timeout_secs: default_shutdown_timeout(),
         }
@@ -352,7 +352,7 @@ pub struct RawRoute {
     pub response_headers: RawHeaderRules,
     /// WAF policy of this route (default: `waf.defaults`).
     #[serde(default)]
-    pub waf: Option<palisade_waf::PolicyConfig>,
+    pub waf: Option<Spanned<palisade_waf::PolicyConfig>>,
     /// Per-route rate limit (needs a `guard:` section), e.g. `{per_second: 100, burst: 200}`.
     #[serde(default)]
     pub rate_limit: Option<palisade_guard::Rate>,
@@ -414,7 +414,7 @@ pub struct RawWaf {
     pub rules_dir: Option<String>,
     /// Policy of routes that set none (default: block at paranoia 1, threshold 5).
     #[serde(default)]
-    pub defaults: Option<palisade_waf::PolicyConfig>,
+    pub defaults: Option<Spanned<palisade_waf::PolicyConfig>>,
 }
 
 fn yes() -> bool {
@@ -436,8 +436,12 @@ fn default_admin_address() -> Spanned<String> {
         serde_saphyr::Location::UNKNOWN,
     )
 }
-fn default_threads() -> usize {
-    1
+fn default_threads_spanned() -> Spanned<usize> {
+    Spanned::new(
+        1,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
 }
 fn default_grace() -> u64 {
     1
