@@ -292,8 +292,11 @@ PY
 )
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# A profile-guided build (scripts/pgo.sh) leaves a note beside its binary.
+build_note="plain release build"
+[ -f "$palisade_bin.pgo" ] && build_note="profile-guided build ($(cat "$palisade_bin.pgo"))"
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
-meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs ($cpu); \`wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency\` on \`$URL_PATH\` after a $WARMUP warm-up, $ROUNDS round(s) (median shown); $pinned; one proxy worker each; upstream: nginx answering 200 \"ok\" on $UPSTREAM; load average before the runs: $loadavg (other work on the machine shares the CPUs: compare ratios within one run, not absolute figures across runs)."
+meta="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $build_note, $(nproc) CPUs ($cpu); \`wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency\` on \`$URL_PATH\` after a $WARMUP warm-up, $ROUNDS round(s) (median shown); $pinned; one proxy worker each; upstream: nginx answering 200 \"ok\" on $UPSTREAM; load average before the runs: $loadavg (other work on the machine shares the CPUs: compare ratios within one run, not absolute figures across runs)."
 note=""
 [ "$palisade_ok" = 1 ] || note="palisade was not measured: $skip_reason."
 
