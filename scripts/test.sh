@@ -7,6 +7,10 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
 scripts/start-clickhouse.sh
 
+# The shell scripts parse (the benchmark scripts are not run by the suite).
+for f in scripts/*.sh scripts/lib/*.sh deploy/*.sh .ci/run; do
+  bash -n "$f"
+done
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
