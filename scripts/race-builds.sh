@@ -6,10 +6,13 @@
 # complete is the ratio of their throughputs, and a disturbance of the machine (steal time,
 # other work) hits both in the same seconds: a steadier A/B than two runs one after the other.
 # Use it for a profile-guided build against the plain one (scripts/pgo.sh), or for one commit
-# against another (build each in its own CARGO_TARGET_DIR).
+# against another (build each in its own CARGO_TARGET_DIR). When A is the bare Pingora example
+# (`.../examples/bare_pingora`, with `--mode off`), it is raced as issue 2's reference proxy:
+# B/A is then stages off against bare Pingora (add `--timeouts` for bare Pingora with
+# Palisade's default upstream timeouts).
 #
 # usage: scripts/race-builds.sh A_BIN B_BIN [--mode full|off] [--shapes get,args,post4k,post64k,attack]
-#                               [--rounds 3] [--duration 5s] [--connections 32]
+#                               [--rounds 3] [--duration 5s] [--connections 32] [--timeouts]
 #   --mode full  every protection on (bench.sh's `full1`: WAF PL1, limits, API key, analytics to a
 #                discarding endpoint as `--analytics-dest discard`); `off`: every stage off
 # Prints, per shape, each round's requests of A and B and B/A, then the median B/A.
@@ -25,7 +28,7 @@ cd "$root"
 [ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
 bin_a=$(realpath "$1") bin_b=$(realpath "$2")
 shift 2
-MODE=full SHAPES=get,args,post4k,post64k,attack ROUNDS=3 DURATION=5s CONNECTIONS=32
+MODE=full SHAPES=get,args,post4k,post64k,attack ROUNDS=3 DURATION=5s CONNECTIONS=32 BARE_TIMEOUTS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) MODE=$2; shift ;;
@@ -33,11 +36,17 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --connections) CONNECTIONS=$2; shift ;;
+    --timeouts) BARE_TIMEOUTS=1 ;;
     *) echo "race-builds.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 case "$MODE" in full|off) ;; *) echo "race-builds.sh: --mode is full or off" >&2; exit 2 ;; esac
+a_bare=0
+[ "$(basename "$bin_a")" = bare_pingora ] && a_bare=1
+if [ "$a_bare" = 1 ] && [ "$MODE" != off ]; then
+  echo "race-builds.sh: bare Pingora has no protection to turn on: use --mode off" >&2; exit 2
+fi
 for b in "$bin_a" "$bin_b"; do [ -x "$b" ] || { echo "race-builds.sh: $b is not executable" >&2; exit 1; }; done
 LOAD_CPU=${LOAD_CPU:-1} PROXY_CPU=${PROXY_CPU:-0} BASE_PORT=${BASE_PORT:-18600}
 UPSTREAM=127.0.0.1:18080 ANALYTICS_DEST=discard ch_db=palisade_bench CLICKHOUSE_URL=unused
@@ -49,6 +58,10 @@ pids=()
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The gateways drain before they exit: wait, so that the next run finds its ports free.
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,12 +78,20 @@ palisade_config b "${ports[1]}" $((ports[1] + 1)) "$MODE" 1
 key=none
 if [ "$MODE" = full ]; then
   # One key for both: b reads a copy of a's key file.
-  key=$("$bin_a" keys --config "$work/a/palisade.yaml" create --name race --owner race \
+  key=$("$bin_b" keys --config "$work/a/palisade.yaml" create --name race --owner race \
     --plan bench 2>/dev/null | sed -n 's/^key: //p')
   [ -n "$key" ] || { echo "race-builds.sh: palisade keys create printed no key" >&2; exit 1; }
   cp "$work/a/keys.json" "$work/b/keys.json"
 fi
 for id in a b; do
+  if [ "$id" = a ] && [ "$a_bare" = 1 ]; then
+    extra=()
+    [ "$BARE_TIMEOUTS" = 1 ] && extra=(--timeouts)
+    setsid taskset -c "$PROXY_CPU" "$bin_a" --listen "127.0.0.1:${ports[0]}" --upstream "$UPSTREAM" \
+      --threads 1 "${extra[@]}" >"$work/a/log" 2>&1 </dev/null &
+    pids+=($!)
+    continue
+  fi
   [ "$id" = a ] && bin=$bin_a || bin=$bin_b
   "$bin" check "$work/$id/palisade.yaml" >/dev/null
   setsid taskset -c "$PROXY_CPU" "$bin" run --config "$work/$id/palisade.yaml" \
