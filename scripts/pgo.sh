@@ -22,7 +22,8 @@
 #
 # usage: scripts/pgo.sh [--out DIR] [--skip-train]
 #   --skip-train  reuse the profile of the last run (target/pgo-gen/merged.profdata)
-# Needs what bench.sh and load.sh need (wrk, nginx, ClickHouse: scripts/demo.sh installs them).
+# Needs what bench.sh and load.sh need: wrk (`apt-get install wrk`), curl, python3, and nginx
+# (the peer's start.sh, ../shared/peers/nginx-modsec, installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$(realpath -m "$2"); shift ;;
     --skip-train) train=0 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "pgo.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -25,7 +25,8 @@ cd "$root"
 # shellcheck source=lib/shapes.sh
 . "$root/scripts/lib/shapes.sh"
 
-[ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
+[ $# -ge 2 ] || { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2; }
+command -v wrk >/dev/null 2>&1 || { echo "race-builds.sh: wrk is required (apt-get install wrk)" >&2; exit 1; }
 bin_a=$(realpath "$1") bin_b=$(realpath "$2")
 shift 2
 MODE=full SHAPES=get,args,post4k,post64k,attack ROUNDS=3 DURATION=5s CONNECTIONS=32 BARE_TIMEOUTS=0

@@ -117,15 +117,14 @@ impl Runtime {
             })?;
             let waf = match (&rules, &r.waf) {
                 (Some(rs), Some(cfg)) => Some(Policy::compile(cfg, rs).map_err(|e| {
-                    let o = &r.waf_origin;
-                    BuildError::Rules(format!(
-                        "{}:{}:{}: {} (route `{}`): {e}",
-                        config.source.display(),
-                        o.line,
-                        o.col,
-                        if o.key.is_empty() { "waf" } else { o.key },
-                        r.name
-                    ))
+                    let file = config.source.display();
+                    BuildError::Rules(match &r.waf_origin {
+                        Some(o) => format!(
+                            "{file}:{}:{}: {} (route `{}`): {e}",
+                            o.line, o.col, o.key, r.name
+                        ),
+                        None => format!("{file}: waf (route `{}`): {e}", r.name),
+                    })
                 })?),
                 _ => None,
             };

@@ -827,7 +827,8 @@ fn check_points_at_the_policy_plan_or_setting_that_is_wrong() {
         String::from_utf8_lossy(&out.stderr).trim().to_string()
     };
     let head = "listeners:\n  - address: 127.0.0.1:8080\nupstreams:\n  demo:\n    targets: [{address: 127.0.0.1:9}]\n";
-    // Inherited from `waf.defaults` (line 9), and a route's own (line 16).
+    // Inherited from `waf.defaults` (line 8), then a route's own (`waf:` on line 15, its
+    // mapping on line 16).
     let err = check(format!(
         "{head}waf:\n  rules_dir: {rules}\n  defaults: {{paranoia: 7}}\nroutes:\n  - name: a\n    path: /a\n    upstream: demo\n  - name: b\n    path: /b\n    upstream: demo\n    waf:\n      exclusions: [{{rule_ids: [99999]}}]\n"
     ));

@@ -250,9 +250,9 @@ pub struct HealthCheckConfig {
 }
 
 /// Where a route's WAF policy is written in the config file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyOrigin {
-    /// 1-based line (0: the built-in default policy).
+    /// 1-based line.
     pub line: u64,
     /// 1-based column.
     pub col: u64,
@@ -288,10 +288,10 @@ pub struct RouteConfig {
     /// when no rules are configured.
     #[serde(skip)]
     pub waf: Option<palisade_waf::PolicyConfig>,
-    /// Where that policy is written (the route's `waf:` or `waf.defaults`), for the errors
-    /// found when it is compiled against the rule set.
+    /// Where that policy is written (the route's `waf:` or `waf.defaults`; `None` for the
+    /// built-in default), for the errors found when it is compiled against the rule set.
     #[serde(skip)]
-    pub waf_origin: PolicyOrigin,
+    pub waf_origin: Option<PolicyOrigin>,
     /// Per-route rate limit.
     pub rate_limit: Option<palisade_guard::Rate>,
     /// API key requirement.
@@ -534,13 +534,11 @@ impl<'a> Validator<'a> {
                         (None, None) => None,
                     };
                     route.waf = Some(written.map_or_else(default_policy, |(p, _)| p.value.clone()));
-                    if let Some((p, key)) = written {
-                        route.waf_origin = PolicyOrigin {
-                            line: p.referenced.line(),
-                            col: p.referenced.column(),
-                            key,
-                        };
-                    }
+                    route.waf_origin = written.map(|(p, key)| PolicyOrigin {
+                        line: p.referenced.line(),
+                        col: p.referenced.column(),
+                        key,
+                    });
                 }
                 if route.api_key.is_some() && raw.api_keys.is_none() {
                     self.err(
@@ -888,7 +886,7 @@ impl<'a> Validator<'a> {
             request_headers,
             response_headers,
             waf: None,
-            waf_origin: PolicyOrigin::default(),
+            waf_origin: None,
             rate_limit: r.rate_limit,
             api_key,
         })
