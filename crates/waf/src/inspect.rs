@@ -992,8 +992,9 @@ pub(crate) fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::D
 impl Engine<'_> {
     /// Puts the rules (and chains) that look at `kind`/`name` under the policy into
     /// `st.cand`/`st.chains`; with `residual`, only the raw-body rules of a fully parsed body.
-    /// Returns false when there is none.
-    fn select(&mut self, kind: Kind, name: &[u8], residual: bool) -> bool {
+    /// Returns false when there is none. `json`: `name` is a JSON path, whose last key names
+    /// the value for `args:<name>` rules.
+    fn select(&mut self, kind: Kind, name: &[u8], json: bool, residual: bool) -> bool {
         let rs = self.rs;
         let pol = self.pol;
         let st = &mut *self.st;
@@ -1013,6 +1014,16 @@ impl Engine<'_> {
             if let Some((hr, hc)) = rs.header_rules.get(name) {
                 st.cand.or_with(hr);
                 st.chains.or_with(hc);
+            }
+        } else if matches!(kind, Kind::QueryArg | Kind::BodyArg) && !rs.arg_rules.is_empty() {
+            // A JSON value's key: the path after its last dot (paths are short).
+            let key = match json {
+                true => name.rsplit(|&b| b == b'.').next().unwrap_or(name),
+                false => name,
+            };
+            if let Some((ar, ac)) = rs.arg_rules.get(key) {
+                st.cand.or_with(ar);
+                st.chains.or_with(ac);
             }
         }
         st.cand.and_with(&pol.active);
@@ -1058,7 +1069,7 @@ impl Sink for Engine<'_> {
             st.skipped += 1;
             return;
         }
-        if !self.select(kind, name, false) {
+        if !self.select(kind, name, json, false) {
             return;
         }
         let found = self.eval(kind, name, json, value);
@@ -1072,7 +1083,7 @@ impl Sink for Engine<'_> {
     }
 
     fn raw_body(&mut self, body: &[u8], parsed: bool) {
-        if self.st.score < self.stop_at && self.select(Kind::Body, b"", parsed) {
+        if self.st.score < self.stop_at && self.select(Kind::Body, b"", false, parsed) {
             self.eval(Kind::Body, b"", false, body);
         }
     }

@@ -106,6 +106,8 @@ pub struct Rule {
     pub line: u64,
     pub(crate) kinds: u32,
     pub(crate) headers: Vec<String>,
+    /// Lower-case names of `args:<name>` targets.
+    pub(crate) args: Vec<String>,
     /// The transforms the engine runs: `transforms` without a final `lowercase` when the rule
     /// matches case-insensitively instead (`fold_case`), which spares most values a variant.
     pub(crate) eval_transforms: Vec<Transform>,
@@ -144,6 +146,88 @@ impl Rule {
 /// every header value with a fixed fast hash: its keys are the rule set's few names and
 /// clients cannot insert, so a name chosen to collide costs a comparison, no more.
 pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast::FixedState>;
+
+/// Rules (and chains) of `args:<name>` targets, looked up for every query or body argument
+/// with no allocation and no hash: by first byte and length first (a bit per length under
+/// each first byte), then ASCII case-insensitively among the few names of that length.
+#[derive(Debug)]
+pub(crate) struct ArgRules {
+    /// Per first byte (either case): a bit per length of the names that start with it.
+    lens: Box<[u64; 256]>,
+    /// Lower-case name, its rules and chains; sorted by length once built.
+    entries: Vec<(Vec<u8>, Bitset, Bitset)>,
+    /// Per length below 64: the range of `entries` of that length.
+    by_len: Vec<(u16, u16)>,
+}
+
+impl Default for ArgRules {
+    fn default() -> ArgRules {
+        ArgRules {
+            lens: Box::new([0; 256]),
+            entries: Vec::new(),
+            by_len: Vec::new(),
+        }
+    }
+}
+
+impl ArgRules {
+    fn add(&mut self, name: &str, rule: usize, chain: usize, n: usize, n_chains: usize) {
+        let i = match self.entries.iter().position(|e| e.0 == name.as_bytes()) {
+            Some(i) => i,
+            None => {
+                self.entries.push((
+                    name.as_bytes().to_vec(),
+                    Bitset::new(n),
+                    Bitset::new(n_chains),
+                ));
+                self.entries.len() - 1
+            }
+        };
+        if let Some(e) = self.entries.get_mut(i) {
+            e.1.set(rule);
+            e.2.set(chain);
+        }
+    }
+
+    /// Sorts the names by length and indexes them (after the last [`ArgRules::add`]).
+    fn finish(&mut self) {
+        self.entries
+            .sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
+        self.by_len = vec![(0, 0); 64];
+        *self.lens = [0; 256];
+        for (i, e) in self.entries.iter().enumerate() {
+            let (len, i) = (e.0.len(), u16::try_from(i).unwrap_or(u16::MAX));
+            if let (Some(r), Some(&first)) = (self.by_len.get_mut(len), e.0.first()) {
+                if r.0 == r.1 {
+                    *r = (i, i);
+                }
+                r.1 = i.saturating_add(1);
+                for b in [first.to_ascii_lowercase(), first.to_ascii_uppercase()] {
+                    self.lens[usize::from(b)] |= 1 << len;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The rules and chains of the argument `name` (ASCII case-insensitive).
+    #[inline]
+    pub(crate) fn get(&self, name: &[u8]) -> Option<(&Bitset, &Bitset)> {
+        let first = usize::from(*name.first()?);
+        if name.len() >= 64 || self.lens[first] & (1 << name.len()) == 0 {
+            return None;
+        }
+        let &(from, to) = self.by_len.get(name.len())?;
+        self.entries
+            .get(usize::from(from)..usize::from(to))?
+            .iter()
+            .find(|e| e.0.eq_ignore_ascii_case(name))
+            .map(|e| (&e.1, &e.2))
+    }
+}
 
 /// How one automaton pattern relates to one rule.
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +288,8 @@ pub struct RuleSet {
     pub(crate) kind_chains: Vec<Bitset>,
     /// Rules (and chains) of `headers:<name>` targets, by lowercase header name.
     pub(crate) header_rules: HeaderRules,
+    /// Rules (and chains) of `args:<name>` targets.
+    pub(crate) arg_rules: ArgRules,
     /// Rules that must be evaluated outside the automaton and the regex set (detectors,
     /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
@@ -456,6 +542,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
     }
     let mut kinds = 0u32;
     let mut headers = Vec::new();
+    let mut args = Vec::new();
     if r.targets.value.is_empty() {
         errors.push(e(
             &r.targets.referenced,
@@ -467,6 +554,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
         match parse_target(&t.value) {
             Ok(TargetSpec::Kinds(m)) => kinds |= m,
             Ok(TargetSpec::Header(h)) => headers.push(h),
+            Ok(TargetSpec::Arg(a)) => args.push(a),
             Err(hint) => errors.push(e(
                 &t.referenced,
                 format!("unknown target {:?}", t.value),
@@ -666,6 +754,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 line: r.id.referenced.line(),
                 kinds,
                 headers,
+                args,
                 eval_transforms,
                 fold_case,
                 chain: 0,
@@ -743,7 +832,11 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     }
     let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
     let mut header_rules = HeaderRules::default();
+    let mut arg_rules = ArgRules::default();
     for (i, r) in rules.iter().enumerate() {
+        for a in &r.args {
+            arg_rules.add(a, i, r.chain, n, chains.len());
+        }
         for k in Kind::ALL {
             if r.kinds & k.bit() != 0 {
                 kind_rules[k as usize].set(i);
@@ -758,6 +851,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             e.1.set(r.chain);
         }
     }
+    arg_rules.finish();
     let ac = if patterns.is_empty() {
         None
     } else {
@@ -916,6 +1010,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         kind_rules,
         kind_chains,
         header_rules,
+        arg_rules,
         direct,
         unfiltered,
         class_rules,

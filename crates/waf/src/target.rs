@@ -69,6 +69,9 @@ pub(crate) enum TargetSpec {
     Kinds(u32),
     /// `headers:<name>` (lowercase).
     Header(String),
+    /// `args:<name>` (lowercase): the query and body arguments of that name, JSON values by
+    /// their key (the last segment of the path).
+    Arg(String),
 }
 
 /// Every plain target name and the kinds it covers.
@@ -90,6 +93,9 @@ pub(crate) const TARGET_NAMES: &[(&str, u32)] = &[
 ];
 
 /// Parses one rule target; `Err` carries a hint.
+/// Longest name an `args:<name>` target takes (names are looked up by length first).
+pub(crate) const MAX_ARG_TARGET: usize = 63;
+
 pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
     if let Some(name) = s.strip_prefix("headers:") {
         if name.is_empty() || !name.bytes().all(is_token_byte) {
@@ -97,13 +103,27 @@ pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
         }
         return Ok(TargetSpec::Header(name.to_ascii_lowercase()));
     }
+    if let Some(name) = s.strip_prefix("args:") {
+        if name.is_empty()
+            || name.len() > MAX_ARG_TARGET
+            || !name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "{s:?} needs an argument name after `args:` (printable ASCII, at most {MAX_ARG_TARGET} bytes)"
+            ));
+        }
+        return Ok(TargetSpec::Arg(name.to_ascii_lowercase()));
+    }
     TARGET_NAMES
         .iter()
         .find(|(n, _)| *n == s)
         .map(|(_, m)| TargetSpec::Kinds(*m))
         .ok_or_else(|| {
             let names: Vec<&str> = TARGET_NAMES.iter().map(|(n, _)| *n).collect();
-            format!("known targets: {}, headers:<name>", names.join(", "))
+            format!(
+                "known targets: {}, headers:<name>, args:<name>",
+                names.join(", ")
+            )
         })
 }
 

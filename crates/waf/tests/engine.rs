@@ -369,6 +369,91 @@ rules:
     assert!(ids(&i).is_empty(), "{:?}", ids(&i));
 }
 
+/// `args:<name>` targets read the arguments of that name only: query and form fields in any
+/// case, JSON values by their key (the path's last segment), with phrases, factor-gated regexes
+/// and anchored regexes alike; other names, argument names themselves, a value that names the
+/// argument and a URL nested in another argument's value do not count. An exclusion by name
+/// still removes the rule.
+#[test]
+fn named_argument_targets_read_only_that_argument() {
+    let src = r#"
+class: open-redirect
+rules:
+  - id: 90002
+    name: redirect target off-site
+    description: test rule
+    severity: critical
+    paranoia: 1
+    tags: [attack-open-redirect]
+    targets: ["args:next", "args:return_to"]
+    transforms: [url_decode_repeat, lowercase]
+    match:
+      regex: '^\s*(?:[a-z][a-z0-9+.-]*:|//)'
+  - id: 90003
+    name: phrase in one argument
+    description: test rule
+    severity: critical
+    paranoia: 1
+    tags: [attack-open-redirect]
+    targets: ["args:mode"]
+    transforms: [lowercase]
+    match:
+      contains_any: [debug]
+"#;
+    let rs = palisade_waf::RuleSet::from_sources(&[("t.yaml".to_string(), src.to_string())])
+        .expect("rule loads");
+    let p = default_policy(&rs);
+    for (query, want) in [
+        ("next=https://evil.example", vec![90002]),
+        ("Next=%2F%2Fevil.example", vec![90002]),
+        ("a=1&RETURN_TO=javascript:alert(1)", vec![90002]),
+        ("next=%252F%252Fevil.example", vec![90002]),
+        ("mode=Debug", vec![90003]),
+        ("next=/dashboard", vec![]),
+        ("q=https://evil.example", vec![]),
+        ("nextx=https://evil.example", vec![]),
+        ("xnext=https://evil.example", vec![]),
+        ("https://evil.example=next", vec![]),
+        (
+            "url=https://app.example/login?next=https://evil.example",
+            vec![],
+        ),
+        ("q=debug", vec![]),
+    ] {
+        let i = Req::get(&format!("/s?{query}")).run(&rs, &p);
+        assert_eq!(ids(&i), want, "query {query:?}");
+        let i = Req::post("/s", "application/x-www-form-urlencoded", query.as_bytes()).run(&rs, &p);
+        assert_eq!(ids(&i), want, "form {query:?}");
+    }
+    for (body, want) in [
+        (&br#"{"next":"https://evil.example"}"#[..], vec![90002]),
+        (
+            br#"{"user":{"prefs":{"Return_To":"//evil.example"}}}"#,
+            vec![90002],
+        ),
+        (
+            br#"{"links":[{"next":"https://evil.example"}]}"#,
+            vec![90002],
+        ),
+        (br#"{"next":{"url":"https://evil.example"}}"#, vec![]),
+        (br#"{"next.url":"https://evil.example"}"#, vec![]),
+        (
+            br#"{"link":"https://app.example/login?next=https://evil.example"}"#,
+            vec![],
+        ),
+        (br#"{"next":"/orders/42"}"#, vec![]),
+    ] {
+        let i = Req::post("/s", "application/json", body).run(&rs, &p);
+        assert_eq!(ids(&i), want, "json {}", String::from_utf8_lossy(body));
+    }
+    let excl = policy(
+        &rs,
+        "exclusions:\n  - {rule_ids: [90002], targets: [\"args:next\"]}\n",
+    );
+    let i = Req::get("/s?next=https://evil.example&return_to=//evil.example").run(&rs, &excl);
+    assert_eq!(fired(&i), vec![(90002, "args:return_to".to_string())]);
+}
+
 /// A rule set larger than the bitsets' inline words (128 rules): the shipped rules plus 150
 /// generated ones, each a regex on its own word, with a class gate or a factor. Every generated
 /// rule fires on its own word in an argument, on that argument alone, and a benign request

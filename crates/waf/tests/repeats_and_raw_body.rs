@@ -134,7 +134,8 @@ fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
         "{:?}",
         fired(&i)
     );
-    // An off-site redirect parameter in a form body (rule 16001 reads the raw query and body).
+    // An off-site redirect parameter in a form body and in a JSON body (rule 16001 reads the
+    // arguments of redirect names, not the raw body).
     let i = Req::post(
         "/login",
         "application/x-www-form-urlencoded",
@@ -142,7 +143,18 @@ fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
     )
     .run(&rs, &p);
     assert!(
-        fired(&i).contains(&(16001, "body".into())),
+        fired(&i).contains(&(16001, "args:next".into())),
+        "{:?}",
+        fired(&i)
+    );
+    let i = Req::post(
+        "/login",
+        "application/json",
+        br#"{"user":"a","next":"https://evil.example/"}"#,
+    )
+    .run(&rs, &p);
+    assert!(
+        fired(&i).contains(&(16001, "json:next".into())),
         "{:?}",
         fired(&i)
     );
