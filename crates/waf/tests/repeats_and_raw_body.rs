@@ -110,7 +110,8 @@ fn a_rule_that_does_not_see_keys_still_reads_the_raw_body_of_a_parsed_json() {
 fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
     let rs = shipped();
     let p = default_policy(&rs);
-    // fastjson autoType: `"@type":"com.sun…"` spans a key and a value (rule 13002).
+    // fastjson autoType: `"@type":"com.sun…"` spans a key and a value: rule 13005 reads the
+    // value of the `@type` key (and 13002 the class name in it).
     let i = Req::post(
         "/",
         "application/json",
@@ -118,19 +119,35 @@ fn shapes_that_span_a_key_and_its_value_still_fire_on_a_parsed_json() {
     )
     .run(&rs, &p);
     assert!(
-        fired(&i).contains(&(13002, "body".into())),
+        fired(&i).contains(&(13005, "json:@type".into())),
         "{:?}",
         fired(&i)
     );
-    // Json.NET `$type` gadgets: the quoted key and its value (rule 13004).
+    // Json.NET `$type` gadgets, nested, and with the key's `$` written as a JSON escape, which
+    // the raw text never showed as `"$type"`.
+    for body in [
+        &br#"{"$type":"System.Security.Principal.WindowsIdentity, mscorlib","name":"x"}"#[..],
+        br#"{"a":{"\u0024type":"System.Windows.Data.ObjectDataProvider, PresentationFramework"}}"#,
+    ] {
+        let i = Req::post("/", "application/json", body).run(&rs, &p);
+        assert!(
+            fired(&i)
+                .iter()
+                .any(|(id, t)| *id == 13005 && t.ends_with("$type")),
+            "{}: {:?}",
+            String::from_utf8_lossy(body),
+            fired(&i)
+        );
+    }
+    // jsonpickle: a `py/object` key (rule 13006), whatever its value.
     let i = Req::post(
         "/",
         "application/json",
-        br#"{"$type":"System.Security.Principal.WindowsIdentity, mscorlib","name":"x"}"#,
+        br#"{"job":{"py/object":"tasks.Report"}}"#,
     )
     .run(&rs, &p);
     assert!(
-        fired(&i).contains(&(13004, "body".into())),
+        fired(&i).iter().any(|(id, _)| *id == 13006),
         "{:?}",
         fired(&i)
     );
