@@ -437,8 +437,8 @@ impl PlainPlan {
         // a value is not walked for matches no candidate rule of its kind can use (JSON keys
         // such as `name` and `id`, words of argument-value rules, are no match for the
         // argument-name scan). A value's candidates are always among its kind's rules (the
-        // kind's, plus for headers and arguments the rules that name one), so every pattern a candidate
-        // needs is in its kind's scanner and the scan says the same for them.
+        // kind's, plus for headers and arguments the rules that name one), so every pattern a
+        // candidate needs is in its kind's scanner and the scan says the same for them.
         let mut kind_scan = [0u8; KINDS];
         let mut kind_rules = vec![Bitset::new(n); KINDS];
         let mut kind_scans: Vec<KindScan> = Vec::new();
