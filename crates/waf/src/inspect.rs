@@ -993,7 +993,7 @@ impl Engine<'_> {
     /// Puts the rules (and chains) that look at `kind`/`name` under the policy into
     /// `st.cand`/`st.chains`; with `residual`, only the raw-body rules of a fully parsed body.
     /// Returns false when there is none. `json`: `name` is a JSON path, whose last key names
-    /// the value for `args:<name>` rules.
+    /// the value for `json:<key>` rules.
     fn select(&mut self, kind: Kind, name: &[u8], json: bool, residual: bool) -> bool {
         let rs = self.rs;
         let pol = self.pol;
@@ -1015,13 +1015,17 @@ impl Engine<'_> {
                 st.cand.or_with(hr);
                 st.chains.or_with(hc);
             }
-        } else if matches!(kind, Kind::QueryArg | Kind::BodyArg) && !rs.arg_rules.is_empty() {
-            // A JSON value's key: the path after its last dot (paths are short).
-            let key = match json {
-                true => name.rsplit(|&b| b == b'.').next().unwrap_or(name),
-                false => name,
+        } else if matches!(kind, Kind::QueryArg | Kind::BodyArg) {
+            // `json:<key>` rules for a JSON value, by its key: the path after its last dot
+            // (paths are short); `args:<name>` rules for the other arguments.
+            let (table, key) = match json {
+                true => (
+                    &rs.json_key_rules,
+                    name.rsplit(|&b| b == b'.').next().unwrap_or(name),
+                ),
+                false => (&rs.arg_rules, name),
             };
-            if let Some((ar, ac)) = rs.arg_rules.get(key) {
+            if let Some((ar, ac)) = table.get(key) {
                 st.cand.or_with(ar);
                 st.chains.or_with(ac);
             }

@@ -450,7 +450,8 @@ impl PlainPlan {
                     Some(k) => {
                         r.kinds & k.bit() != 0
                             || (k == Kind::Header && !r.headers.is_empty())
-                            || (matches!(k, Kind::QueryArg | Kind::BodyArg) && !r.args.is_empty())
+                            || (matches!(k, Kind::QueryArg | Kind::BodyArg)
+                                && !(r.args.is_empty() && r.json_keys.is_empty()))
                     }
                     None => true,
                 };

@@ -108,6 +108,8 @@ pub struct Rule {
     pub(crate) headers: Vec<String>,
     /// Lower-case names of `args:<name>` targets.
     pub(crate) args: Vec<String>,
+    /// Lower-case keys of `json:<key>` targets.
+    pub(crate) json_keys: Vec<String>,
     /// The transforms the engine runs: `transforms` without a final `lowercase` when the rule
     /// matches case-insensitively instead (`fold_case`), which spares most values a variant.
     pub(crate) eval_transforms: Vec<Transform>,
@@ -147,8 +149,8 @@ impl Rule {
 /// clients cannot insert, so a name chosen to collide costs a comparison, no more.
 pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast::FixedState>;
 
-/// Rules (and chains) of `args:<name>` targets, looked up for every query or body argument
-/// with no allocation and no hash: by first byte and length first (a bit per length under
+/// Rules (and chains) of `args:<name>` (or `json:<key>`) targets, looked up for every query or
+/// body argument (JSON value) with no allocation and no hash: by first byte and length first (a bit per length under
 /// each first byte), then ASCII case-insensitively among the few names of that length.
 #[derive(Debug)]
 pub(crate) struct ArgRules {
@@ -207,10 +209,6 @@ impl ArgRules {
                 }
             }
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The rules and chains of the argument `name` (ASCII case-insensitive).
@@ -290,6 +288,8 @@ pub struct RuleSet {
     pub(crate) header_rules: HeaderRules,
     /// Rules (and chains) of `args:<name>` targets.
     pub(crate) arg_rules: ArgRules,
+    /// Rules (and chains) of `json:<key>` targets.
+    pub(crate) json_key_rules: ArgRules,
     /// Rules that must be evaluated outside the automaton and the regex set (detectors,
     /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
@@ -543,6 +543,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
     let mut kinds = 0u32;
     let mut headers = Vec::new();
     let mut args = Vec::new();
+    let mut json_keys = Vec::new();
     if r.targets.value.is_empty() {
         errors.push(e(
             &r.targets.referenced,
@@ -555,6 +556,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
             Ok(TargetSpec::Kinds(m)) => kinds |= m,
             Ok(TargetSpec::Header(h)) => headers.push(h),
             Ok(TargetSpec::Arg(a)) => args.push(a),
+            Ok(TargetSpec::JsonKey(k)) => json_keys.push(k),
             Err(hint) => errors.push(e(
                 &t.referenced,
                 format!("unknown target {:?}", t.value),
@@ -755,6 +757,7 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 kinds,
                 headers,
                 args,
+                json_keys,
                 eval_transforms,
                 fold_case,
                 chain: 0,
@@ -833,9 +836,13 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
     let mut header_rules = HeaderRules::default();
     let mut arg_rules = ArgRules::default();
+    let mut json_key_rules = ArgRules::default();
     for (i, r) in rules.iter().enumerate() {
         for a in &r.args {
             arg_rules.add(a, i, r.chain, n, chains.len());
+        }
+        for k in &r.json_keys {
+            json_key_rules.add(k, i, r.chain, n, chains.len());
         }
         for k in Kind::ALL {
             if r.kinds & k.bit() != 0 {
@@ -852,6 +859,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         }
     }
     arg_rules.finish();
+    json_key_rules.finish();
     let ac = if patterns.is_empty() {
         None
     } else {
@@ -1011,6 +1019,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         kind_chains,
         header_rules,
         arg_rules,
+        json_key_rules,
         direct,
         unfiltered,
         class_rules,

@@ -69,9 +69,10 @@ pub(crate) enum TargetSpec {
     Kinds(u32),
     /// `headers:<name>` (lowercase).
     Header(String),
-    /// `args:<name>` (lowercase): the query and body arguments of that name, JSON values by
-    /// their key (the last segment of the path).
+    /// `args:<name>` (lowercase): the query, form and multipart arguments of that name.
     Arg(String),
+    /// `json:<key>` (lowercase): the JSON body values under that key, at any depth.
+    JsonKey(String),
 }
 
 /// Every plain target name and the kinds it covers.
@@ -103,16 +104,24 @@ pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
         }
         return Ok(TargetSpec::Header(name.to_ascii_lowercase()));
     }
-    if let Some(name) = s.strip_prefix("args:") {
+    for (prefix, json) in [("args:", false), ("json:", true)] {
+        let Some(name) = s.strip_prefix(prefix) else {
+            continue;
+        };
         if name.is_empty()
             || name.len() > MAX_ARG_TARGET
             || !name.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(format!(
-                "{s:?} needs an argument name after `args:` (printable ASCII, at most {MAX_ARG_TARGET} bytes)"
+                "{s:?} needs a name after `{prefix}` (printable ASCII, at most {MAX_ARG_TARGET} bytes)"
             ));
         }
-        return Ok(TargetSpec::Arg(name.to_ascii_lowercase()));
+        let name = name.to_ascii_lowercase();
+        return Ok(if json {
+            TargetSpec::JsonKey(name)
+        } else {
+            TargetSpec::Arg(name)
+        });
     }
     TARGET_NAMES
         .iter()
@@ -121,7 +130,7 @@ pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
         .ok_or_else(|| {
             let names: Vec<&str> = TARGET_NAMES.iter().map(|(n, _)| *n).collect();
             format!(
-                "known targets: {}, headers:<name>, args:<name>",
+                "known targets: {}, headers:<name>, args:<name>, json:<key>",
                 names.join(", ")
             )
         })

@@ -369,11 +369,12 @@ rules:
     assert!(ids(&i).is_empty(), "{:?}", ids(&i));
 }
 
-/// `args:<name>` targets read the arguments of that name only: query and form fields in any
-/// case, JSON values by their key (the path's last segment), with phrases, factor-gated regexes
-/// and anchored regexes alike; other names, argument names themselves, a value that names the
-/// argument and a URL nested in another argument's value do not count. An exclusion by name
-/// still removes the rule.
+/// `args:<name>` targets read the arguments of that name only (query and form fields, any
+/// case) and `json:<key>` targets the JSON values under that key at any depth (the path's last
+/// segment), with phrases, factor-gated regexes and anchored regexes alike; other names,
+/// argument names themselves, a value that names the argument, a URL nested in another
+/// argument's value, and for `args:` a JSON value, do not count. An exclusion by name still
+/// removes the rule.
 #[test]
 fn named_argument_targets_read_only_that_argument() {
     let src = r#"
@@ -385,7 +386,7 @@ rules:
     severity: critical
     paranoia: 1
     tags: [attack-open-redirect]
-    targets: ["args:next", "args:return_to"]
+    targets: ["args:next", "args:return_to", "json:return_to"]
     transforms: [url_decode_repeat, lowercase]
     match:
       regex: '^\s*(?:[a-z][a-z0-9+.-]*:|//)'
@@ -426,22 +427,24 @@ rules:
         assert_eq!(ids(&i), want, "form {query:?}");
     }
     for (body, want) in [
-        (&br#"{"next":"https://evil.example"}"#[..], vec![90002]),
+        (&br#"{"return_to":"https://evil.example"}"#[..], vec![90002]),
         (
             br#"{"user":{"prefs":{"Return_To":"//evil.example"}}}"#,
             vec![90002],
         ),
         (
-            br#"{"links":[{"next":"https://evil.example"}]}"#,
+            br#"{"links":[{"return_to":"https://evil.example"}]}"#,
             vec![90002],
         ),
-        (br#"{"next":{"url":"https://evil.example"}}"#, vec![]),
-        (br#"{"next.url":"https://evil.example"}"#, vec![]),
+        // `next` is an `args:` target only.
+        (br#"{"next":"https://evil.example"}"#, vec![]),
+        (br#"{"return_to":{"url":"https://evil.example"}}"#, vec![]),
+        (br#"{"return_to.url":"https://evil.example"}"#, vec![]),
         (
             br#"{"link":"https://app.example/login?next=https://evil.example"}"#,
             vec![],
         ),
-        (br#"{"next":"/orders/42"}"#, vec![]),
+        (br#"{"return_to":"/orders/42"}"#, vec![]),
     ] {
         let i = Req::post("/s", "application/json", body).run(&rs, &p);
         assert_eq!(ids(&i), want, "json {}", String::from_utf8_lossy(body));

@@ -56,11 +56,11 @@ fn unknown_transform_target_detector() {
     );
     assert_eq!(
         one(&GOOD.replace("targets: [args]", "targets: [args, argz]")),
-        ["r.yaml:7:21: unknown target \"argz\" (known targets: path, uri, query, args, args_names, query_args, body_args, headers, header_names, cookies, cookie_names, filenames, body, method, headers:<name>, args:<name>)"]
+        ["r.yaml:7:21: unknown target \"argz\" (known targets: path, uri, query, args, args_names, query_args, body_args, headers, header_names, cookies, cookie_names, filenames, body, method, headers:<name>, args:<name>, json:<key>)"]
     );
     assert_eq!(
         one(&GOOD.replace("targets: [args]", "targets: [args, \"args:\"]")),
-        ["r.yaml:7:21: unknown target \"args:\" (\"args:\" needs an argument name after `args:` (printable ASCII, at most 63 bytes))"]
+        ["r.yaml:7:21: unknown target \"args:\" (\"args:\" needs a name after `args:` (printable ASCII, at most 63 bytes))"]
     );
     assert_eq!(
         one(&GOOD.replace("contains_any: [\"x\"]", "detector: sqly")),
