@@ -235,8 +235,23 @@ fn route_rates(config: &Config) -> Vec<(&str, palisade_guard::Rate)> {
         .collect()
 }
 
-fn guard_error(config: &Config, e: impl std::fmt::Display) -> BuildError {
-    BuildError::Rules(format!("{}: guard: {e}", config.source.display()))
+/// A guard error as `file: guard: …`, or at the feed's entry (`file:line:col: guard.ip.feeds[i]:
+/// …`) when a feed file cannot be read.
+fn guard_error(config: &Config, e: palisade_guard::GuardError) -> BuildError {
+    let feed = match &e {
+        palisade_guard::GuardError::Io { path, .. } => config.guard.as_ref().and_then(|g| {
+            let i = g.ip.feeds.iter().position(|f| &f.path == path)?;
+            Some((i, config.guard_feeds_at.get(i)?))
+        }),
+        _ => None,
+    };
+    BuildError::Rules(match feed {
+        Some((i, (line, col))) => format!(
+            "{}:{line}:{col}: guard.ip.feeds[{i}]: {e}",
+            config.source.display()
+        ),
+        None => format!("{}: guard: {e}", config.source.display()),
+    })
 }
 
 impl Shared {

@@ -864,6 +864,19 @@ fn check_points_at_the_policy_plan_or_setting_that_is_wrong() {
         err,
         format!("{}:8:12: server.threads must be at least 1", p.display())
     );
+    // A feed file that cannot be read, at its entry (the second, line 11).
+    std::fs::write(dir.path().join("a.txt"), "192.0.2.0/24\n").expect("write feed");
+    let err = check(format!(
+        "{head}routes: []\nguard:\n  ip:\n    feeds:\n      - {{name: a, path: a.txt, format: plain}}\n      - {{name: b, path: missing.txt, format: plain}}\n"
+    ));
+    assert!(
+        err.starts_with(&format!(
+            "{}:11:9: guard.ip.feeds[1]: {}: cannot read feed",
+            p.display(),
+            dir.path().join("missing.txt").display()
+        )),
+        "{err}"
+    );
 }
 
 /// SIGTERM: the gateway stops accepting, lets the request in flight finish within the grace

@@ -78,6 +78,10 @@ pub struct Config {
     pub rules_dir: Option<PathBuf>,
     /// Guard settings (IP lists, throttling, auto-ban), if the stage is on.
     pub guard: Option<palisade_guard::GuardConfig>,
+    /// Line and column of each `guard.ip.feeds` entry, in order (a feed that cannot be read is
+    /// reported at its entry).
+    #[serde(skip)]
+    pub guard_feeds_at: Vec<(u64, u64)>,
     /// Analytics settings (read at start; a reload does not restart the writer).
     pub analytics: Option<palisade_analytics::AnalyticsConfig>,
     /// API keys: key file, quota file (resolved paths) and plans.
@@ -330,7 +334,41 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
-    Validator::new(&file, &base).validate(path, raw)
+    let mut config = Validator::new(&file, &base).validate(path, raw)?;
+    config.guard_feeds_at = feed_locations(text);
+    Ok(config)
+}
+
+/// Where each `guard.ip.feeds` entry starts, in order: the guard crate's own config types carry
+/// no spans, so the file is read once more for them alone (the file already parsed whole).
+fn feed_locations(text: &str) -> Vec<(u64, u64)> {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        guard: Option<Guard>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Guard {
+        #[serde(default)]
+        ip: Option<Ip>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Ip {
+        #[serde(default)]
+        feeds: Vec<Spanned<IgnoredAny>>,
+    }
+    serde_saphyr::from_str::<File>(text)
+        .ok()
+        .and_then(|f| f.guard)
+        .and_then(|g| g.ip)
+        .map(|ip| {
+            ip.feeds
+                .iter()
+                .map(|f| (f.referenced.line(), f.referenced.column()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Parse YAML into `T`, mapping the parser's error to `file:line:col: message`.
@@ -609,6 +647,7 @@ impl<'a> Validator<'a> {
             pools,
             routes,
             rules_dir,
+            guard_feeds_at: Vec::new(),
             guard: raw.guard.map(|mut g| {
                 // Guard files are relative to the config file, like every other path.
                 for f in &mut g.ip.feeds {
