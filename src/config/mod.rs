@@ -461,9 +461,33 @@ impl<'a> Validator<'a> {
             Ok(a) => Some(a),
             Err(_) => {
                 use std::net::ToSocketAddrs;
-                match s.value.to_socket_addrs().ok().and_then(|mut it| it.next()) {
-                    Some(a) => Some(a),
-                    None => {
+                // A name with a port that does not resolve here is not a syntax error: say so
+                // (a compose file's service names resolve only inside its network).
+                let host = s
+                    .value
+                    .rsplit_once(':')
+                    .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                    .map(|(h, _)| h);
+                match (s.value.to_socket_addrs().map(|mut it| it.next()), host) {
+                    (Ok(Some(a)), _) => Some(a),
+                    (Ok(None), Some(h)) => {
+                        self.err(
+                            &s.referenced,
+                            format!("{what} address `{}`: `{h}` resolves to no address", s.value),
+                        );
+                        None
+                    }
+                    (Err(e), Some(h)) => {
+                        self.err(
+                            &s.referenced,
+                            format!(
+                                "{what} address `{}`: cannot resolve `{h}`: {e} (names are resolved when the config is loaded)",
+                                s.value
+                            ),
+                        );
+                        None
+                    }
+                    (_, None) => {
                         self.err(
                             &s.referenced,
                             format!(
