@@ -864,6 +864,17 @@ fn check_points_at_the_policy_plan_or_setting_that_is_wrong() {
         err,
         format!("{}:8:12: server.threads must be at least 1", p.display())
     );
+    // An address without a port is a syntax error, at the value (line 5, column 25).
+    let err = check(
+        "listeners:\n  - address: 127.0.0.1:8080\nupstreams:\n  demo:\n    targets: [{address: \"127.0.0.1\"}]\nroutes: []\n".to_string(),
+    );
+    assert_eq!(
+        err,
+        format!(
+            "{}:5:25: invalid upstream target address `127.0.0.1` (expected host:port, e.g. 127.0.0.1:8080)",
+            p.display()
+        )
+    );
     // A feed file that cannot be read, at its entry (the second, line 11).
     std::fs::write(dir.path().join("a.txt"), "192.0.2.0/24\n").expect("write feed");
     let err = check(format!(
