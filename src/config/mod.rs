@@ -468,36 +468,24 @@ impl<'a> Validator<'a> {
                     .rsplit_once(':')
                     .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
                     .map(|(h, _)| h);
-                match (s.value.to_socket_addrs().map(|mut it| it.next()), host) {
-                    (Ok(Some(a)), _) => Some(a),
-                    (Ok(None), Some(h)) => {
-                        self.err(
-                            &s.referenced,
-                            format!("{what} address `{}`: `{h}` resolves to no address", s.value),
-                        );
-                        None
-                    }
-                    (Err(e), Some(h)) => {
-                        self.err(
-                            &s.referenced,
-                            format!(
-                                "{what} address `{}`: cannot resolve `{h}`: {e} (names are resolved when the config is loaded)",
-                                s.value
-                            ),
-                        );
-                        None
-                    }
-                    (_, None) => {
-                        self.err(
-                            &s.referenced,
-                            format!(
-                                "invalid {what} address `{}` (expected host:port, e.g. 127.0.0.1:8080)",
-                                s.value
-                            ),
-                        );
-                        None
-                    }
-                }
+                let problem = match host {
+                    None => format!(
+                        "invalid {what} address `{}` (expected host:port, e.g. 127.0.0.1:8080)",
+                        s.value
+                    ),
+                    Some(h) => match s.value.to_socket_addrs().map(|mut it| it.next()) {
+                        Ok(Some(a)) => return Some(a),
+                        Ok(None) => {
+                            format!("{what} address `{}`: `{h}` resolves to no address", s.value)
+                        }
+                        Err(e) => format!(
+                            "{what} address `{}`: cannot resolve `{h}`: {e} (names are resolved when the config is loaded)",
+                            s.value
+                        ),
+                    },
+                };
+                self.err(&s.referenced, problem);
+                None
             }
         }
     }

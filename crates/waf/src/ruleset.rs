@@ -144,16 +144,13 @@ impl Rule {
     }
 }
 
-/// Rules (and chains) of `headers:<name>` targets by lowercase header name, looked up for
-/// every header value with a fixed fast hash: its keys are the rule set's few names and
-/// clients cannot insert, so a name chosen to collide costs a comparison, no more.
-pub(crate) type HeaderRules = HashMap<Vec<u8>, (Bitset, Bitset), foldhash::fast::FixedState>;
-
-/// Rules (and chains) of `args:<name>` (or `json:<key>`) targets, looked up for every query or
-/// body argument (JSON value) with no allocation and no hash: by first byte and length first (a bit per length under
-/// each first byte), then ASCII case-insensitively among the few names of that length.
+/// Rules (and chains) of named targets (`headers:<name>`, `args:<name>`, `json:<key>`), looked
+/// up for every header, argument or JSON value with no allocation and no hash: by first byte
+/// and length first (a bit per length under each first byte), then ASCII case-insensitively
+/// among the few names of that length. Names are at most [`crate::target::MAX_NAMED_TARGET`]
+/// bytes.
 #[derive(Debug)]
-pub(crate) struct ArgRules {
+pub(crate) struct NamedRules {
     /// Per first byte (either case): a bit per length of the names that start with it.
     lens: Box<[u64; 256]>,
     /// Lower-case name, its rules and chains; sorted by length once built.
@@ -162,9 +159,9 @@ pub(crate) struct ArgRules {
     by_len: Vec<(u16, u16)>,
 }
 
-impl Default for ArgRules {
-    fn default() -> ArgRules {
-        ArgRules {
+impl Default for NamedRules {
+    fn default() -> NamedRules {
+        NamedRules {
             lens: Box::new([0; 256]),
             entries: Vec::new(),
             by_len: Vec::new(),
@@ -172,7 +169,7 @@ impl Default for ArgRules {
     }
 }
 
-impl ArgRules {
+impl NamedRules {
     fn add(&mut self, name: &str, rule: usize, chain: usize, n: usize, n_chains: usize) {
         let i = match self.entries.iter().position(|e| e.0 == name.as_bytes()) {
             Some(i) => i,
@@ -191,7 +188,7 @@ impl ArgRules {
         }
     }
 
-    /// Sorts the names by length and indexes them (after the last [`ArgRules::add`]).
+    /// Sorts the names by length and indexes them (after the last [`NamedRules::add`]).
     fn finish(&mut self) {
         self.entries
             .sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
@@ -284,12 +281,12 @@ pub struct RuleSet {
     pub(crate) pat_entries: Vec<Vec<PatEntry>>,
     pub(crate) kind_rules: Vec<Bitset>,
     pub(crate) kind_chains: Vec<Bitset>,
-    /// Rules (and chains) of `headers:<name>` targets, by lowercase header name.
-    pub(crate) header_rules: HeaderRules,
+    /// Rules (and chains) of `headers:<name>` targets.
+    pub(crate) header_rules: NamedRules,
     /// Rules (and chains) of `args:<name>` targets.
-    pub(crate) arg_rules: ArgRules,
+    pub(crate) arg_rules: NamedRules,
     /// Rules (and chains) of `json:<key>` targets.
-    pub(crate) json_key_rules: ArgRules,
+    pub(crate) json_key_rules: NamedRules,
     /// Rules that must be evaluated outside the automaton and the regex set (detectors,
     /// unfiltered regexes that need Unicode).
     pub(crate) direct: Bitset,
@@ -834,9 +831,9 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
         chain_paths.push(path);
     }
     let mut kind_chains = vec![Bitset::new(chains.len()); KINDS];
-    let mut header_rules = HeaderRules::default();
-    let mut arg_rules = ArgRules::default();
-    let mut json_key_rules = ArgRules::default();
+    let mut header_rules = NamedRules::default();
+    let mut arg_rules = NamedRules::default();
+    let mut json_key_rules = NamedRules::default();
     for (i, r) in rules.iter().enumerate() {
         for a in &r.args {
             arg_rules.add(a, i, r.chain, n, chains.len());
@@ -851,13 +848,10 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
             }
         }
         for h in &r.headers {
-            let e = header_rules
-                .entry(h.as_bytes().to_vec())
-                .or_insert_with(|| (Bitset::new(n), Bitset::new(chains.len())));
-            e.0.set(i);
-            e.1.set(r.chain);
+            header_rules.add(h, i, r.chain, n, chains.len());
         }
     }
+    header_rules.finish();
     arg_rules.finish();
     json_key_rules.finish();
     let ac = if patterns.is_empty() {

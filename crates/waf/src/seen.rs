@@ -143,6 +143,7 @@ impl Seen {
 
     /// True when `(kind, name, value)` was already inspected in this request; otherwise
     /// remembers it (within the bounds) and returns false.
+    #[inline]
     pub fn check_insert(&mut self, kind: Kind, name: &[u8], value: &[u8]) -> bool {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;

@@ -93,14 +93,17 @@ pub(crate) const TARGET_NAMES: &[(&str, u32)] = &[
     ("method", 1 << 0),
 ];
 
-/// Parses one rule target; `Err` carries a hint.
-/// Longest name an `args:<name>` target takes (names are looked up by length first).
-pub(crate) const MAX_ARG_TARGET: usize = 63;
+/// Longest name a `headers:`, `args:` or `json:` target takes (names are looked up by length
+/// first, [`crate::ruleset::NamedRules`]).
+pub(crate) const MAX_NAMED_TARGET: usize = 63;
 
+/// Parses one rule target; `Err` carries a hint.
 pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
     if let Some(name) = s.strip_prefix("headers:") {
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(format!("{s:?} needs a header name after `headers:`"));
+        if name.is_empty() || name.len() > MAX_NAMED_TARGET || !name.bytes().all(is_token_byte) {
+            return Err(format!(
+                "{s:?} needs a header name after `headers:` (at most {MAX_NAMED_TARGET} bytes)"
+            ));
         }
         return Ok(TargetSpec::Header(name.to_ascii_lowercase()));
     }
@@ -109,11 +112,11 @@ pub(crate) fn parse_target(s: &str) -> Result<TargetSpec, String> {
             continue;
         };
         if name.is_empty()
-            || name.len() > MAX_ARG_TARGET
+            || name.len() > MAX_NAMED_TARGET
             || !name.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(format!(
-                "{s:?} needs a name after `{prefix}` (printable ASCII, at most {MAX_ARG_TARGET} bytes)"
+                "{s:?} needs a name after `{prefix}` (printable ASCII, at most {MAX_NAMED_TARGET} bytes)"
             ));
         }
         let name = name.to_ascii_lowercase();
