@@ -260,6 +260,14 @@ impl Inspection {
 pub(crate) trait Sink {
     /// One value of `kind`, named `name` (argument name, header name, JSON path…).
     fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]);
+    /// True when the sink skips a value it already received in this request (the same kind,
+    /// name and bytes, of at most [`crate::seen::MAX_VALUE`] bytes each): a parser that knows
+    /// a value repeats one it sent may then call [`Sink::repeat`] instead of sending it.
+    fn skips_repeats(&self) -> bool {
+        false
+    }
+    /// A repeated value the parser did not send (see [`Sink::skips_repeats`]).
+    fn repeat(&mut self) {}
     /// The raw body. `parsed` is true when a JSON or urlencoded parser read all of it, so every
     /// byte of it already went out as a key or a value: then only the rules that do not look at
     /// both `args` and `args_names` need the raw body.
@@ -1084,6 +1092,15 @@ impl Sink for Engine<'_> {
             // Not a clean block any more (the Cookie header is not part of it).
             self.st.block_ok &= name.eq_ignore_ascii_case(b"cookie");
         }
+    }
+
+    fn skips_repeats(&self) -> bool {
+        // The condition under which `value` consults the request's memory.
+        self.dedupe && !self.st.record_all
+    }
+
+    fn repeat(&mut self) {
+        self.st.skipped += 1;
     }
 
     fn raw_body(&mut self, body: &[u8], parsed: bool) {

@@ -38,6 +38,33 @@ struct Entry {
     name_len: u32,
     value_len: u32,
     kind: u8,
+    /// [`words`] of the name and of the value: with the lengths, all the bytes of a text of
+    /// up to 16, so such an entry is compared without reading the arena.
+    name_words: (u64, u64),
+    value_words: (u64, u64),
+}
+
+/// A `(kind, name, value)` being looked up, with the [`words`] of its name and value.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    kind: Kind,
+    name: &'a [u8],
+    value: &'a [u8],
+    name_words: (u64, u64),
+    value_words: (u64, u64),
+}
+
+impl<'a> Probe<'a> {
+    #[inline]
+    fn new(kind: Kind, name: &'a [u8], value: &'a [u8]) -> Probe<'a> {
+        Probe {
+            kind,
+            name,
+            value,
+            name_words: words(name),
+            value_words: words(value),
+        }
+    }
 }
 
 /// Slots of the table of recent entries (a power of two).
@@ -47,23 +74,11 @@ const RECENT: usize = 256;
 /// lengths and the value's first and last bytes (no hash of the whole: a miss only costs a
 /// lookup in the hash table).
 #[inline]
-fn slot(kind: Kind, name: &[u8], value: &[u8]) -> usize {
-    let (head, tail) = words(value);
-    let lens = (kind as u64) << 48 | (name.len() as u64) << 24 | value.len() as u64;
+fn slot(p: &Probe<'_>) -> usize {
+    let (head, tail) = p.value_words;
+    let lens = (p.kind as u64) << 48 | (p.name.len() as u64) << 24 | p.value.len() as u64;
     let h = (lens ^ head ^ tail.rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> (64 - RECENT.trailing_zeros())) as usize
-}
-
-/// `a == b`, without a call to `memcmp` for texts of up to 16 bytes (most names and values
-/// a request repeats).
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            words(a) == words(b)
-        } else {
-            a == b
-        }
 }
 
 /// The first and last eight bytes of `b` (overlapping when shorter than 16), or for a shorter
@@ -148,28 +163,29 @@ impl Seen {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
-        let slot = slot(kind, name, value);
-        if self.recent_is(slot, kind, name, value) {
+        let p = Probe::new(kind, name, value);
+        let slot = slot(&p);
+        if self.recent_is(slot, &p) {
             return true;
         }
         let hash = self.hasher.hash_one((kind as u8, name, value));
-        if let Some(i) = self.find(hash, kind, name, value) {
+        if let Some(i) = self.find(hash, &p) {
             self.set_recent(slot, i);
             return true;
         }
-        if self.insert_hashed(hash, kind, name, value) {
+        if self.insert_hashed(hash, &p) {
             self.set_recent(slot, self.entries.len() as u32 - 1);
         }
         false
     }
 
-    /// True when the recent entry of `slot` is `(kind, name, value)`.
+    /// True when the recent entry of `slot` is the probe's.
     #[inline]
-    fn recent_is(&self, slot: usize, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+    fn recent_is(&self, slot: usize, p: &Probe<'_>) -> bool {
         self.recent
             .get(slot)
             .and_then(|&i| self.entries.get(i as usize))
-            .is_some_and(|e| self.is(e, kind, name, value))
+            .is_some_and(|e| self.is(e, p))
     }
 
     #[inline]
@@ -179,18 +195,18 @@ impl Seen {
         }
     }
 
-    /// Whether entry `e` holds `(kind, name, value)`.
+    /// Whether entry `e` holds the probe's `(kind, name, value)`: the kinds, the lengths and
+    /// the [`words`], then the bytes of a name or value longer than 16.
     #[inline]
-    fn is(&self, e: &Entry, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+    fn is(&self, e: &Entry, p: &Probe<'_>) -> bool {
         let (s, n, v) = (e.start as usize, e.name_len as usize, e.value_len as usize);
-        e.kind == kind as u8
-            && n == name.len()
-            && v == value.len()
-            && self.arena.get(s..s + n).is_some_and(|a| same(a, name))
-            && self
-                .arena
-                .get(s + n..s + n + v)
-                .is_some_and(|a| same(a, value))
+        e.kind == p.kind as u8
+            && n == p.name.len()
+            && v == p.value.len()
+            && e.name_words == p.name_words
+            && e.value_words == p.value_words
+            && (n <= 16 || self.arena.get(s..s + n) == Some(p.name))
+            && (v <= 16 || self.arena.get(s + n..s + n + v) == Some(p.value))
     }
 
     /// True when `(kind, name, value)` is remembered.
@@ -198,14 +214,10 @@ impl Seen {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
-        self.recent_is(slot(kind, name, value), kind, name, value)
+        let p = Probe::new(kind, name, value);
+        self.recent_is(slot(&p), &p)
             || self
-                .find(
-                    self.hasher.hash_one((kind as u8, name, value)),
-                    kind,
-                    name,
-                    value,
-                )
+                .find(self.hasher.hash_one((kind as u8, name, value)), &p)
                 .is_some()
     }
 
@@ -215,25 +227,27 @@ impl Seen {
         if value.len() > self.max_value || name.len() > self.max_value {
             return false;
         }
+        let p = Probe::new(kind, name, value);
         let hash = self.hasher.hash_one((kind as u8, name, value));
-        let added = self.insert_hashed(hash, kind, name, value);
+        let added = self.insert_hashed(hash, &p);
         if added {
-            self.set_recent(slot(kind, name, value), self.entries.len() as u32 - 1);
+            self.set_recent(slot(&p), self.entries.len() as u32 - 1);
         }
         added
     }
 
-    /// The index of the entry `(kind, name, value)`, whose hash is `hash`.
-    fn find(&self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> Option<u32> {
+    /// The index of the probe's entry, whose hash is `hash`.
+    fn find(&self, hash: u64, p: &Probe<'_>) -> Option<u32> {
         let same = |&i: &u32| {
             self.entries
                 .get(i as usize)
-                .is_some_and(|e| e.hash == hash && self.is(e, kind, name, value))
+                .is_some_and(|e| e.hash == hash && self.is(e, p))
         };
         self.table.find(hash, same).copied()
     }
 
-    fn insert_hashed(&mut self, hash: u64, kind: Kind, name: &[u8], value: &[u8]) -> bool {
+    fn insert_hashed(&mut self, hash: u64, p: &Probe<'_>) -> bool {
+        let (name, value) = (p.name, p.value);
         if self.entries.len() >= self.max_entries
             || self.arena.len() + name.len() + value.len() > self.max_arena
         {
@@ -254,7 +268,9 @@ impl Seen {
             start,
             name_len,
             value_len,
-            kind: kind as u8,
+            kind: p.kind as u8,
+            name_words: p.name_words,
+            value_words: p.value_words,
         });
         let entries = &self.entries;
         self.table.insert_unique(hash, idx, |&i| {

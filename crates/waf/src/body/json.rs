@@ -2,6 +2,15 @@
 //! the dotted key path; array elements add no segment, so `{"a":[{"b":"x"}]}` gives `a.b`).
 //! Escapes (`\uXXXX` with surrogate pairs) are decoded. Numbers, booleans and null are not
 //! inspected. Nesting deeper than [`super::MAX_DEPTH`] is an error.
+//!
+//! An array of objects repeats its keys in every element. When the sink skips what it already
+//! received in the request ([`Sink::skips_repeats`]), a key that has the same bytes as the key
+//! at the same position of the last object read at the same depth is not sent again
+//! ([`Sink::repeat`] instead): two compares, where sending it costs the sink a look-up in its
+//! memory (≈ 200 instructions). Only keys written without escapes are compared (their bytes
+//! are in the body), only the first [`MEMO_KEYS`] of an object, and only keys the sink would
+//! remember (at most [`crate::seen::MAX_VALUE`] bytes): a key is skipped only where the sink
+//! would have skipped it.
 
 use super::MAX_DEPTH;
 use crate::inspect::{BodyError, Sink};
@@ -9,9 +18,50 @@ use crate::request::ParseBufs;
 use crate::target::Kind;
 use crate::transform::{hex_val, push_code_point};
 
+/// Keys per object remembered by position.
+const MEMO_KEYS: usize = 64;
+
+/// No key remembered at this position (an empty range never compares equal: see
+/// [`same_key`]).
+const NO_KEY: (usize, usize) = (usize::MAX, 0);
+
 struct P<'a> {
     b: &'a [u8],
     i: usize,
+    /// The sink skips repeats ([`Sink::skips_repeats`]).
+    skip: bool,
+}
+
+/// True when the key `span` of `b` (`None`: written with escapes) has the bytes of the key
+/// remembered at position `ord` of depth `depth` in `keys`; remembers it there.
+#[inline]
+fn same_key(
+    b: &[u8],
+    keys: &mut Vec<Vec<(usize, usize)>>,
+    depth: usize,
+    ord: usize,
+    span: Option<(usize, usize)>,
+) -> bool {
+    if ord >= MEMO_KEYS {
+        return false;
+    }
+    let (s, e) = match span {
+        Some((s, e)) if e - s <= crate::seen::MAX_VALUE => (s, e),
+        _ => NO_KEY,
+    };
+    if keys.len() <= depth {
+        keys.resize_with(depth + 1, Vec::new);
+    }
+    let Some(row) = keys.get_mut(depth) else {
+        return false;
+    };
+    let Some(prev) = row.get_mut(ord) else {
+        // A new position: the row grows one key at a time, as the object is read.
+        row.push((s, e));
+        return false;
+    };
+    let (ps, pe) = std::mem::replace(prev, (s, e));
+    s <= e && ps <= pe && b.get(ps..pe) == b.get(s..e)
 }
 
 impl P<'_> {
@@ -111,6 +161,7 @@ impl P<'_> {
                     self.i += 1;
                     return Ok(());
                 }
+                let mut ord = 0;
                 loop {
                     self.ws();
                     if self.b.get(self.i) != Some(&b'"') {
@@ -121,7 +172,13 @@ impl P<'_> {
                         Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
                         None => &bufs.b,
                     };
-                    sink.value(Kind::ArgName, key, true, key);
+                    let repeat = self.skip && same_key(self.b, &mut bufs.keys, depth, ord, span);
+                    ord += 1;
+                    if repeat {
+                        sink.repeat();
+                    } else {
+                        sink.value(Kind::ArgName, key, true, key);
+                    }
                     let plen = bufs.a.len();
                     if plen > 0 {
                         bufs.a.push(b'.');
@@ -205,7 +262,15 @@ pub(crate) fn parse(
     sink: &mut impl Sink,
 ) -> Result<(), BodyError> {
     bufs.a.clear();
-    let mut p = P { b: body, i: 0 };
+    let skip = sink.skips_repeats();
+    if skip {
+        bufs.keys.iter_mut().for_each(Vec::clear);
+    }
+    let mut p = P {
+        b: body,
+        i: 0,
+        skip,
+    };
     p.value(0, bufs, sink)?;
     p.ws();
     if p.i != body.len() {
