@@ -25,6 +25,34 @@ const MEMO_KEYS: usize = 64;
 /// [`same_key`]).
 const NO_KEY: (usize, usize) = (usize::MAX, 0);
 
+/// The first `"` or `\\` of `rest`: eight bytes at a time over the first 32 (most keys and
+/// values are short, where a call to `memchr2` costs more than the search), then `memchr2`.
+#[inline]
+fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut k = 0;
+    while k < 32 {
+        let Some(chunk) = rest.get(k..).and_then(<[u8]>::first_chunk::<8>) else {
+            let tail = rest.get(k..).unwrap_or(&[]);
+            return tail
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\')
+                .map(|i| k + i);
+        };
+        let w = u64::from_le_bytes(*chunk);
+        let (q, e) = (w ^ (LO * u64::from(b'"')), w ^ (LO * u64::from(b'\\')));
+        // A zero byte of `q` or `e`: the lowest flagged byte is exact (a borrow can only
+        // flag bytes above a zero byte).
+        let hit = ((q.wrapping_sub(LO) & !q) | (e.wrapping_sub(LO) & !e)) & HI;
+        if hit != 0 {
+            return Some(k + (hit.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    memchr::memchr2(b'"', b'\\', rest.get(k..).unwrap_or(&[])).map(|i| k + i)
+}
+
 struct P<'a> {
     b: &'a [u8],
     i: usize,
@@ -86,7 +114,7 @@ impl P<'_> {
         self.i += 1;
         let start = self.i;
         let rest = self.b.get(start..).unwrap_or(&[]);
-        if let Some(k) = memchr::memchr2(b'"', b'\\', rest) {
+        if let Some(k) = quote_or_backslash(rest) {
             if rest.get(k) == Some(&b'"') {
                 self.i = start + k + 1;
                 return Ok(Some((start, start + k)));
@@ -143,6 +171,9 @@ impl P<'_> {
         }
     }
 
+    /// Reads the value at the cursor (after white space): a string, number, boolean or null
+    /// here (`Ok(true)`), or an object or array by [`P::container`]. Scalars are read inline
+    /// in the loops of the containers, without a call per value.
     fn value(
         &mut self,
         depth: usize,
@@ -150,81 +181,19 @@ impl P<'_> {
         sink: &mut impl Sink,
     ) -> Result<(), BodyError> {
         self.ws();
+        if self.scalar(bufs, sink)? {
+            Ok(())
+        } else {
+            self.container(depth, bufs, sink)
+        }
+    }
+
+    /// A string, number, boolean or null at the cursor (`Ok(true)`); `Ok(false)` at `{` or
+    /// `[`.
+    #[inline(always)]
+    fn scalar(&mut self, bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<bool, BodyError> {
         match self.b.get(self.i) {
-            Some(b'{') => {
-                if depth >= MAX_DEPTH {
-                    return Err(BodyError::TooDeep { limit: MAX_DEPTH });
-                }
-                self.i += 1;
-                self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                let mut ord = 0;
-                loop {
-                    self.ws();
-                    if self.b.get(self.i) != Some(&b'"') {
-                        return Err(self.err());
-                    }
-                    let span = self.string(&mut bufs.b)?;
-                    let key = match span {
-                        Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
-                        None => &bufs.b,
-                    };
-                    let repeat = self.skip && same_key(self.b, &mut bufs.keys, depth, ord, span);
-                    ord += 1;
-                    if repeat {
-                        sink.repeat();
-                    } else {
-                        sink.value(Kind::ArgName, key, true, key);
-                    }
-                    let plen = bufs.a.len();
-                    if plen > 0 {
-                        bufs.a.push(b'.');
-                    }
-                    bufs.a.extend_from_slice(key);
-                    self.ws();
-                    if self.b.get(self.i) != Some(&b':') {
-                        return Err(self.err());
-                    }
-                    self.i += 1;
-                    self.value(depth + 1, bufs, sink)?;
-                    bufs.a.truncate(plen);
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err()),
-                    }
-                }
-            }
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return Err(BodyError::TooDeep { limit: MAX_DEPTH });
-                }
-                self.i += 1;
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.value(depth + 1, bufs, sink)?;
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err()),
-                    }
-                }
-            }
+            Some(b'{' | b'[') => Ok(false),
             Some(b'"') => {
                 let span = self.string(&mut bufs.c)?;
                 let v = match span {
@@ -232,24 +201,110 @@ impl P<'_> {
                     None => &bufs.c,
                 };
                 sink.value(Kind::BodyArg, &bufs.a, true, v);
-                Ok(())
+                Ok(true)
             }
             Some(b'-' | b'0'..=b'9') => {
-                let n = self.b[self.i..]
+                let rest = self.b.get(self.i..).unwrap_or(&[]);
+                let n = rest
                     .iter()
-                    .take_while(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    .count();
+                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .unwrap_or(rest.len());
                 self.i += n;
-                Ok(())
+                Ok(true)
             }
             _ => {
                 for lit in [&b"true"[..], b"false", b"null"] {
                     if self.b.get(self.i..).is_some_and(|r| r.starts_with(lit)) {
                         self.i += lit.len();
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
                 Err(self.err())
+            }
+        }
+    }
+
+    /// The object or array at the cursor, its members at `depth + 1`.
+    fn container(
+        &mut self,
+        depth: usize,
+        bufs: &mut ParseBufs,
+        sink: &mut impl Sink,
+    ) -> Result<(), BodyError> {
+        if depth >= MAX_DEPTH {
+            return Err(BodyError::TooDeep { limit: MAX_DEPTH });
+        }
+        if self.b.get(self.i) == Some(&b'[') {
+            self.i += 1;
+            self.ws();
+            if self.b.get(self.i) == Some(&b']') {
+                self.i += 1;
+                return Ok(());
+            }
+            loop {
+                self.ws();
+                if !self.scalar(bufs, sink)? {
+                    self.container(depth + 1, bufs, sink)?;
+                }
+                self.ws();
+                match self.b.get(self.i) {
+                    Some(b',') => self.i += 1,
+                    Some(b']') => {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    _ => return Err(self.err()),
+                }
+            }
+        }
+        // An object (`scalar` left only `{` and `[`).
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        let mut ord = 0;
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(self.err());
+            }
+            let span = self.string(&mut bufs.b)?;
+            let key = match span {
+                Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
+                None => &bufs.b,
+            };
+            let repeat = self.skip && same_key(self.b, &mut bufs.keys, depth, ord, span);
+            ord += 1;
+            if repeat {
+                sink.repeat();
+            } else {
+                sink.value(Kind::ArgName, key, true, key);
+            }
+            let plen = bufs.a.len();
+            if plen > 0 {
+                bufs.a.push(b'.');
+            }
+            bufs.a.extend_from_slice(key);
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return Err(self.err());
+            }
+            self.i += 1;
+            self.ws();
+            if !self.scalar(bufs, sink)? {
+                self.container(depth + 1, bufs, sink)?;
+            }
+            bufs.a.truncate(plen);
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err()),
             }
         }
     }
@@ -277,4 +332,45 @@ pub(crate) fn parse(
         return Err(p.err());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_or_backslash;
+    use proptest::prelude::*;
+
+    fn naive(v: &[u8]) -> Option<usize> {
+        v.iter().position(|&b| b == b'"' || b == b'\\')
+    }
+
+    #[test]
+    fn the_word_search_finds_the_first_quote_or_backslash() {
+        for len in 0..48 {
+            let mut v = vec![b'a'; len];
+            assert_eq!(quote_or_backslash(&v), None, "{len}");
+            for at in (0..len).rev() {
+                v[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                assert_eq!(quote_or_backslash(&v), Some(at), "{len} {at}");
+            }
+        }
+    }
+
+    proptest! {
+        /// Against a byte-by-byte search, with the bytes next to `"` and `\` (and those with
+        /// the high bit set, where a borrow could flag the wrong byte) made common.
+        #[test]
+        fn the_word_search_equals_a_byte_search(
+            v in proptest::collection::vec(
+                prop_oneof![
+                    4 => any::<u8>(),
+                    1 => prop::sample::select(vec![
+                        b'"', b'\\', 0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0x00, 0x01, 0xff, 0x80,
+                    ]),
+                ],
+                0..90,
+            )
+        ) {
+            prop_assert_eq!(quote_or_backslash(&v), naive(&v));
+        }
+    }
 }
