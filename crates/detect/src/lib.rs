@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod redirect;
 pub mod sqli;
 pub mod xss;
 
@@ -38,6 +39,8 @@ pub enum Context {
     Attribute,
     /// XSS: the value breaks out of a JavaScript string or is a `javascript:` URL.
     Script,
+    /// Redirect: the value sends the browser to another site or to a script scheme.
+    Redirect,
 }
 
 impl Context {
@@ -50,6 +53,7 @@ impl Context {
             Context::Html => "html",
             Context::Attribute => "attribute",
             Context::Script => "script",
+            Context::Redirect => "redirect",
         }
     }
 }

@@ -178,6 +178,7 @@ impl Inspection {
         st.body_error = None;
         st.over_limit = false;
         st.seen.clear();
+        st.plain.host.clear();
         st.skipped = 0;
         st.clean.hits = 0;
     }
@@ -850,8 +851,8 @@ impl Engine<'_> {
                         Some(x) => x,
                         None => {
                             let x = match st.var_mask.get(usize::from(v)) {
-                                Some(&m) => run_detector_masked(*d, hay, m),
-                                None => run_detector(*d, hay),
+                                Some(&m) => run_detector_masked(*d, hay, m, &st.plain.host),
+                                None => run_detector(*d, hay, &st.plain.host),
                             };
                             st.detections.push((v, *d, x));
                             x
@@ -963,14 +964,26 @@ pub(crate) const WORD_CLASSES: u64 = {
     UPPER | LOWER | DIGIT | LONG | of(b'_')
 };
 
+/// The request's host for the redirect detector: the `Host` header's bytes as sent (the
+/// detector ignores case and port); empty without one, or with several.
+fn request_host(headers: &http::HeaderMap, out: &mut Vec<u8>) {
+    out.clear();
+    let mut all = headers.get_all(http::header::HOST).iter();
+    if let (Some(h), None) = (all.next(), all.next()) {
+        out.extend_from_slice(h.as_bytes());
+    }
+}
+
 /// [`run_detector`] for a text whose class mask ([`crate::transform::class_mask`], the length
 /// bit aside) is `mask`: the same gates read from the mask, so the text is not walked for them.
 pub(crate) fn run_detector_masked(
     d: Detector,
     hay: &[u8],
     mask: u64,
+    host: &[u8],
 ) -> Option<palisade_detect::Detection> {
     match d {
+        Detector::Redirect => palisade_detect::redirect::offsite(hay, host),
         Detector::Sqli if mask & !WORD_CLASSES == 0 => None,
         Detector::Sqli => palisade_detect::sqli::detect(hay),
         Detector::Xss if mask & XSS_CLASSES == 0 => None,
@@ -980,8 +993,13 @@ pub(crate) fn run_detector_masked(
 
 /// Cheap gates before the tokenizers: a value made only of letters, digits and `_` cannot
 /// be an injection in any SQL or HTML context, and XSS needs one of the [`XSS_GATE`] bytes.
-pub(crate) fn run_detector(d: Detector, hay: &[u8]) -> Option<palisade_detect::Detection> {
+pub(crate) fn run_detector(
+    d: Detector,
+    hay: &[u8],
+    host: &[u8],
+) -> Option<palisade_detect::Detection> {
     match d {
+        Detector::Redirect => palisade_detect::redirect::offsite(hay, host),
         Detector::Sqli => {
             if hay.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
                 return None;
@@ -1195,6 +1213,7 @@ impl RuleSet {
         if p.mode == Mode::Off {
             return;
         }
+        request_host(req.headers, &mut out.st.plain.host);
         let mut eng = self.engine(p, &mut out.st);
         eng.dedupe = false;
         crate::request::extract_head(req, &mut out.parse, &mut eng);
@@ -1350,7 +1369,7 @@ mod gate_tests {
         for v in &values {
             let m = class_mask(v);
             for d in [Detector::Sqli, Detector::Xss] {
-                let (a, b) = (run_detector(d, v), run_detector_masked(d, v, m));
+                let (a, b) = (run_detector(d, v, b""), run_detector_masked(d, v, m, b""));
                 assert_eq!(a, b, "{d:?} {:?}", String::from_utf8_lossy(v));
                 flagged += usize::from(a.is_some());
             }

@@ -864,6 +864,8 @@ fn comments_block(value: &[u8], mask: u64) -> bool {
 /// Scratch space of the fast path, kept in the per-request state.
 #[derive(Debug, Default)]
 pub(crate) struct PlainScratch {
+    /// The request's `Host` header as sent (empty when unknown), for the redirect detector.
+    pub(crate) host: Vec<u8>,
     /// The candidates may be rules that do not read the value's kind (a rule's embedded tests,
     /// [`crate::RuleSet::run_embedded_tests`]): scan for every pattern, not the kind's.
     pub(crate) any_kind: bool,
@@ -1046,7 +1048,7 @@ impl PlainPlan {
             };
             let fired = match &rule.matcher {
                 Matcher::Detector(d) => {
-                    crate::inspect::run_detector_masked(*d, hay, hmask).is_some()
+                    crate::inspect::run_detector_masked(*d, hay, hmask, &sc.host).is_some()
                 }
                 Matcher::Regex {
                     first, re, needs, ..
@@ -1425,7 +1427,7 @@ mod tests {
                     if let Some(rule) = rs.rules.get(r).filter(|rule| rule.chain == ci) {
                         if let crate::ruleset::Matcher::Detector(det) = &rule.matcher {
                             assert!(
-                                crate::inspect::run_detector(*det, out).is_none(),
+                                crate::inspect::run_detector(*det, out, b"").is_none(),
                                 "rule {} skipped on {:?}",
                                 rule.id,
                                 String::from_utf8_lossy(v)

@@ -31,6 +31,8 @@ pub enum Detector {
     Sqli,
     /// `palisade_detect::xss`.
     Xss,
+    /// `palisade_detect::redirect`: a redirect target off the request's host.
+    Redirect,
 }
 
 impl Detector {
@@ -39,6 +41,7 @@ impl Detector {
         match self {
             Detector::Sqli => "sqli",
             Detector::Xss => "xss",
+            Detector::Redirect => "redirect",
         }
     }
 }
@@ -614,10 +617,11 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
         match d.value.as_str() {
             "sqli" => matcher = Some(Matcher::Detector(Detector::Sqli)),
             "xss" => matcher = Some(Matcher::Detector(Detector::Xss)),
+            "redirect" => matcher = Some(Matcher::Detector(Detector::Redirect)),
             other => errors.push(e(
                 &d.referenced,
                 format!("unknown detector {other:?}"),
-                Some("known detectors: sqli, xss".into()),
+                Some("known detectors: sqli, xss, redirect".into()),
             )),
         }
     } else if let Some(re) = &m.regex {

@@ -64,7 +64,7 @@ fn unknown_transform_target_detector() {
     );
     assert_eq!(
         one(&GOOD.replace("contains_any: [\"x\"]", "detector: sqly")),
-        ["r.yaml:10:17: unknown detector \"sqly\" (known detectors: sqli, xss)"]
+        ["r.yaml:10:17: unknown detector \"sqly\" (known detectors: sqli, xss, redirect)"]
     );
 }
 

@@ -246,3 +246,86 @@ fn keys_repeated_at_their_position_are_not_sent_again_and_a_new_key_there_still_
         );
     }
 }
+
+#[test]
+fn a_redirect_to_the_requests_own_host_passes_and_any_other_target_fires() {
+    let rs = shipped();
+    // Complete matches: in block mode inspection stops at the threshold, and rule 16002 (URL
+    // tricks) may reach it first.
+    let p = policy(&rs, "complete_matches: true");
+    let run = |target: &str, host: Option<&str>, form: Option<&str>| {
+        let mut r = match form {
+            Some(body) => Req::post(target, "application/x-www-form-urlencoded", body.as_bytes()),
+            None => Req::get(target),
+        };
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        // A plain inspection on a pooled accumulator, as the gateway does.
+        let mut i = palisade_waf::Inspection::new();
+        r.run_into(&rs, &p, &mut i);
+        i.rule_ids().contains(&16001)
+    };
+    // The site's own absolute URLs, in the query and in a form, with a port, a subdomain, any
+    // case.
+    for (target, host) in [
+        (
+            "/login?next=https%3A%2F%2Fapp.example.com%2Forders%2F42",
+            "app.example.com",
+        ),
+        (
+            "/login?next=https://app.example.com:8443/x",
+            "app.example.com:8443",
+        ),
+        ("/login?returnUrl=//APP.example.com/home", "App.Example.com"),
+        (
+            "/login?continue=https://accounts.app.example.com/",
+            "app.example.com",
+        ),
+    ] {
+        assert!(!run(target, Some(host), None), "{target} on {host}");
+    }
+    assert!(!run(
+        "/login",
+        Some("app.example.com"),
+        Some("user=a&next=https%3A%2F%2Fapp.example.com%2F")
+    ));
+    // Another host, the host's name inside another, userinfo, encoding layers, script schemes,
+    // and any absolute URL when the request names no host.
+    for (target, host) in [
+        ("/login?next=https://evil.example/", Some("app.example.com")),
+        (
+            "/login?next=https://app.example.com.evil.example/",
+            Some("app.example.com"),
+        ),
+        (
+            "/login?next=https://app.example.com@evil.example/",
+            Some("app.example.com"),
+        ),
+        (
+            "/login?next=https://app.example.com%252f@evil.example/",
+            Some("app.example.com"),
+        ),
+        (
+            "/login?next=%252F%252Fevil.example",
+            Some("app.example.com"),
+        ),
+        ("/login?next=javascript:alert(1)", Some("app.example.com")),
+        ("/login?next=https://example.com/", Some("app.example.com")),
+        ("/login?next=https://app.example.com/", None),
+    ] {
+        assert!(run(target, host, None), "{target} on {host:?}");
+    }
+    assert!(run(
+        "/login",
+        Some("app.example.com"),
+        Some("user=a&next=https%3A%2F%2Fevil.example%2F")
+    ));
+    // The host of one request is not the next one's: a pooled accumulator starts empty.
+    let mut i = palisade_waf::Inspection::new();
+    Req::get("/")
+        .header("host", "evil.example")
+        .run_into(&rs, &p, &mut i);
+    Req::get("/login?next=https://evil.example/").run_into(&rs, &p, &mut i);
+    assert!(i.rule_ids().contains(&16001));
+}
