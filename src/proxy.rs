@@ -675,6 +675,7 @@ impl ProxyHttp for Gateway {
                     path: req.uri.path().as_bytes(),
                     query: req.uri.query().map(str::as_bytes),
                     headers: &req.headers,
+                    authority: req.uri.authority().map(|a| a.as_str().as_bytes()),
                 };
                 rules.inspect_head(policy, &head, &mut insp);
                 ctx.waf = Some(insp);

@@ -28,6 +28,7 @@ fn bench(c: &mut Criterion) {
         path: b"/api/v1/products/search",
         query: Some(QUERY),
         headers: &h,
+        authority: None,
     };
     // Cold requests: the same headers are not remembered clean from one iteration to the next
     // (src/clean.rs); `request_1k_headers_remembered` measures a repeat client.
@@ -56,6 +57,7 @@ fn bench(c: &mut Criterion) {
         path: b"/api/v1/orders",
         query: None,
         headers: &h,
+        authority: None,
     };
     for size in [16 * 1024, 64 * 1024] {
         let body = json_body(size);

@@ -49,6 +49,7 @@ fn main() {
         path: b"/api/v1/products/search",
         query: Some(query_override.as_deref().map_or(QUERY, str::as_bytes)),
         headers: &h,
+        authority: None,
     };
     let which = std::env::args().nth(1).unwrap_or_default();
     let mut small = http::HeaderMap::new();
@@ -68,6 +69,7 @@ fn main() {
         path: b"/",
         query: None,
         headers: &small,
+        authority: None,
     };
     let mut args_headers = small.clone();
     args_headers.insert(
@@ -87,6 +89,7 @@ fn main() {
         path: b"/search",
         query: Some(b"q=laptop+bag&category=electronics&brand=acme&min_price=100&max_price=2000&sort=price_asc&page=2&per_page=50&color=silver&in_stock=true"),
         headers: &args_headers,
+        authority: None,
     };
     let head = match which.as_str() {
         "get" => get,

@@ -170,6 +170,7 @@ pub fn explain(
         path,
         query,
         headers: &headers,
+        authority: None,
     };
     rules.inspect_head(p, &req, &mut ins);
     let ct = headers

@@ -965,12 +965,15 @@ pub(crate) const WORD_CLASSES: u64 = {
 };
 
 /// The request's host for the redirect detector: the `Host` header's bytes as sent (the
-/// detector ignores case and port); empty without one, or with several.
-fn request_host(headers: &http::HeaderMap, out: &mut Vec<u8>) {
+/// detector ignores case and port), else the target's authority (HTTP/2); empty with neither,
+/// or with several `Host` headers.
+fn request_host(req: &crate::request::RequestHead<'_>, out: &mut Vec<u8>) {
     out.clear();
-    let mut all = headers.get_all(http::header::HOST).iter();
-    if let (Some(h), None) = (all.next(), all.next()) {
-        out.extend_from_slice(h.as_bytes());
+    let mut all = req.headers.get_all(http::header::HOST).iter();
+    match (all.next(), all.next()) {
+        (Some(h), None) => out.extend_from_slice(h.as_bytes()),
+        (None, _) => out.extend_from_slice(req.authority.unwrap_or_default()),
+        _ => {}
     }
 }
 
@@ -1213,7 +1216,7 @@ impl RuleSet {
         if p.mode == Mode::Off {
             return;
         }
-        request_host(req.headers, &mut out.st.plain.host);
+        request_host(req, &mut out.st.plain.host);
         let mut eng = self.engine(p, &mut out.st);
         eng.dedupe = false;
         crate::request::extract_head(req, &mut out.parse, &mut eng);

@@ -101,6 +101,7 @@ impl<'a> Replayer<'a> {
             path: b"/search",
             query: Some(q.as_bytes()),
             headers: &self.headers,
+            authority: None,
         };
         self.rules.inspect_head(&self.policy, &head, &mut self.insp);
         self.blocked()
@@ -113,6 +114,7 @@ impl<'a> Replayer<'a> {
             path: b"/api/comments",
             query: None,
             headers: &self.headers,
+            authority: None,
         };
         self.rules.inspect_head(&self.policy, &head, &mut self.insp);
         self.rules

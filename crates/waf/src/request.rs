@@ -16,6 +16,10 @@ pub struct RequestHead<'a> {
     pub query: Option<&'a [u8]>,
     /// Headers.
     pub headers: &'a http::HeaderMap,
+    /// The target's authority when the request has one (HTTP/2's `:authority`, an
+    /// absolute-form HTTP/1.1 target): the request's host for the redirect detector when
+    /// there is no `Host` header.
+    pub authority: Option<&'a [u8]>,
 }
 
 /// Reusable parse buffers.

@@ -303,6 +303,7 @@ fn run(rs: &RuleSet, p: &Policy, shape: &Shape, input: &[u8]) -> (Duration, usiz
         path: b"/api/items",
         query,
         headers: &headers,
+        authority: None,
     };
     let mut out = Inspection::new();
     let before = LIVE.load(Ordering::Relaxed);

@@ -321,6 +321,31 @@ fn a_redirect_to_the_requests_own_host_passes_and_any_other_target_fires() {
         Some("app.example.com"),
         Some("user=a&next=https%3A%2F%2Fevil.example%2F")
     ));
+    // HTTP/2: no Host header, the host in the target's authority; a Host header wins.
+    let h2 = |target: &str, authority: &str, host: Option<&str>| {
+        let mut r = Req::get(target).authority(authority);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        let mut i = palisade_waf::Inspection::new();
+        r.run_into(&rs, &p, &mut i);
+        i.rule_ids().contains(&16001)
+    };
+    assert!(!h2(
+        "/login?next=https://app.example.com/x",
+        "app.example.com:443",
+        None
+    ));
+    assert!(h2(
+        "/login?next=https://evil.example/x",
+        "app.example.com",
+        None
+    ));
+    assert!(h2(
+        "/login?next=https://app.example.com/x",
+        "app.example.com",
+        Some("other.example")
+    ));
     // The host of one request is not the next one's: a pooled accumulator starts empty.
     let mut i = palisade_waf::Inspection::new();
     Req::get("/")

@@ -30,6 +30,8 @@ pub struct Req {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub content_type: Option<Vec<u8>>,
+    /// The target's authority (HTTP/2's `:authority`).
+    pub authority: Option<Vec<u8>>,
 }
 
 impl Req {
@@ -40,6 +42,7 @@ impl Req {
             headers: HeaderMap::new(),
             body: Vec::new(),
             content_type: None,
+            authority: None,
         }
     }
     pub fn post(target: &str, ct: &str, body: &[u8]) -> Req {
@@ -48,6 +51,11 @@ impl Req {
         r.content_type = Some(ct.as_bytes().to_vec());
         r.body = body.to_vec();
         r
+    }
+    #[allow(dead_code)] // not every test binary sets an authority
+    pub fn authority(mut self, authority: &str) -> Req {
+        self.authority = Some(authority.as_bytes().to_vec());
+        self
     }
     pub fn header(mut self, name: &str, value: &str) -> Req {
         self.headers.append(
@@ -76,6 +84,7 @@ impl Req {
             path,
             query,
             headers: &self.headers,
+            authority: self.authority.as_deref(),
         };
         rs.inspect_head(p, &head, out);
         rs.inspect_body(p, self.content_type.as_deref(), &self.body, out);
