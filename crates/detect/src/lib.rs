@@ -95,6 +95,16 @@ impl Detection {
     }
 }
 
+/// The value of a hexadecimal digit.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Every line of the repository's `attack-corpus/` (attacks and benign traffic), for the
 /// detectors' gate tests.
 #[cfg(test)]

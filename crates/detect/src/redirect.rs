@@ -159,15 +159,6 @@ fn without_port(authority: &[u8]) -> &[u8] {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Percent-decodes the first [`PREFIX`] bytes of `value` into `buf` until stable (at most
 /// [`ROUNDS`] rounds; `%uXXXX` is left as it is); returns the length.
 fn decode_prefix(value: &[u8], buf: &mut [u8; PREFIX]) -> usize {
@@ -178,7 +169,9 @@ fn decode_prefix(value: &[u8], buf: &mut [u8; PREFIX]) -> usize {
         while r < n {
             let b = buf[r];
             let esc = (b == b'%')
-                .then(|| Some(hex(*buf.get(r + 1)?)? << 4 | hex(*buf.get(r + 2)?)?))
+                .then(|| {
+                    Some(crate::hex_val(*buf.get(r + 1)?)? << 4 | crate::hex_val(*buf.get(r + 2)?)?)
+                })
                 .flatten()
                 .filter(|_| r + 2 < n);
             match esc {

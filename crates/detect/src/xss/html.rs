@@ -156,8 +156,8 @@ impl Iterator for UrlChars<'_> {
             if b == b'\\' && matches!(at(self.s, self.i + 1), b'x' | b'X') {
                 // `\x3a` written out, as fuzzing lists and JS-escaped values carry them.
                 if let (Some(h), Some(l)) = (
-                    hexval(at(self.s, self.i + 2)),
-                    hexval(at(self.s, self.i + 3)),
+                    crate::hex_val(at(self.s, self.i + 2)),
+                    crate::hex_val(at(self.s, self.i + 3)),
                 ) {
                     self.i += 4;
                     let c = h * 16 + l;
@@ -174,15 +174,6 @@ impl Iterator for UrlChars<'_> {
             }
             return Some(b.to_ascii_lowercase());
         }
-    }
-}
-
-fn hexval(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -293,7 +284,7 @@ fn compact<'b>(v: &[u8], buf: &'b mut [u8; 512]) -> &'b [u8] {
             let mut k = i;
             let mut val: u32 = 0;
             while k < v.len() && k - i < 6 {
-                match hexval(at(v, k)) {
+                match crate::hex_val(at(v, k)) {
                     Some(h) => val = val * 16 + u32::from(h),
                     None => break,
                 }

@@ -172,8 +172,9 @@ impl P<'_> {
     }
 
     /// Reads the value at the cursor (after white space): a string, number, boolean or null
-    /// here (`Ok(true)`), or an object or array by [`P::container`]. Scalars are read inline
-    /// in the loops of the containers, without a call per value.
+    /// by [`P::scalar`], an object or array by [`P::container`]. Inlined into the loops of the
+    /// containers: a scalar costs no call.
+    #[inline(always)]
     fn value(
         &mut self,
         depth: usize,
@@ -242,18 +243,9 @@ impl P<'_> {
                 return Ok(());
             }
             loop {
-                self.ws();
-                if !self.scalar(bufs, sink)? {
-                    self.container(depth + 1, bufs, sink)?;
-                }
-                self.ws();
-                match self.b.get(self.i) {
-                    Some(b',') => self.i += 1,
-                    Some(b']') => {
-                        self.i += 1;
-                        return Ok(());
-                    }
-                    _ => return Err(self.err()),
+                self.value(depth + 1, bufs, sink)?;
+                if !self.next_member(b']')? {
+                    return Ok(());
                 }
             }
         }
@@ -292,20 +284,29 @@ impl P<'_> {
                 return Err(self.err());
             }
             self.i += 1;
-            self.ws();
-            if !self.scalar(bufs, sink)? {
-                self.container(depth + 1, bufs, sink)?;
-            }
+            self.value(depth + 1, bufs, sink)?;
             bufs.a.truncate(plen);
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err()),
+            if !self.next_member(b'}')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a member of a container closed by `close`: `,` (`Ok(true)`, another member
+    /// follows) or `close` (`Ok(false)`, read).
+    #[inline(always)]
+    fn next_member(&mut self, close: u8) -> Result<bool, BodyError> {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b',') => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(&b) if b == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.err()),
         }
     }
 }
