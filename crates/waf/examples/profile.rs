@@ -99,7 +99,9 @@ fn main() {
     let mut out = Inspection::new();
     // `head` and `json`: every iteration is a cold request, the same headers are not remembered
     // clean from one iteration to the next (the gateway does remember them, see src/clean.rs).
-    out.set_header_memory(which == "get" || which == "args");
+    out.set_header_memory(
+        which == "get" || which == "args" || std::env::var_os("PROFILE_MEMORY").is_some(),
+    );
     let body = if which == "file" {
         let path = std::env::args().nth(3).expect("profile file N PATH");
         std::fs::read(&path).expect("read the body file")
