@@ -311,3 +311,74 @@ async fn guard_denies_lists_honours_trusted_proxies_throttles_and_bans() {
         200
     );
 }
+
+/// `s` percent-encoded as a query value (every byte but letters, digits and `-._~`).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Rule 16001 (open redirect) lets a redirect to the request's own host through and blocks one
+/// to any other, over HTTP/1.1 (the `Host` header) and over h2c, where the host comes as
+/// `:authority` and there is no `Host` header: the gateway hands the WAF the URI's authority.
+/// Fails when the gateway drops the authority (the h2c request to its own host is then
+/// blocked: with no host known, every absolute target counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_the_requests_own_host_passes_over_http1_and_h2c() {
+    let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
+    let gw = Gateway::start(&config(up, "block", "guard: {}\n"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], gw.port));
+    let h1 = reqwest::Client::builder()
+        .resolve("app.example", addr)
+        .http1_only()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let h2c = reqwest::Client::builder()
+        .resolve("app.example", addr)
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let url = format!("http://app.example:{}/echo/login", gw.port);
+    for (name, c, version) in [
+        ("HTTP/1.1", &h1, reqwest::Version::HTTP_11),
+        ("h2c", &h2c, reqwest::Version::HTTP_2),
+    ] {
+        let before = rec.started();
+        let r = c
+            .get(format!(
+                "{url}?next={}",
+                enc("https://app.example/account?tab=orders")
+            ))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.version(), version, "{name}");
+        assert_eq!(r.status(), 200, "{name}: a redirect to the site itself");
+        assert_eq!(rec.started(), before + 1, "{name}: the upstream got it");
+        for target in [
+            "https://evil.example/account",
+            "https://app.example.evil.example/",
+            "//evil.example/",
+        ] {
+            let r = c
+                .get(format!("{url}?next={}", enc(target)))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 403, "{name}: {target}");
+        }
+        assert_eq!(
+            rec.started(),
+            before + 1,
+            "{name}: nothing blocked got through"
+        );
+    }
+}
