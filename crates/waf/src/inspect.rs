@@ -514,8 +514,19 @@ impl Engine<'_> {
     /// Evaluates the candidate rules in `st.cand` (chains in `st.chains`) on `value`; true when
     /// any rule fired on it (scored or not: [`crate::clean`] remembers only values where none did).
     pub(crate) fn eval(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) -> bool {
+        self.eval_masked(kind, name, json, value, crate::transform::class_mask(value))
+    }
+
+    /// [`Engine::eval`] with the value's class mask `mask0` already computed.
+    pub(crate) fn eval_masked(
+        &mut self,
+        kind: Kind,
+        name: &[u8],
+        json: bool,
+        value: &[u8],
+        mask0: u64,
+    ) -> bool {
         let rs = self.rs;
-        let mask0 = crate::transform::class_mask(value);
         // Values no decoding transform changes: most are cleared without the variants.
         if let Some(pp) = rs.plain.as_ref() {
             if !self.st.plain_off
@@ -1102,10 +1113,20 @@ impl Sink for Engine<'_> {
             st.skipped += 1;
             return;
         }
-        if !self.select(kind, name, json, false) {
+        // A word no rule of its kind can match ([`crate::plain::PlainPlan::word_is_clean`]):
+        // clear without selecting candidates.
+        let mask = crate::transform::class_mask(value);
+        let word_clean = !self.st.plain_off
+            && !self.st.plain.any_kind
+            && self
+                .rs
+                .plain
+                .as_ref()
+                .is_some_and(|pp| pp.word_is_clean(kind, value, mask));
+        if !word_clean && !self.select(kind, name, json, false) {
             return;
         }
-        let found = self.eval(kind, name, json, value);
+        let found = !word_clean && self.eval_masked(kind, name, json, value, mask);
         if let (false, Some(slot)) = (found, memory) {
             self.st.clean.remember(slot, kind, name, value);
         }

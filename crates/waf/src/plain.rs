@@ -244,6 +244,10 @@ pub(crate) struct PlainPlan {
     numeric: Bitset,
     /// Rules whose presence among the candidates sends a value to the general path.
     pub fallback: Bitset,
+    /// Per target kind: no rule of the kind is unfiltered, gated by a class of letters, digits
+    /// or `_`, or a fallback rule, so a *word* (see [`PlainPlan::word_is_clean`]) of the kind
+    /// can only be found through the scan.
+    word_kinds: [bool; KINDS],
 }
 
 impl PlainPlan {
@@ -535,35 +539,75 @@ impl PlainPlan {
             .iter()
             .map(|r| r.as_deref().and_then(|r| lazy_dfa(&[r])))
             .collect();
-        Some(PlainPlan {
-            dfa,
-            id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            forbidden,
-            decoders: decoders && forbidden & (class::PCT | class::PLUS) == 0,
-            kind_scan,
-            kind_rules,
-            all_scan,
-            kind_scans,
-            raw_scan,
-            raw_pat_rules,
-            raw_canon,
-            raw_rules,
-            raw_scan_rules,
-            decoder_rules,
-            comment_rules,
-            amp_rules,
-            long_rules,
-            second_rules: second_rules.clone(),
-            run,
-            run_sets,
-            sets,
-            class_any,
-            by_class,
-            detectors,
-            xss_detectors,
-            numeric,
-            fallback,
-        })
+        Some(
+            PlainPlan {
+                dfa,
+                id: PLAN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                forbidden,
+                decoders: decoders && forbidden & (class::PCT | class::PLUS) == 0,
+                kind_scan,
+                kind_rules,
+                all_scan,
+                kind_scans,
+                raw_scan,
+                raw_pat_rules,
+                raw_canon,
+                raw_rules,
+                raw_scan_rules,
+                decoder_rules,
+                comment_rules,
+                amp_rules,
+                long_rules,
+                second_rules: second_rules.clone(),
+                run,
+                run_sets,
+                sets,
+                class_any,
+                by_class,
+                detectors,
+                xss_detectors,
+                numeric,
+                fallback,
+                word_kinds: [false; KINDS],
+            }
+            .with_word_kinds(),
+        )
+    }
+
+    /// Fills in [`PlainPlan::word_kinds`].
+    fn with_word_kinds(mut self) -> PlainPlan {
+        let mut open = self.run.clone();
+        open.or_with(&self.fallback);
+        self.gated_by(crate::inspect::WORD_CLASSES, &mut open);
+        for (k, slot) in self.word_kinds.iter_mut().enumerate() {
+            *slot = self
+                .kind_rules
+                .get(k)
+                .is_some_and(|of_kind| !of_kind.intersects(&open));
+        }
+        self
+    }
+
+    /// True when `value`, of class mask `mask`, is a *word* of `kind` that no rule can match:
+    /// only ASCII letters, digits and `_`, shorter than a base64 run, of a kind whose rules
+    /// can only find such a value through the scan ([`PlainPlan::word_kinds`]), and the kind's
+    /// scan finds no pattern in it. Decided before the candidate rules are selected (they are
+    /// among the kind's rules whatever the policy and the name): [`PlainPlan::clean`] would
+    /// clear the value for any candidates, because such a value is eligible, needs no
+    /// decoding, fails no check of `plain_bytes`, opens no class gate of a candidate, skips
+    /// the detectors and leaves no factor, word or phrase hit. Most argument values (`page`,
+    /// `price_asc`, `electronics`, ids) are cleared here without the selection and the fast
+    /// path's bitset work.
+    #[inline]
+    pub(crate) fn word_is_clean(&self, kind: Kind, value: &[u8], mask: u64) -> bool {
+        mask & !(crate::inspect::WORD_CLASSES & !class::LONG) == 0
+            && self.may_be_eligible(mask)
+            && self.word_kinds.get(kind as usize) == Some(&true)
+            && self.kind_scan(kind).is_some_and(|ks| {
+                ks.scan
+                    .as_ref()
+                    .is_none_or(|sc| sc.first_match(value).is_none())
+            })
     }
 
     /// The first check of eligibility, on the class mask alone: false sends the value to the
@@ -1457,6 +1501,97 @@ mod tests {
     /// every payload of both corpora (attacks and benign traffic) as it is and in plain forms
     /// (letters, digits and spaces in several casings and spacings), in every kind of target
     /// that reads argument-like values, at paranoia 4 (every rule active).
+    /// Words (ASCII letters, digits, `_`) are cleared before the candidate selection only
+    /// when no rule can match them: every word of both corpora and every word-only pattern of
+    /// the kinds' scans (each a value on its own, as written, in lower and in upper case), in
+    /// every kind of target that reads such values, gets the same findings with the fast paths
+    /// as with the general evaluation; many are cleared that way and some are findings
+    /// (`whoami`: 3007). Fails when the word check skips the scan, or takes a kind one of
+    /// whose rules can match a word without it.
+    #[test]
+    fn words_are_cleared_before_selection_only_when_no_rule_can_match_them() {
+        let rs = shipped();
+        let pp = plan_of(&rs);
+        let cfg = PolicyConfig {
+            paranoia: 4,
+            ..PolicyConfig::default()
+        };
+        let pol = Policy::compile(&cfg, &rs).expect("policy");
+        let is_word =
+            |w: &[u8]| !w.is_empty() && w.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        let mut words = HashSet::new();
+        let mut add = |w: &[u8]| {
+            if is_word(w) {
+                words.insert(w.to_vec());
+                words.insert(w.to_ascii_lowercase());
+                words.insert(w.to_ascii_uppercase());
+            }
+        };
+        for line in corpora_lines() {
+            for w in line.split(|&b| !(b.is_ascii_alphanumeric() || b == b'_')) {
+                add(w);
+            }
+        }
+        for ks in &pp.kind_scans {
+            for c in &ks.canon {
+                add(c);
+            }
+        }
+        for w in [
+            &b"whoami"[..],
+            b"uname",
+            b"sysinfo",
+            b"price_asc",
+            b"electronics",
+        ] {
+            add(w);
+        }
+        let mut insp = Inspection::new();
+        insp.set_header_memory(false);
+        let (mut by_word, mut flagged, mut wrong) = (0usize, 0usize, Vec::new());
+        for v in &words {
+            let mask = crate::transform::class_mask(v);
+            for kind in [
+                (Kind::QueryArg, &b"q"[..]),
+                (Kind::BodyArg, b"q"),
+                (Kind::ArgName, b"q"),
+                (Kind::Header, b"referer"),
+                (Kind::Header, b"user-agent"),
+                (Kind::Cookie, b"q"),
+                (Kind::CookieName, b"q"),
+                (Kind::Path, b""),
+            ] {
+                let slow = rule_ids(&rs, &pol, &mut insp, kind, v, false);
+                let fast = rule_ids(&rs, &pol, &mut insp, kind, v, true);
+                by_word += usize::from(pp.word_is_clean(kind.0, v, mask));
+                flagged += usize::from(!slow.is_empty());
+                if slow != fast {
+                    wrong.push((kind.0, String::from_utf8_lossy(v).into_owned(), slow, fast));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} disagreements, first: {:?}",
+            wrong.len(),
+            wrong.first()
+        );
+        eprintln!(
+            "{} words: {by_word} cleared as words, {flagged} findings",
+            words.len()
+        );
+        assert!(by_word > 10_000 && flagged > 10, "{by_word} {flagged}");
+        let found = rule_ids(
+            &rs,
+            &pol,
+            &mut insp,
+            (Kind::QueryArg, b"cmd"),
+            b"whoami",
+            true,
+        );
+        assert!(found.contains(&3007), "{found:?}");
+    }
+
     #[test]
     fn fast_path_agrees_with_the_general_path_on_the_corpora() {
         let rs = shipped();
