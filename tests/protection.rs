@@ -334,18 +334,14 @@ async fn a_redirect_to_the_requests_own_host_passes_over_http1_and_h2c() {
     let (up, rec, _h) = spawn_on(any()).await.expect("upstream");
     let gw = Gateway::start(&config(up, "block", "guard: {}\n"));
     let addr = SocketAddr::from(([127, 0, 0, 1], gw.port));
-    let h1 = reqwest::Client::builder()
-        .resolve("app.example", addr)
-        .http1_only()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    let h2c = reqwest::Client::builder()
-        .resolve("app.example", addr)
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = |b: reqwest::ClientBuilder| {
+        b.resolve("app.example", addr)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    };
+    let h1 = client(reqwest::Client::builder().http1_only());
+    let h2c = client(reqwest::Client::builder().http2_prior_knowledge());
     let url = format!("http://app.example:{}/echo/login", gw.port);
     for (name, c, version) in [
         ("HTTP/1.1", &h1, reqwest::Version::HTTP_11),

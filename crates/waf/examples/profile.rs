@@ -4,7 +4,9 @@
 //! (its header values remembered clean, as the gateway does; the head pass of `scripts/bench.sh`'s
 //! `get` shape), `profile args N` its `args` shape (10 query arguments, 5 cookies, a repeat
 //! client), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
-//! example `scripts/bench.sh`'s `post4k.json`). See `crates/waf/PERF.md`.
+//! example `scripts/bench.sh`'s `post4k.json`). `PROFILE_MEMORY=1` turns the cross-request
+//! memory of clean names and header values on for every workload, as the gateway runs. See
+//! `crates/waf/PERF.md`.
 
 use std::hint::black_box;
 

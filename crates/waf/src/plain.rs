@@ -1321,6 +1321,29 @@ mod tests {
         insp.rule_ids()
     }
 
+    /// The rules the general evaluation finds in `v` as `kind`, and the disagreement with
+    /// the fast paths, if any.
+    #[allow(clippy::type_complexity)]
+    fn compare_paths(
+        rs: &crate::RuleSet,
+        pol: &Policy,
+        insp: &mut Inspection,
+        kind: (Kind, &[u8]),
+        v: &[u8],
+    ) -> (Vec<u32>, Option<(Kind, String, Vec<u32>, Vec<u32>)>) {
+        let slow = rule_ids(rs, pol, insp, kind, v, false);
+        let fast = rule_ids(rs, pol, insp, kind, v, true);
+        let wrong = (slow != fast).then(|| {
+            (
+                kind.0,
+                String::from_utf8_lossy(v).into_owned(),
+                slow.clone(),
+                fast,
+            )
+        });
+        (slow, wrong)
+    }
+
     /// Both paths find the rules `want` in the query argument `v`.
     fn both_paths_find(
         rs: &crate::RuleSet,
@@ -1561,13 +1584,10 @@ mod tests {
                 (Kind::CookieName, b"q"),
                 (Kind::Path, b""),
             ] {
-                let slow = rule_ids(&rs, &pol, &mut insp, kind, v, false);
-                let fast = rule_ids(&rs, &pol, &mut insp, kind, v, true);
+                let (slow, disagreement) = compare_paths(&rs, &pol, &mut insp, kind, v);
                 by_word += usize::from(pp.word_is_clean(kind.0, v, mask));
                 flagged += usize::from(!slow.is_empty());
-                if slow != fast {
-                    wrong.push((kind.0, String::from_utf8_lossy(v).into_owned(), slow, fast));
-                }
+                wrong.extend(disagreement);
             }
         }
         assert!(
@@ -1722,10 +1742,9 @@ mod tests {
                 (Kind::Path, b""),
                 (Kind::Body, b""),
             ] {
-                let slow = rule_ids(&rs, &pol, &mut insp, kind, v, false);
-                let fast = rule_ids(&rs, &pol, &mut insp, kind, v, true);
-                if slow != fast {
-                    wrong.push((kind.0, String::from_utf8_lossy(v).into_owned(), slow, fast));
+                let (slow, disagreement) = compare_paths(&rs, &pol, &mut insp, kind, v);
+                if let Some(d) = disagreement {
+                    wrong.push(d);
                 } else if slow.is_empty() {
                     cleared += 1;
                 } else {
