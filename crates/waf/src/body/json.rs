@@ -11,6 +11,11 @@
 //! are in the body), only the first [`MEMO_KEYS`] of an object, and only keys the sink would
 //! remember (at most [`crate::seen::MAX_VALUE`] bytes): a key is skipped only where the sink
 //! would have skipped it.
+//!
+//! The reader peeks at a member's value before it extends the path with the member's key: a
+//! number, `true`, `false` or `null` goes nowhere, so it costs no path. A string without
+//! escapes is read in place (its end found eight bytes at a time); one with escapes is
+//! decoded by [`P::escaped`], out of the inlined path.
 
 use super::MAX_DEPTH;
 use crate::inspect::{BodyError, Sink};
@@ -93,9 +98,15 @@ fn same_key(
 }
 
 impl P<'_> {
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
+    /// The byte at the cursor once white space is skipped (the cursor is left on it).
+    #[inline(always)]
+    fn peek(&mut self) -> Option<u8> {
+        loop {
+            match self.b.get(self.i) {
+                Some(&c) if c > b' ' => return Some(c),
+                Some(b' ' | b'\t' | b'\n' | b'\r') => self.i += 1,
+                other => return other.copied(),
+            }
         }
     }
     fn err(&self) -> BodyError {
@@ -108,11 +119,12 @@ impl P<'_> {
         }
         Some(v)
     }
-    /// Reads a string (at `"`): `Some(span)` of the input when it holds no escape (nothing to
-    /// copy), else `None` with the decoded string in `out`.
+    /// Reads a string (the cursor at its `"`): `Some(span)` of the input when it holds no
+    /// escape (nothing to copy), else `None` with the decoded string in `out`. Inlined at the
+    /// reader's three call sites; a string with an escape goes to [`P::escaped`].
+    #[inline(always)]
     fn string(&mut self, out: &mut Vec<u8>) -> Result<Option<(usize, usize)>, BodyError> {
-        self.i += 1;
-        let start = self.i;
+        let start = self.i + 1;
         let rest = self.b.get(start..).unwrap_or(&[]);
         if let Some(k) = quote_or_backslash(rest) {
             if rest.get(k) == Some(&b'"') {
@@ -120,6 +132,14 @@ impl P<'_> {
                 return Ok(Some((start, start + k)));
             }
         }
+        self.i = start;
+        self.escaped(out)?;
+        Ok(None)
+    }
+    /// The rest of a string with an escape (or with no closing quote), the cursor after its
+    /// `"`: decoded into `out`.
+    #[inline(never)]
+    fn escaped(&mut self, out: &mut Vec<u8>) -> Result<(), BodyError> {
         out.clear();
         loop {
             let rest = self.b.get(self.i..).unwrap_or(&[]);
@@ -131,7 +151,7 @@ impl P<'_> {
             self.i += k;
             if self.b.get(self.i) == Some(&b'"') {
                 self.i += 1;
-                return Ok(None);
+                return Ok(());
             }
             let Some(&e) = self.b.get(self.i + 1) else {
                 return Err(self.err());
@@ -171,9 +191,31 @@ impl P<'_> {
         }
     }
 
-    /// Reads the value at the cursor (after white space): a string, number, boolean or null
-    /// by [`P::scalar`], an object or array by [`P::container`]. Inlined into the loops of the
-    /// containers: a scalar costs no call.
+    /// A number at the cursor: its run of `-+.eE` and digits (not inspected, not checked).
+    #[inline(always)]
+    fn number(&mut self) {
+        let rest = self.b.get(self.i..).unwrap_or(&[]);
+        self.i += rest
+            .iter()
+            .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+            .unwrap_or(rest.len());
+    }
+
+    /// `true`, `false` or `null` at the cursor; anything else is the error.
+    fn literal(&mut self) -> Result<(), BodyError> {
+        let rest = self.b.get(self.i..).unwrap_or(&[]);
+        for lit in [&b"true"[..], b"false", b"null"] {
+            if rest.starts_with(lit) {
+                self.i += lit.len();
+                return Ok(());
+            }
+        }
+        Err(self.err())
+    }
+
+    /// Reads the value at the cursor (after white space), named by the path in `bufs.a`: a
+    /// string goes to the sink, an object or array to [`P::container`] (its members at
+    /// `depth + 1`). Inlined into the loops of the containers: a scalar costs no call.
     #[inline(always)]
     fn value(
         &mut self,
@@ -181,20 +223,7 @@ impl P<'_> {
         bufs: &mut ParseBufs,
         sink: &mut impl Sink,
     ) -> Result<(), BodyError> {
-        self.ws();
-        if self.scalar(bufs, sink)? {
-            Ok(())
-        } else {
-            self.container(depth, bufs, sink)
-        }
-    }
-
-    /// A string, number, boolean or null at the cursor (`Ok(true)`); `Ok(false)` at `{` or
-    /// `[`.
-    #[inline(always)]
-    fn scalar(&mut self, bufs: &mut ParseBufs, sink: &mut impl Sink) -> Result<bool, BodyError> {
-        match self.b.get(self.i) {
-            Some(b'{' | b'[') => Ok(false),
+        match self.peek() {
             Some(b'"') => {
                 let span = self.string(&mut bufs.c)?;
                 let v = match span {
@@ -202,26 +231,14 @@ impl P<'_> {
                     None => &bufs.c,
                 };
                 sink.value(Kind::BodyArg, &bufs.a, true, v);
-                Ok(true)
+                Ok(())
             }
+            Some(b'{' | b'[') => self.container(depth, bufs, sink),
             Some(b'-' | b'0'..=b'9') => {
-                let rest = self.b.get(self.i..).unwrap_or(&[]);
-                let n = rest
-                    .iter()
-                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    .unwrap_or(rest.len());
-                self.i += n;
-                Ok(true)
+                self.number();
+                Ok(())
             }
-            _ => {
-                for lit in [&b"true"[..], b"false", b"null"] {
-                    if self.b.get(self.i..).is_some_and(|r| r.starts_with(lit)) {
-                        self.i += lit.len();
-                        return Ok(true);
-                    }
-                }
-                Err(self.err())
-            }
+            _ => self.literal(),
         }
     }
 
@@ -237,8 +254,7 @@ impl P<'_> {
         }
         if self.b.get(self.i) == Some(&b'[') {
             self.i += 1;
-            self.ws();
-            if self.b.get(self.i) == Some(&b']') {
+            if self.peek() == Some(b']') {
                 self.i += 1;
                 return Ok(());
             }
@@ -249,17 +265,15 @@ impl P<'_> {
                 }
             }
         }
-        // An object (`scalar` left only `{` and `[`).
+        // An object (`value` sends only `{` and `[` here).
         self.i += 1;
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
+        if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(());
         }
         let mut ord = 0;
         loop {
-            self.ws();
-            if self.b.get(self.i) != Some(&b'"') {
+            if self.peek() != Some(b'"') {
                 return Err(self.err());
             }
             let span = self.string(&mut bufs.b)?;
@@ -274,18 +288,24 @@ impl P<'_> {
             } else {
                 sink.value(Kind::ArgName, key, true, key);
             }
-            let plen = bufs.a.len();
-            if plen > 0 {
-                bufs.a.push(b'.');
-            }
-            bufs.a.extend_from_slice(key);
-            self.ws();
-            if self.b.get(self.i) != Some(&b':') {
+            if self.peek() != Some(b':') {
                 return Err(self.err());
             }
             self.i += 1;
-            self.value(depth + 1, bufs, sink)?;
-            bufs.a.truncate(plen);
+            // A number or a literal is not inspected: the path needs no key for it.
+            match self.peek() {
+                Some(b'-' | b'0'..=b'9') => self.number(),
+                Some(b't' | b'f' | b'n') => self.literal()?,
+                _ => {
+                    let plen = bufs.a.len();
+                    if plen > 0 {
+                        bufs.a.push(b'.');
+                    }
+                    bufs.a.extend_from_slice(key);
+                    self.value(depth + 1, bufs, sink)?;
+                    bufs.a.truncate(plen);
+                }
+            }
             if !self.next_member(b'}')? {
                 return Ok(());
             }
@@ -296,13 +316,12 @@ impl P<'_> {
     /// follows) or `close` (`Ok(false)`, read).
     #[inline(always)]
     fn next_member(&mut self, close: u8) -> Result<bool, BodyError> {
-        self.ws();
-        match self.b.get(self.i) {
+        match self.peek() {
             Some(b',') => {
                 self.i += 1;
                 Ok(true)
             }
-            Some(&b) if b == close => {
+            Some(c) if c == close => {
                 self.i += 1;
                 Ok(false)
             }
@@ -328,8 +347,7 @@ pub(crate) fn parse(
         skip,
     };
     p.value(0, bufs, sink)?;
-    p.ws();
-    if p.i != body.len() {
+    if p.peek().is_some() {
         return Err(p.err());
     }
     Ok(())
@@ -337,8 +355,168 @@ pub(crate) fn parse(
 
 #[cfg(test)]
 mod tests {
-    use super::quote_or_backslash;
+    use super::{parse, quote_or_backslash};
+    use crate::inspect::{BodyError, Sink};
+    use crate::request::ParseBufs;
+    use crate::target::Kind;
     use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// What the reader sends: (kind, name, value), and the repeats it did not send.
+    #[derive(Default)]
+    struct Record {
+        sent: Vec<(Kind, Vec<u8>, Vec<u8>)>,
+        skips: bool,
+        repeats: usize,
+    }
+
+    impl Sink for Record {
+        fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
+            assert!(json);
+            self.sent.push((kind, name.to_vec(), value.to_vec()));
+        }
+        fn skips_repeats(&self) -> bool {
+            self.skips
+        }
+        fn repeat(&mut self) {
+            self.repeats += 1;
+        }
+        fn raw_body(&mut self, _: &[u8], _: bool) {}
+    }
+
+    fn read(body: &[u8], skips: bool) -> (Result<(), BodyError>, Record) {
+        let mut rec = Record {
+            skips,
+            ..Record::default()
+        };
+        let r = parse(body, &mut ParseBufs::default(), &mut rec);
+        (r, rec)
+    }
+
+    /// What the reader must send for `v`, in document order: every key as an argument name,
+    /// every string under its dotted path (arrays add no segment); nothing for numbers,
+    /// booleans and null.
+    fn expected(v: &Value, path: &str, out: &mut Vec<(Kind, Vec<u8>, Vec<u8>)>) {
+        match v {
+            Value::String(s) => out.push((Kind::BodyArg, path.into(), s.clone().into_bytes())),
+            Value::Array(a) => a.iter().for_each(|e| expected(e, path, out)),
+            Value::Object(m) => {
+                for (k, e) in m {
+                    out.push((
+                        Kind::ArgName,
+                        k.clone().into_bytes(),
+                        k.clone().into_bytes(),
+                    ));
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    expected(e, &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes `s` as a JSON string, each character escaped or not as `escape` says (by its
+    /// index): the short escapes where JSON has one, else `\uXXXX`, a surrogate pair above
+    /// the BMP. Control characters are always escaped; full-width ASCII never is (the reader
+    /// folds an escaped one to ASCII, as IIS does).
+    fn write_str(s: &str, escape: &[bool], ws: &str, out: &mut String) {
+        out.push('"');
+        for (i, c) in s.chars().enumerate() {
+            let esc = escape
+                .get(i % escape.len().max(1))
+                .copied()
+                .unwrap_or(false);
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' if esc => out.push_str("\\n"),
+                '\t' if esc => out.push_str("\\t"),
+                '/' if esc => out.push_str("\\/"),
+                // Full-width ASCII escaped is folded to ASCII (`push_code_point`): written raw.
+                c if ('\u{ff01}'..='\u{ff5e}').contains(&c) && (c as u32) >= 0x20 => out.push(c),
+                c if esc || (c as u32) < 0x20 => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{:04x}", u));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out.push_str(ws);
+    }
+
+    fn write(v: &Value, escape: &[bool], ws: &str, out: &mut String) {
+        match v {
+            Value::String(s) => write_str(s, escape, ws, out),
+            Value::Array(a) => {
+                out.push('[');
+                out.push_str(ws);
+                for (i, e) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                        out.push_str(ws);
+                    }
+                    write(e, escape, ws, out);
+                }
+                out.push(']');
+                out.push_str(ws);
+            }
+            Value::Object(m) => {
+                out.push('{');
+                out.push_str(ws);
+                for (i, (k, e)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                        out.push_str(ws);
+                    }
+                    write_str(k, escape, ws, out);
+                    out.push(':');
+                    out.push_str(ws);
+                    write(e, escape, ws, out);
+                }
+                out.push('}');
+                out.push_str(ws);
+            }
+            other => {
+                out.push_str(&other.to_string());
+                out.push_str(ws);
+            }
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            4 => "[a-z]{0,6}",
+            1 => "[a-z \"\\\\/\n\t\u{1}\u{e9}\u{1f600}]{0,12}",
+            1 => any::<String>(),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-4000i32..4000).prop_map(|i| Value::from(f64::from(i) / 8.0)),
+            text.clone().prop_map(Value::String),
+        ];
+        // Keys from a few short ones too: objects in an array then share keys at the same
+        // positions, and keys of one length differ (the reader's memory of keys by position).
+        let key = prop_oneof![
+            2 => prop::sample::select(vec!["a", "b", "ab", "ba", "x\\"]).prop_map(String::from),
+            1 => text.clone(),
+        ];
+        leaf.prop_recursive(5, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
 
     fn naive(v: &[u8]) -> Option<usize> {
         v.iter().position(|&b| b == b'"' || b == b'\\')
@@ -372,6 +550,89 @@ mod tests {
             )
         ) {
             prop_assert_eq!(quote_or_backslash(&v), naive(&v));
+        }
+    }
+
+    proptest! {
+        /// Every key and string of a document, escaped any way JSON allows and with or
+        /// without white space, reaches the sink decoded and under its path, in order; when
+        /// the sink skips repeats, what is not sent is a key the sink already had.
+        #[test]
+        fn the_reader_sends_what_serde_json_reads(
+            v in json_value(),
+            escape in proptest::collection::vec(any::<bool>(), 1..5),
+            pretty in any::<bool>(),
+        ) {
+            let mut text = String::new();
+            write(&v, &escape, if pretty { " \n\t" } else { "" }, &mut text);
+            let back: Option<Value> = serde_json::from_str(&text).ok();
+            prop_assert_eq!(back.as_ref(), Some(&v), "{}", text);
+            let mut want = Vec::new();
+            expected(&v, "", &mut want);
+            let (r, all) = read(text.as_bytes(), false);
+            prop_assert_eq!(r, Ok(()));
+            prop_assert_eq!(&all.sent, &want);
+            prop_assert_eq!(all.repeats, 0);
+            let (r, some) = read(text.as_bytes(), true);
+            prop_assert_eq!(r, Ok(()));
+            prop_assert_eq!(some.sent.len() + some.repeats, want.len());
+            let mut it = some.sent.iter();
+            for (i, w) in want.iter().enumerate() {
+                if it.as_slice().first() == Some(w) {
+                    it.next();
+                } else {
+                    // Not sent: a key the sink already had (same kind, name and value).
+                    prop_assert_eq!(w.0, Kind::ArgName);
+                    prop_assert!(want[..i].contains(w), "{:?} skipped unseen", w);
+                }
+            }
+            prop_assert!(it.as_slice().is_empty());
+        }
+
+        /// Any prefix of a document and any document with one byte changed: an error with an
+        /// offset inside the body, or a clean read; never a panic.
+        #[test]
+        fn broken_documents_are_errors_inside_the_body(
+            v in json_value(),
+            cut in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let text = v.to_string().into_bytes();
+            let at = cut.index(text.len() + 1);
+            let mut changed = text.clone();
+            if let Some(b) = changed.get_mut(at) {
+                *b = byte;
+            }
+            for body in [&text[..at], &changed[..]] {
+                if let (Err(BodyError::MalformedJson { offset }), _) = read(body, true) {
+                    prop_assert!(offset <= body.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_offset_of_the_first_byte_that_cannot_be_read() {
+        for (body, offset) in [
+            (&b"{\"a\": <x>"[..], 6),
+            (b"{\"a\":1,}", 7),
+            (b"[1 2]", 3),
+            (b"{\"a\" 1}", 5),
+            (b"{1:2}", 1),
+            (b"\"ab", 3),
+            (b"\"a\\x\"", 4),
+            (b"\"\\u12\"", 3),
+            (b"[tru]", 1),
+            (b"{} x", 3),
+            (b"", 0),
+        ] {
+            let (r, _) = read(body, false);
+            assert_eq!(
+                r,
+                Err(BodyError::MalformedJson { offset }),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }
