@@ -17,9 +17,10 @@
 # the requests, reported as `idle Ir/s`; `Ir/request` is the request window's total / REQUESTS.
 #
 # usage: scripts/profile.sh [--requests 20000] [--warmup 2000] [--systems bare,off,ndjson,clickhouse]
-#                           [--shape get|args|post4k|attack] [--no-build] [--out DIR] [--top 40]
+#                           [--shape get|args|post4k|post64k|attack] [--no-build] [--out DIR] [--top 40]
 #   --shape     the request every system gets (bench.sh's shapes): `get` (GET /, the default),
 #               `args` (10 query arguments and 5 cookies), `post4k` (a 4 KB JSON order),
+#               `post64k` (bench.sh's own 64 KiB body, scripts/lib/shapes.sh),
 #               `attack` (a UNION SELECT in the query: 403 with full protection)
 #   --out DIR   keep the callgrind dumps there (default: a temp dir, removed) and write
 #               DIR/<system>.annotate (`callgrind_annotate --inclusive=yes`, top lines)
@@ -67,6 +68,10 @@ need python3 "apt-get install python3"
 
 target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d /tmp/palisade-profile.XXXXXX)
+# shellcheck source=lib/shapes.sh
+. "$root/scripts/lib/shapes.sh"
+[ "$SHAPE" = post64k ] && write_bodies "$work"
+export PROFILE_WORK=$work
 [ -n "$out" ] && mkdir -p "$out"
 pids=()
 cleanup() {
@@ -127,7 +132,7 @@ wait_listening() {
 # API key when given); fails on any status but 200.
 client() {
   python3 - "$1" "$2" "${3:-}" "$SHAPE" <<'PY'
-import http.client, json, sys
+import http.client, json, os, sys
 port, n, key, shape = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 headers = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
            "Accept": "application/json"}
@@ -150,6 +155,11 @@ elif shape == "post4k":
     method, path = "POST", "/api/orders"
     body = json.dumps({"customer": {"name": "Maria Lopez", "email": "maria.lopez@example.com"},
                        "items": items}, separators=(",", ":")).encode()
+    headers["Content-Type"] = "application/json"
+elif shape == "post64k":
+    # bench.sh's own 64 KiB body (scripts/lib/shapes.sh write_bodies)
+    method, path = "POST", "/api/orders"
+    body = open(os.environ["PROFILE_WORK"] + "/post64k.json", "rb").read()
     headers["Content-Type"] = "application/json"
 elif shape == "attack":
     # bench.sh's attack: blocked (403) by the WAF, passed (200) with the stages off

@@ -47,6 +47,11 @@ pub struct Gateway {
     pub(crate) connector: pingora::connectors::http::Connector,
 }
 
+/// Most bytes of a request body reserved up front from its declared length: a client that
+/// declares a large body and sends nothing holds no more than this of the gateway's memory
+/// until its bytes arrive (the buffer then grows as they do).
+const BODY_RESERVE_MAX: usize = 256 * 1024;
+
 impl Gateway {
     /// Create the proxy logic over shared state.
     pub fn new(shared: Arc<Shared>) -> Self {
@@ -149,14 +154,24 @@ impl Gateway {
     }
 
     /// Read the request body (up to the inspection limit) before anything reaches the upstream.
-    /// Returns `Some(answered)` when the gateway answered the request itself.
+    /// Returns `Some(answered)` when the gateway answered the request itself. `declared` is the
+    /// request's Content-Length (already checked against `max_body`): the buffer is sized for
+    /// it once, up to [`BODY_RESERVE_MAX`], instead of growing (and copying) chunk by chunk.
     async fn read_body(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         max_body: u64,
         inspect_limit: usize,
+        declared: Option<u64>,
     ) -> Result<Option<bool>> {
+        if let Some(n) = declared {
+            let want = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(inspect_limit.saturating_add(1))
+                .min(BODY_RESERVE_MAX);
+            ctx.body.reserve(want);
+        }
         let expect_continue = session
             .req_header()
             .headers
@@ -599,6 +614,7 @@ impl ProxyHttp for Gateway {
 
         // Size cap from the declared length.
         let max_body = route.max_body_bytes;
+        let mut declared = None;
         if let Some(cl) = scan.content_length {
             match cl.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
                 Some(n) if n > max_body => {
@@ -613,7 +629,7 @@ impl ProxyHttp for Gateway {
                         )
                         .await;
                 }
-                Some(_) => {}
+                Some(n) => declared = Some(n),
                 None => {
                     return self
                         .answer(
@@ -697,7 +713,7 @@ impl ProxyHttp for Gateway {
         };
         if Self::body_to_read(session, ctx, is_grpc) {
             if let Some(answered) =
-                Box::pin(self.read_body(session, ctx, max_body, inspect_limit)).await?
+                Box::pin(self.read_body(session, ctx, max_body, inspect_limit, declared)).await?
             {
                 return Ok(answered);
             }
