@@ -451,37 +451,36 @@ mod tests {
         out.push_str(ws);
     }
 
+    /// A structural character, then the white space between tokens.
+    fn punct(out: &mut String, c: char, ws: &str) {
+        out.push(c);
+        out.push_str(ws);
+    }
+
     fn write(v: &Value, escape: &[bool], ws: &str, out: &mut String) {
         match v {
             Value::String(s) => write_str(s, escape, ws, out),
             Value::Array(a) => {
-                out.push('[');
-                out.push_str(ws);
+                punct(out, '[', ws);
                 for (i, e) in a.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
-                        out.push_str(ws);
+                        punct(out, ',', ws);
                     }
                     write(e, escape, ws, out);
                 }
-                out.push(']');
-                out.push_str(ws);
+                punct(out, ']', ws);
             }
             Value::Object(m) => {
-                out.push('{');
-                out.push_str(ws);
+                punct(out, '{', ws);
                 for (i, (k, e)) in m.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
-                        out.push_str(ws);
+                        punct(out, ',', ws);
                     }
                     write_str(k, escape, ws, out);
-                    out.push(':');
-                    out.push_str(ws);
+                    punct(out, ':', ws);
                     write(e, escape, ws, out);
                 }
-                out.push('}');
-                out.push_str(ws);
+                punct(out, '}', ws);
             }
             other => {
                 out.push_str(&other.to_string());
