@@ -197,6 +197,8 @@ pub(crate) struct PlainPlan {
     raw_pat_rules: Vec<Vec<(u32, Role)>>,
     /// The patterns of `raw_scan`.
     raw_canon: Vec<Vec<u8>>,
+    /// Per pattern of `raw_scan`: every one of its roles is a word.
+    raw_word_only: Vec<bool>,
     /// Rules whose chain does not start with a URL decoder.
     raw_rules: Bitset,
     /// Rules whose chain starts with a URL decoder.
@@ -473,6 +475,7 @@ impl PlainPlan {
                     kind_scans.push(KindScan {
                         scan: skipping_scanner(&k_canon)?,
                         scan_rules: rules_of(&k_rules),
+                        word_only: word_only(&k_rules),
                         pat_rules: k_rules,
                         canon: k_canon,
                     });
@@ -550,6 +553,7 @@ impl PlainPlan {
                 all_scan,
                 kind_scans,
                 raw_scan,
+                raw_word_only: word_only(&raw_pat_rules),
                 raw_pat_rules,
                 raw_canon,
                 raw_rules,
@@ -717,6 +721,7 @@ impl PlainPlan {
             ks.scan.as_ref(),
             &ks.pat_rules,
             &ks.canon,
+            &ks.word_only,
             value,
             cand,
             factor_hits,
@@ -772,6 +777,8 @@ struct KindScan {
     pat_rules: Vec<Vec<(u32, Role)>>,
     /// The patterns of `scan` (canonical forms).
     canon: Vec<Vec<u8>>,
+    /// Per pattern of `scan`: every one of its roles is a word ([`word_only`]).
+    word_only: Vec<bool>,
     /// The rules with a pattern in `scan`.
     scan_rules: Bitset,
 }
@@ -792,11 +799,26 @@ enum Role {
     SecondWord,
 }
 
-/// [`PlainPlan::scan`] with `scanner`, its pattern table and its patterns.
+/// Per pattern of a table: every one of its roles is a word (a pattern of no rule counts as
+/// one): a hit of it off word boundaries can be dropped before its rules are looked at.
+fn word_only(pat_rules: &[Vec<(u32, Role)>]) -> Vec<bool> {
+    pat_rules
+        .iter()
+        .map(|rs| {
+            rs.iter()
+                .all(|(_, role)| matches!(role, Role::Word | Role::SecondWord))
+        })
+        .collect()
+}
+
+/// [`PlainPlan::scan`] with `scanner`, its pattern table, its patterns and which of them are
+/// words only.
+#[allow(clippy::too_many_arguments)]
 fn scan_with(
     scanner: Option<&Scanner>,
     pat_rules: &[Vec<(u32, Role)>],
     canon: &[Vec<u8>],
+    word_only: &[bool],
     value: &[u8],
     cand: &Bitset,
     factor_hits: &mut Bitset,
@@ -813,6 +835,7 @@ fn scan_with(
             first.ok(),
             pat_rules,
             canon,
+            word_only,
             value,
             cand,
             factor_hits,
@@ -830,6 +853,7 @@ fn scan_matches(
     first: Option<crate::scan::First>,
     pat_rules: &[Vec<(u32, Role)>],
     canon: &[Vec<u8>],
+    word_only: &[bool],
     value: &[u8],
     cand: &Bitset,
     factor_hits: &mut Bitset,
@@ -837,6 +861,15 @@ fn scan_matches(
 ) -> bool {
     let each = |p: usize, _: usize, end: usize| {
         let mut word: Option<bool> = None;
+        // A word pattern inside a longer word (`or` in `before`): no rule of it can use the
+        // hit, whatever the candidates.
+        if word_only.get(p).copied().unwrap_or(false) {
+            let pat = canon.get(p).map_or(&[][..], Vec::as_slice);
+            if !as_word(value, pat, end) {
+                return true;
+            }
+            word = Some(true);
+        }
         for &(r, role) in pat_rules.get(p).map_or(&[][..], Vec::as_slice) {
             if cand.get(r as usize) {
                 match role {
@@ -994,6 +1027,7 @@ impl PlainPlan {
                             self.raw_scan.as_ref(),
                             &self.raw_pat_rules,
                             &self.raw_canon,
+                            &self.raw_word_only,
                             value,
                             cand,
                             &mut sc.hits,
@@ -1219,6 +1253,7 @@ mod tests {
                 ks.scan.as_ref(),
                 &ks.pat_rules,
                 &ks.canon,
+                &ks.word_only,
                 value.as_bytes(),
                 &cand,
                 &mut factors,
@@ -1395,6 +1430,7 @@ mod tests {
                 ks.scan.as_ref(),
                 &ks.pat_rules,
                 &ks.canon,
+                &ks.word_only,
                 v,
                 cand,
                 &mut f,
