@@ -163,6 +163,43 @@ static BY_LEN_FIRST: [[u32; 26]; MAX_KEYWORD + 1] = {
     t
 };
 
+/// The first eight bytes of `w`, each with bit `0x20` set, as one little-endian word. A byte
+/// that is not an ASCII letter never folds to one (only `A`-`Z` fold into `a`-`z`), so two
+/// texts of the same length up to nine bytes are equal ignoring ASCII case exactly when one
+/// of them is a lowercase word and their folds (and ninth bytes, folded) are equal.
+#[inline]
+const fn fold8(w: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut k = 0;
+    while k < w.len() && k < 8 {
+        v |= ((w[k] | 0x20) as u64) << (8 * k);
+        k += 1;
+    }
+    v
+}
+
+/// The ninth byte of `w`, folded as in [`fold8`] (0 when `w` is shorter).
+#[inline]
+const fn fold9th(w: &[u8]) -> u8 {
+    if w.len() > 8 {
+        w[8] | 0x20
+    } else {
+        0
+    }
+}
+
+/// [`KEYWORDS`] folded: compared as two integers, not byte by byte.
+static FOLDED: [(u64, u8); KEYWORDS.len()] = {
+    let mut t = [(0u64, 0u8); KEYWORDS.len()];
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        assert!(KEYWORDS[i].len() <= 9);
+        t[i] = (fold8(KEYWORDS[i]), fold9th(KEYWORDS[i]));
+        i += 1;
+    }
+    t
+};
+
 fn is_keyword(w: &[u8]) -> bool {
     let (Some(&first), Some(row)) = (w.first(), BY_LEN_FIRST.get(w.len())) else {
         return false;
@@ -170,10 +207,15 @@ fn is_keyword(w: &[u8]) -> bool {
     let Some(&(mut m)) = row.get(usize::from((first | 0x20).wrapping_sub(b'a'))) else {
         return false;
     };
+    if m == 0 {
+        return false;
+    }
+    // Same length as every candidate (the table's row), so the folds decide.
+    let folded = (fold8(w), fold9th(w));
     while m != 0 {
         let i = m.trailing_zeros() as usize;
         m &= m - 1;
-        if KEYWORDS.get(i).is_some_and(|k| k.eq_ignore_ascii_case(w)) {
+        if FOLDED.get(i) == Some(&folded) {
             return true;
         }
     }
@@ -486,6 +528,44 @@ mod tests {
         "1 having 1=1",
         "2 OR 3<4",
     ];
+
+    /// The folded compare is `eq_ignore_ascii_case` against the list, on any bytes: every
+    /// keyword in three cases with each byte replaced by each of the 256 (`@` and `` ` ``,
+    /// `[` and `{` fold like letters), one byte longer, and one byte shorter.
+    #[test]
+    fn folded_keywords_are_the_list_ignoring_case() {
+        let listed = |w: &[u8]| super::KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w));
+        let mut checked = 0;
+        for k in super::KEYWORDS {
+            let mixed: Vec<u8> = k
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i % 2 == 0 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        *b
+                    }
+                })
+                .collect();
+            for base in [k.to_vec(), k.to_ascii_uppercase(), mixed] {
+                let mut variants = vec![base.clone(), base[..base.len() - 1].to_vec()];
+                for b in 0..=255u8 {
+                    for i in 0..base.len() {
+                        let mut w = base.clone();
+                        w[i] = b;
+                        variants.push(w);
+                    }
+                    variants.push([&base[..], &[b]].concat());
+                }
+                for w in variants {
+                    assert_eq!(super::is_keyword(&w), listed(&w), "{w:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20000))]
