@@ -18,6 +18,7 @@ use workload::{headers, json_body, rule_sources, QUERY};
 fn main() {
     let (_, src) = rule_sources();
     let rs = RuleSet::from_sources(&src).expect("rules load");
+    rs.wait_background();
     let policy = Policy::compile(&PolicyConfig::default(), &rs).expect("policy");
     // Parts of the 1 KB request can be swapped out to see what one value costs:
     // `PROFILE_QUERY` replaces its query string, `PROFILE_HEADERS` (comma-separated names)

@@ -88,6 +88,20 @@ impl Bitset {
         }
         m != 0 || self.extra.iter().zip(&other.extra).any(|(a, b)| a & b != 0)
     }
+    /// How many bits the two sets share.
+    #[inline]
+    pub fn count_and(&self, other: &Bitset) -> u32 {
+        let mut n = 0;
+        for i in 0..INLINE {
+            n += (self.inline[i] & other.inline[i]).count_ones();
+        }
+        n + self
+            .extra
+            .iter()
+            .zip(&other.extra)
+            .map(|(a, b)| (a & b).count_ones())
+            .sum::<u32>()
+    }
     /// True when every bit of `self` is set in `other`.
     #[inline]
     pub fn is_subset(&self, other: &Bitset) -> bool {

@@ -444,6 +444,15 @@ impl RuleSet {
         }
     }
 
+    /// Waits for the work a compile leaves to a thread of its own (the fast path's chain
+    /// groups, `plain.rs`): inspection never needs it (until it is done every rule runs on its
+    /// own, with the same answers), but a measurement of steady-state inspection does.
+    pub fn wait_background(&self) {
+        if let Some(plan) = &self.plain {
+            plan.wait_background();
+        }
+    }
+
     /// Compiles rule files given as `(file name, text)` pairs. All errors of all files are
     /// reported, each as `file:line:col: message (hint)`.
     pub fn from_sources(src: &[(String, String)]) -> Result<RuleSet, LoadErrors> {

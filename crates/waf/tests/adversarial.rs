@@ -73,7 +73,12 @@ const RUNS: usize = 3;
 fn rules() -> RuleSet {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules");
     match RuleSet::load_dir(&dir) {
-        Ok(rs) => rs,
+        Ok(rs) => {
+            // The heap counters are process-wide: the compile's background thread must be
+            // done before inspections are measured.
+            rs.wait_background();
+            rs
+        }
         Err(e) => panic!("shipped rules do not load:\n{e}"),
     }
 }
