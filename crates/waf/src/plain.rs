@@ -126,8 +126,8 @@ const NO_GROUP: u8 = u8::MAX;
 /// the whole gain; groups of the chains with two to six rules saved nothing measurable (two of
 /// them are rarely due on one value) and cost 4 ms of compile time.
 const MIN_GROUP: usize = 8;
-/// Most groups (a value's walk marks the groups it asked in one `u64`).
-const MAX_GROUPS: usize = 64;
+/// Highest group tag (a value's walk marks the groups it asked in one `u64`).
+const LAST_GROUP: u8 = 63;
 
 /// The restricted unfiltered regexes of one target kind in one set.
 #[derive(Debug)]
@@ -785,13 +785,8 @@ fn chain_groups(rules: &[Rule], re: &[Option<String>]) -> (Groups, usize, Vec<u8
     }
     let mut plans: Vec<(Vec<String>, Bitset)> = Vec::new();
     let mut group_of = vec![NO_GROUP; rules.len()];
-    for members in by_chain.into_values().filter(|m| m.len() >= MIN_GROUP) {
-        let Ok(tag) = u8::try_from(plans.len()) else {
-            break;
-        };
-        if plans.len() >= MAX_GROUPS {
-            break;
-        }
+    let big = by_chain.into_values().filter(|m| m.len() >= MIN_GROUP);
+    for (tag, members) in (0..=LAST_GROUP).zip(big) {
         let patterns: Vec<String> = members
             .iter()
             .filter_map(|&i| re.get(i).and_then(Option::clone))
@@ -807,9 +802,10 @@ fn chain_groups(rules: &[Rule], re: &[Option<String>]) -> (Groups, usize, Vec<u8
     }
     let count = plans.len();
     let groups: Groups = Default::default();
-    let build = {
-        let groups = std::sync::Arc::clone(&groups);
-        move || {
+    let mine = std::sync::Arc::clone(&groups);
+    let spawned = std::thread::Builder::new()
+        .name("waf-groups".into())
+        .spawn(move || {
             let built = plans
                 .into_iter()
                 .map(|(patterns, members)| {
@@ -820,15 +816,11 @@ fn chain_groups(rules: &[Rule], re: &[Option<String>]) -> (Groups, usize, Vec<u8
                     }
                 })
                 .collect();
-            // Only this closure sets it.
-            let _ = groups.set(built);
-        }
-    };
-    let spawned = std::thread::Builder::new()
-        .name("waf-groups".into())
-        .spawn(build.clone());
+            let _ = mine.set(built); // only this thread sets it
+        });
     if spawned.is_err() {
-        build();
+        // No thread to build them: no group (they only save time), and nobody waits forever.
+        let _ = groups.set(Vec::new());
     }
     (groups, count, group_of)
 }
@@ -1241,14 +1233,14 @@ impl PlainPlan {
                         let bit = 1u64 << g;
                         if asked & bit == 0 {
                             asked |= bit;
-                            if self.group_clear(usize::from(g), hay, &sc.hits, &mut sc.group_caches)
-                            {
+                            if let Some(members) = self.group_clear(
+                                usize::from(g),
+                                hay,
+                                &sc.hits,
+                                &mut sc.group_caches,
+                            ) {
                                 // No member can match this variant: none is walked.
-                                if let Some(group) =
-                                    self.groups.get().and_then(|all| all.get(usize::from(g)))
-                                {
-                                    sc.hits.and_not(&group.members);
-                                }
+                                sc.hits.and_not(members);
                                 next = sc.hits.next_one(r + 1);
                                 continue;
                             }
@@ -1296,26 +1288,25 @@ impl PlainPlan {
         self.groups.wait();
     }
 
-    /// True when no member of group `g` can match `hay` (the variant its chain makes of the
-    /// current value): asked by its first member to run, when two of its members or more are
-    /// among `hits` (some may still be turned away by their first-byte or class gates: asking
-    /// only when two pass those measured worse, the walk it saves is long and the gates'
-    /// check is not free). With one, that member's own DFA costs the same.
+    /// The members of group `g` when none of them can match `hay` (the variant its chain makes
+    /// of the current value): asked by its first member to run, when two of its members or
+    /// more are among `hits` (some may still be turned away by their first-byte or class
+    /// gates: asking only when two pass those measured worse, the walk it saves is long and
+    /// the gates' check is not free). With one, that member's own DFA costs the same.
     fn group_clear(
         &self,
         g: usize,
         hay: &[u8],
         hits: &Bitset,
         caches: &mut [Option<Cache>],
-    ) -> bool {
-        let Some(group) = self.groups.get().and_then(|all| all.get(g)) else {
-            return false; // not built yet
-        };
-        hits.count_and(&group.members) >= 2
+    ) -> Option<&Bitset> {
+        let group = self.groups.get()?.get(g)?; // None: not built yet
+        let clear = hits.count_and(&group.members) >= 2
             && group
                 .dfa
                 .as_ref()
-                .is_some_and(|d| lazy_match(d, caches.get_mut(g), hay) == Some(false))
+                .is_some_and(|d| lazy_match(d, caches.get_mut(g), hay) == Some(false));
+        clear.then_some(&group.members)
     }
 }
 
@@ -1401,23 +1392,26 @@ mod tests {
         hits.set(r1004);
         let note = b"please select the blue one; leave it at the door if nobody answers";
         assert!(
-            !plan.group_clear(g, note, &hits, &mut caches),
+            plan.group_clear(g, note, &hits, &mut caches).is_none(),
             "one member alone"
         );
         hits.set(r1009);
-        assert!(plan.group_clear(g, note, &hits, &mut caches));
+        assert_eq!(
+            plan.group_clear(g, note, &hits, &mut caches),
+            Some(&group.members)
+        );
         for attack in [
             &b"x or 1=1"[..],
             b"1 union all select password from users where 1",
         ] {
             assert!(
-                !plan.group_clear(g, attack, &hits, &mut caches),
+                plan.group_clear(g, attack, &hits, &mut caches).is_none(),
                 "{attack:?}"
             );
         }
         let long = note.repeat(5);
         assert!(
-            !plan.group_clear(g, &long, &hits, &mut caches),
+            plan.group_clear(g, &long, &hits, &mut caches).is_none(),
             "past the lazy DFA's reach"
         );
     }
