@@ -65,22 +65,91 @@ pub(crate) fn percent_decode(input: &[u8], plus: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(input.get(run..).unwrap_or(&[]));
 }
 
+/// `input` percent-decoded (see [`percent_decode`]): `input` itself when it holds nothing to
+/// decode (most names and values), else the decoding in `out`.
+#[inline]
+pub(crate) fn decoded<'a>(input: &'a [u8], plus: bool, out: &'a mut Vec<u8>) -> &'a [u8] {
+    // A fold without an early exit: vectorised, and cheaper than a search's set-up on the
+    // short names and values that are the common case.
+    let plus_byte = if plus { b'+' } else { b'%' };
+    let special = input
+        .iter()
+        .fold(false, |any, &b| any | (b == b'%') | (b == plus_byte));
+    if special {
+        percent_decode(input, plus, out);
+        out
+    } else {
+        input
+    }
+}
+
+/// What [`urlencoded`] looks for in each byte: pair ends, the name's end, what decoding changes.
+const AMP: u8 = 1;
+const EQ: u8 = 2;
+const DECODE: u8 = 4;
+static FORM_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'&' as usize] = AMP;
+    t[b'=' as usize] = EQ;
+    t[b'%' as usize] = DECODE;
+    t[b'+' as usize] = DECODE;
+    t
+};
+
 /// Splits `a=1&b=2` and sends names (as `args_names`) and decoded values (as `kind`).
-/// Repeated names (`a=1&a=2`, parameter pollution) are each inspected.
+/// Repeated names (`a=1&a=2`, parameter pollution) are each inspected. One pass over the
+/// bytes finds the pairs, each name's end (the first `=`) and whether the name and the value
+/// have anything to decode; most have not and are sent as they are.
 pub(crate) fn urlencoded(data: &[u8], kind: Kind, bufs: &mut ParseBufs, sink: &mut impl Sink) {
-    for pair in data.split(|&b| b == b'&') {
-        if pair.is_empty() {
+    // The current pair starts at `start`; its name ends at `eq` (the pair's end until an `=`
+    // is seen); `name_dec` / `value_dec`: a `%` or `+` in the name / the value.
+    let (mut start, mut eq, mut seen_eq) = (0, 0, false);
+    let (mut name_dec, mut value_dec) = (false, false);
+    let mut pair = |start: usize, end: usize, eq: usize, seen_eq: bool, nd: bool, vd: bool| {
+        if end == start {
+            return;
+        }
+        let (name, value) = match seen_eq {
+            true => (
+                data.get(start..eq).unwrap_or(&[]),
+                data.get(eq + 1..end).unwrap_or(&[]),
+            ),
+            false => (data.get(start..end).unwrap_or(&[]), &b""[..]),
+        };
+        let name = if nd {
+            percent_decode(name, true, &mut bufs.a);
+            &bufs.a[..]
+        } else {
+            name
+        };
+        let value = if vd {
+            percent_decode(value, true, &mut bufs.b);
+            &bufs.b[..]
+        } else {
+            value
+        };
+        sink.value(Kind::ArgName, name, false, name);
+        sink.value(kind, name, false, value);
+    };
+    for (i, &b) in data.iter().enumerate() {
+        let class = FORM_BYTES[usize::from(b)];
+        if class == 0 {
             continue;
         }
-        let (name, value) = match memchr::memchr(b'=', pair) {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        percent_decode(name, true, &mut bufs.a);
-        percent_decode(value, true, &mut bufs.b);
-        sink.value(Kind::ArgName, &bufs.a, false, &bufs.a);
-        sink.value(kind, &bufs.a, false, &bufs.b);
+        if class == AMP {
+            pair(start, i, eq, seen_eq, name_dec, value_dec);
+            (start, seen_eq, name_dec, value_dec) = (i + 1, false, false, false);
+        } else if class == EQ && !seen_eq {
+            (eq, seen_eq) = (i, true);
+        } else if class == DECODE {
+            if seen_eq {
+                value_dec = true;
+            } else {
+                name_dec = true;
+            }
+        }
     }
+    pair(start, data.len(), eq, seen_eq, name_dec, value_dec);
 }
 
 /// Splits a `Cookie` header value into names and values (values are not decoded).
@@ -90,7 +159,7 @@ fn cookies(header: &[u8], sink: &mut impl Sink) {
         if part.is_empty() {
             continue;
         }
-        let (name, value) = match memchr::memchr(b'=', part) {
+        let (name, value) = match part.iter().position(|&b| b == b'=') {
             Some(i) => (trim(&part[..i]), trim(&part[i + 1..])),
             None => (&b""[..], part),
         };
@@ -111,8 +180,8 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 
 pub(crate) fn extract_head(req: &RequestHead<'_>, bufs: &mut ParseBufs, sink: &mut impl Sink) {
     sink.value(Kind::Method, b"", false, req.method.as_bytes());
-    percent_decode(req.path, false, &mut bufs.c);
-    sink.value(Kind::Path, b"", false, &bufs.c);
+    let path = decoded(req.path, false, &mut bufs.c);
+    sink.value(Kind::Path, b"", false, path);
     bufs.c.clear();
     bufs.c.extend_from_slice(req.path);
     if let Some(q) = req.query {
@@ -146,7 +215,80 @@ pub(crate) fn extract_head(req: &RequestHead<'_>, bufs: &mut ParseBufs, sink: &m
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, urlencoded, ParseBufs};
+    use crate::inspect::Sink;
+    use crate::target::Kind;
+
+    /// What a parser sends, in order.
+    #[derive(Default)]
+    struct Record(Vec<(Kind, Vec<u8>, Vec<u8>)>);
+
+    impl Sink for Record {
+        fn value(&mut self, kind: Kind, name: &[u8], _: bool, value: &[u8]) {
+            self.0.push((kind, name.to_vec(), value.to_vec()));
+        }
+        fn raw_body(&mut self, _: &[u8], _: bool) {}
+    }
+
+    /// The splitting as first written: `split` on `&`, the first `=`, both sides decoded.
+    fn urlencoded_reference(data: &[u8], kind: Kind, out: &mut Record) {
+        for pair in data.split(|&b| b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let (mut n, mut v) = (Vec::new(), Vec::new());
+            reference(name, true, &mut n);
+            reference(value, true, &mut v);
+            out.value(Kind::ArgName, &n, false, &n);
+            out.value(kind, &n, false, &v);
+        }
+    }
+
+    #[test]
+    fn one_pass_splits_as_split_and_decode() {
+        let alphabet = b"a=&%+2F ";
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut bufs = ParseBufs::default();
+        for n in 0..40_000usize {
+            let mut v = Vec::new();
+            for _ in 0..n % 20 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            let (mut got, mut want) = (Record::default(), Record::default());
+            urlencoded(&v, Kind::QueryArg, &mut bufs, &mut got);
+            urlencoded_reference(&v, Kind::QueryArg, &mut want);
+            assert_eq!(got.0, want.0, "{:?}", String::from_utf8_lossy(&v));
+        }
+        let mut got = Record::default();
+        urlencoded(
+            b"&q=a+b%27&&x==y&flag&=v",
+            Kind::BodyArg,
+            &mut bufs,
+            &mut got,
+        );
+        let sent: Vec<(Kind, &[u8], &[u8])> =
+            got.0.iter().map(|(k, n, v)| (*k, &n[..], &v[..])).collect();
+        assert_eq!(
+            sent,
+            [
+                (Kind::ArgName, &b"q"[..], &b"q"[..]),
+                (Kind::BodyArg, b"q", b"a b'"),
+                (Kind::ArgName, b"x", b"x"),
+                (Kind::BodyArg, b"x", b"=y"),
+                (Kind::ArgName, b"flag", b"flag"),
+                (Kind::BodyArg, b"flag", b""),
+                (Kind::ArgName, b"", b""),
+                (Kind::BodyArg, b"", b"v"),
+            ]
+        );
+    }
 
     /// The decoding as first written: byte by byte.
     fn reference(input: &[u8], plus: bool, out: &mut Vec<u8>) {
@@ -170,10 +312,34 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_or_decoded_is_the_decoding() {
+        let mut out = b"stale".to_vec();
+        for (input, plus, want) in [
+            (&b"plain_value-1.2"[..], true, &b"plain_value-1.2"[..]),
+            (b"", true, b""),
+            (b"laptop+bag", true, b"laptop bag"),
+            (b"laptop+bag", false, b"laptop+bag"),
+            (b"a%27b", false, b"a'b"),
+            (b"100%", true, b"100%"),
+        ] {
+            let got = super::decoded(input, plus, &mut out).to_vec();
+            assert_eq!(
+                got,
+                want,
+                "{:?} plus={plus}",
+                String::from_utf8_lossy(input)
+            );
+            let mut full = Vec::new();
+            percent_decode(input, plus, &mut full);
+            assert_eq!(got, full);
+        }
+    }
+
+    #[test]
     fn runs_and_escapes_decode_as_byte_by_byte() {
         let alphabet = b"%+2aFg ";
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for n in 0..30_000usize {
             let mut v = Vec::new();
             for _ in 0..n % 24 {
@@ -186,6 +352,7 @@ mod tests {
                 percent_decode(&v, plus, &mut a);
                 reference(&v, plus, &mut b);
                 assert_eq!(a, b, "{:?} plus={plus}", String::from_utf8_lossy(&v));
+                assert_eq!(super::decoded(&v, plus, &mut c), &b[..]);
             }
         }
         percent_decode(b"q=O%27Brien+and%20%zz%4", true, &mut a);
