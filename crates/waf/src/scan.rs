@@ -62,6 +62,33 @@ fn walk<T: Copy + Into<u32>>(
     sc: &Scanner,
     trans: &[T],
     hay: &[u8],
+    at: usize,
+    s: u32,
+) -> (usize, u32) {
+    if trans.is_empty() {
+        // Never built (see `Scanner::step`): the same walk, out of line.
+        return walk_cold(sc, trans, hay, at, s);
+    }
+    walk_loop(sc, trans, hay, at, s)
+}
+
+#[cold]
+#[inline(never)]
+fn walk_cold<T: Copy + Into<u32>>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: &[u8],
+    at: usize,
+    s: u32,
+) -> (usize, u32) {
+    walk_loop(sc, trans, hay, at, s)
+}
+
+#[inline(always)]
+fn walk_loop<T: Copy + Into<u32>>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: &[u8],
     mut at: usize,
     mut s: u32,
 ) -> (usize, u32) {
@@ -91,6 +118,33 @@ fn walk<T: Copy + Into<u32>>(
 /// states.
 #[inline(always)]
 fn walk4<T: Copy + Into<u32>>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: [&[u8]; 4],
+    at: usize,
+    s: [u32; 4],
+) -> (usize, [u32; 4]) {
+    if trans.is_empty() {
+        // Never built (see `Scanner::step`): the same walk, out of line.
+        return walk4_cold(sc, trans, hay, at, s);
+    }
+    walk4_loop(sc, trans, hay, at, s)
+}
+
+#[cold]
+#[inline(never)]
+fn walk4_cold<T: Copy + Into<u32>>(
+    sc: &Scanner,
+    trans: &[T],
+    hay: [&[u8]; 4],
+    at: usize,
+    s: [u32; 4],
+) -> (usize, [u32; 4]) {
+    walk4_loop(sc, trans, hay, at, s)
+}
+
+#[inline(always)]
+fn walk4_loop<T: Copy + Into<u32>>(
     sc: &Scanner,
     trans: &[T],
     hay: [&[u8]; 4],
@@ -267,7 +321,9 @@ impl Scanner {
         if u32::try_from(total).is_err() {
             return Err(ScanError::TooBig(order.len()));
         }
-        let mut trans = vec![0u32; total];
+        // Padded to a power of two (never read past `total`, see `step`); `vec!` of zeros
+        // leaves the padding's pages untouched.
+        let mut trans = vec![0u32; total.max(1).next_power_of_two()];
         for (k, row_next) in next.chunks_exact(nclasses.max(1)).enumerate() {
             let row = dense[k] as usize * stride;
             for (c, &tk) in row_next.iter().enumerate() {
@@ -278,7 +334,11 @@ impl Scanner {
             }
         }
         let trans = if order.len() <= narrow.min(usize::from(u16::MAX)) {
-            Table::Narrow(trans.iter().map(|&t| t as u16).collect())
+            let mut small = vec![0u16; trans.len()];
+            for (n, &t) in small.iter_mut().zip(trans.get(..total).unwrap_or(&[])) {
+                *n = t as u16;
+            }
+            Table::Narrow(small)
         } else {
             Table::Wide(trans)
         };
@@ -504,12 +564,16 @@ impl Scanner {
         Some(true)
     }
 
-    /// The state after state `s` reads byte `b` (the start state for an entry outside the
-    /// table, which a table built by [`Scanner::build`] has none of).
+    /// The state after state `s` reads byte `b`. The table's length is a power of two past
+    /// every row ([`Scanner::build`] pads it), so the index masked by `len - 1` is the index
+    /// itself and always in bounds: with the length known not to be zero (the walks check it
+    /// once), the compiler drops the per-byte bounds check. An empty table (none is built)
+    /// gives the start state.
     #[inline(always)]
     fn step<T: Copy + Into<u32>>(&self, trans: &[T], s: u32, b: u8) -> u32 {
+        let index = (s as usize) << self.shift | usize::from(self.classes[usize::from(b)]);
         trans
-            .get((s as usize) << self.shift | usize::from(self.classes[usize::from(b)]))
+            .get(index & trans.len().wrapping_sub(1))
             .map_or(self.start, |&t| t.into())
     }
 
@@ -668,6 +732,19 @@ mod tests {
         let wide = Scanner::build_narrow_up_to(&pats, None, 0).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(narrow.trans, super::Table::Narrow(_)));
         assert!(matches!(wide.trans, super::Table::Wide(_)));
+        // `step` masks its index by the table's length: a power of two past every row.
+        for len in [
+            match &narrow.trans {
+                super::Table::Narrow(t) => t.len(),
+                super::Table::Wide(t) => t.len(),
+            },
+            match &wide.trans {
+                super::Table::Narrow(t) => t.len(),
+                super::Table::Wide(t) => t.len(),
+            },
+        ] {
+            assert!(len.is_power_of_two(), "{len}");
+        }
         let ac = ac_of(&pats);
         let mut hits = 0;
         for line in crate::ruleset::gate_tests::corpora_lines() {
