@@ -321,9 +321,7 @@ impl Scanner {
         if u32::try_from(total).is_err() {
             return Err(ScanError::TooBig(order.len()));
         }
-        // Padded to a power of two (never read past `total`, see `step`); `vec!` of zeros
-        // leaves the padding's pages untouched.
-        let mut trans = vec![0u32; total.max(1).next_power_of_two()];
+        let mut trans = vec![0u32; total];
         for (k, row_next) in next.chunks_exact(nclasses.max(1)).enumerate() {
             let row = dense[k] as usize * stride;
             for (c, &tk) in row_next.iter().enumerate() {
@@ -333,13 +331,17 @@ impl Scanner {
                 trans[row + space_class] = dense[k];
             }
         }
+        // Padded to a power of two (never read past `total`, see `step`); a `vec!` of zeros
+        // leaves the padding's pages untouched.
+        let padded = total.max(1).next_power_of_two();
         let trans = if order.len() <= narrow.min(usize::from(u16::MAX)) {
-            let mut small = vec![0u16; trans.len()];
-            for (n, &t) in small.iter_mut().zip(trans.get(..total).unwrap_or(&[])) {
+            let mut small = vec![0u16; padded];
+            for (n, &t) in small.iter_mut().zip(&trans) {
                 *n = t as u16;
             }
             Table::Narrow(small)
         } else {
+            trans.resize(padded, 0);
             Table::Wide(trans)
         };
         let mut ranges = Vec::with_capacity(matching.len());
