@@ -67,21 +67,16 @@ fn walk<T: Copy + Into<u32>>(
 ) -> (usize, u32) {
     if trans.is_empty() {
         // Never built (see `Scanner::step`): the same walk, out of line.
-        return walk_cold(sc, trans, hay, at, s);
+        return cold(|| walk_loop(sc, trans, hay, at, s));
     }
     walk_loop(sc, trans, hay, at, s)
 }
 
+/// Runs `f` out of line: the walks' branch for an empty table.
 #[cold]
 #[inline(never)]
-fn walk_cold<T: Copy + Into<u32>>(
-    sc: &Scanner,
-    trans: &[T],
-    hay: &[u8],
-    at: usize,
-    s: u32,
-) -> (usize, u32) {
-    walk_loop(sc, trans, hay, at, s)
+fn cold<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 #[inline(always)]
@@ -126,20 +121,8 @@ fn walk4<T: Copy + Into<u32>>(
 ) -> (usize, [u32; 4]) {
     if trans.is_empty() {
         // Never built (see `Scanner::step`): the same walk, out of line.
-        return walk4_cold(sc, trans, hay, at, s);
+        return cold(|| walk4_loop(sc, trans, hay, at, s));
     }
-    walk4_loop(sc, trans, hay, at, s)
-}
-
-#[cold]
-#[inline(never)]
-fn walk4_cold<T: Copy + Into<u32>>(
-    sc: &Scanner,
-    trans: &[T],
-    hay: [&[u8]; 4],
-    at: usize,
-    s: [u32; 4],
-) -> (usize, [u32; 4]) {
     walk4_loop(sc, trans, hay, at, s)
 }
 
