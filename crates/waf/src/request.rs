@@ -75,6 +75,13 @@ pub(crate) fn decoded<'a>(input: &'a [u8], plus: bool, out: &'a mut Vec<u8>) -> 
     let special = input
         .iter()
         .fold(false, |any, &b| any | (b == b'%') | (b == plus_byte));
+    decoded_if(special, input, plus, out)
+}
+
+/// `input` percent-decoded into `out` when `special` (it holds a `%`, or a `+` with `plus`),
+/// else `input` itself.
+#[inline]
+fn decoded_if<'a>(special: bool, input: &'a [u8], plus: bool, out: &'a mut Vec<u8>) -> &'a [u8] {
     if special {
         percent_decode(input, plus, out);
         out
@@ -101,33 +108,23 @@ static FORM_BYTES: [u8; 256] = {
 /// bytes finds the pairs, each name's end (the first `=`) and whether the name and the value
 /// have anything to decode; most have not and are sent as they are.
 pub(crate) fn urlencoded(data: &[u8], kind: Kind, bufs: &mut ParseBufs, sink: &mut impl Sink) {
-    // The current pair starts at `start`; its name ends at `eq` (the pair's end until an `=`
-    // is seen); `name_dec` / `value_dec`: a `%` or `+` in the name / the value.
-    let (mut start, mut eq, mut seen_eq) = (0, 0, false);
+    // The current pair starts at `start`; its name ends at `eq` (its first `=`, if any);
+    // `name_dec` / `value_dec`: a `%` or `+` in the name / the value.
+    let (mut start, mut eq) = (0, None);
     let (mut name_dec, mut value_dec) = (false, false);
-    let mut pair = |start: usize, end: usize, eq: usize, seen_eq: bool, nd: bool, vd: bool| {
+    let mut pair = |start: usize, end: usize, eq: Option<usize>, nd: bool, vd: bool| {
         if end == start {
             return;
         }
-        let (name, value) = match seen_eq {
-            true => (
+        let (name, value) = match eq {
+            Some(eq) => (
                 data.get(start..eq).unwrap_or(&[]),
                 data.get(eq + 1..end).unwrap_or(&[]),
             ),
-            false => (data.get(start..end).unwrap_or(&[]), &b""[..]),
+            None => (data.get(start..end).unwrap_or(&[]), &b""[..]),
         };
-        let name = if nd {
-            percent_decode(name, true, &mut bufs.a);
-            &bufs.a[..]
-        } else {
-            name
-        };
-        let value = if vd {
-            percent_decode(value, true, &mut bufs.b);
-            &bufs.b[..]
-        } else {
-            value
-        };
+        let name = decoded_if(nd, name, true, &mut bufs.a);
+        let value = decoded_if(vd, value, true, &mut bufs.b);
         sink.value(Kind::ArgName, name, false, name);
         sink.value(kind, name, false, value);
     };
@@ -137,19 +134,19 @@ pub(crate) fn urlencoded(data: &[u8], kind: Kind, bufs: &mut ParseBufs, sink: &m
             continue;
         }
         if class == AMP {
-            pair(start, i, eq, seen_eq, name_dec, value_dec);
-            (start, seen_eq, name_dec, value_dec) = (i + 1, false, false, false);
-        } else if class == EQ && !seen_eq {
-            (eq, seen_eq) = (i, true);
+            pair(start, i, eq, name_dec, value_dec);
+            (start, eq, name_dec, value_dec) = (i + 1, None, false, false);
+        } else if class == EQ && eq.is_none() {
+            eq = Some(i);
         } else if class == DECODE {
-            if seen_eq {
+            if eq.is_some() {
                 value_dec = true;
             } else {
                 name_dec = true;
             }
         }
     }
-    pair(start, data.len(), eq, seen_eq, name_dec, value_dec);
+    pair(start, data.len(), eq, name_dec, value_dec);
 }
 
 /// Splits a `Cookie` header value into names and values (values are not decoded).
@@ -219,6 +216,27 @@ mod tests {
     use crate::inspect::Sink;
     use crate::target::Kind;
 
+    /// `count` pseudo-random texts over `alphabet` (xorshift from `seed`), the `n`-th of
+    /// `n % period` bytes.
+    fn texts<'a>(
+        alphabet: &'a [u8],
+        seed: u64,
+        count: usize,
+        period: usize,
+    ) -> impl Iterator<Item = Vec<u8>> + 'a {
+        let mut x = seed;
+        (0..count).map(move |n| {
+            (0..n % period)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect()
+        })
+    }
+
     /// What a parser sends, in order.
     #[derive(Default)]
     struct Record(Vec<(Kind, Vec<u8>, Vec<u8>)>);
@@ -250,17 +268,8 @@ mod tests {
 
     #[test]
     fn one_pass_splits_as_split_and_decode() {
-        let alphabet = b"a=&%+2F ";
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut bufs = ParseBufs::default();
-        for n in 0..40_000usize {
-            let mut v = Vec::new();
-            for _ in 0..n % 20 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                v.push(alphabet[(x % alphabet.len() as u64) as usize]);
-            }
+        for v in texts(b"a=&%+2F ", 0x9e37_79b9_7f4a_7c15, 40_000, 20) {
             let (mut got, mut want) = (Record::default(), Record::default());
             urlencoded(&v, Kind::QueryArg, &mut bufs, &mut got);
             urlencoded_reference(&v, Kind::QueryArg, &mut want);
@@ -337,17 +346,8 @@ mod tests {
 
     #[test]
     fn runs_and_escapes_decode_as_byte_by_byte() {
-        let alphabet = b"%+2aFg ";
-        let mut x = 0x2545_f491_4f6c_dd1du64;
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        for n in 0..30_000usize {
-            let mut v = Vec::new();
-            for _ in 0..n % 24 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                v.push(alphabet[(x % alphabet.len() as u64) as usize]);
-            }
+        for v in texts(b"%+2aFg ", 0x2545_f491_4f6c_dd1d, 30_000, 24) {
             for plus in [false, true] {
                 percent_decode(&v, plus, &mut a);
                 reference(&v, plus, &mut b);

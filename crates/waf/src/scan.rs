@@ -718,16 +718,11 @@ mod tests {
         assert!(matches!(narrow.trans, super::Table::Narrow(_)));
         assert!(matches!(wide.trans, super::Table::Wide(_)));
         // `step` masks its index by the table's length: a power of two past every row.
-        for len in [
-            match &narrow.trans {
+        for sc in [&narrow, &wide] {
+            let len = match &sc.trans {
                 super::Table::Narrow(t) => t.len(),
                 super::Table::Wide(t) => t.len(),
-            },
-            match &wide.trans {
-                super::Table::Narrow(t) => t.len(),
-                super::Table::Wide(t) => t.len(),
-            },
-        ] {
+            };
             assert!(len.is_power_of_two(), "{len}");
         }
         let ac = ac_of(&pats);
