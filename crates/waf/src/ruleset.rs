@@ -1080,9 +1080,8 @@ pub(crate) mod gate_tests {
         payloads
     }
 
-    /// The shipped rule set (`rules/`).
-    /// The shipped rules, their fast path's chain groups built (so that the tests of the fast
-    /// path exercise them, not a race with their thread).
+    /// The shipped rule set (`rules/`), its fast path's chain groups built (so that the tests
+    /// of the fast path exercise them, not a race with their thread).
     pub(crate) fn shipped() -> RuleSet {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let rs = RuleSet::load_dir(&root.join("rules")).expect("shipped rules load");
