@@ -70,8 +70,8 @@
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
-use regex_automata::util::syntax;
 use regex_automata::Input;
+use regex_syntax::hir::Hir;
 
 use crate::bitset::Bitset;
 use crate::ruleset::{Matcher, PatEntry, PatKind, Rule};
@@ -141,39 +141,43 @@ struct RunSet {
     bits: Bitset,
 }
 
-/// A lazy DFA over bytes (not only UTF-8) of `patterns`, read with `syntax`, its cache capped
-/// at `cache` bytes, for "is there a match?".
-fn build_lazy(patterns: &[&str], syntax: syntax::Config, cache: usize) -> Option<DFA> {
+/// A lazy DFA over bytes (not only UTF-8) of the parsed regexes `hirs` (their Unicode and
+/// case-folding modes are in the [`Hir`]: nothing is parsed again), its cache capped at `cache`
+/// bytes, for "is there a match?".
+fn build_lazy(hirs: &[&Hir], cache: usize) -> Option<DFA> {
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                // A DFA has no use for captures (what `hybrid::dfa::Builder::build_many`
+                // sets too).
+                .which_captures(thompson::WhichCaptures::None),
+        )
+        .build_many_from_hir(hirs)
+        .ok()?;
     DFA::builder()
         .configure(
             DFA::config()
                 .unicode_word_boundary(true)
                 .cache_capacity(cache),
         )
-        .syntax(syntax.utf8(false))
-        .thompson(thompson::Config::new().utf8(false))
-        .build_many(patterns)
+        .build_from_nfa(nfa)
         .ok()
 }
 
-/// The lazy DFA of `patterns` (restricted patterns, flags inline), for "is there a match?".
-fn lazy_dfa(patterns: &[&str]) -> Option<DFA> {
-    build_lazy(patterns, syntax::Config::new(), 1 << 20)
+/// The lazy DFA of restricted regexes ([`crate::prefilter::restrict`]), for "is there a
+/// match?".
+fn lazy_dfa(hirs: &[&Hir]) -> Option<DFA> {
+    build_lazy(hirs, 1 << 20)
 }
 
-/// The lazy DFA of one rule's own regex (`pattern` as written, with the rule's Unicode and
+/// The lazy DFA of one rule's own regex (`hir`: as written, parsed with the rule's Unicode and
 /// case-folding modes), for the general evaluation's "any match?". Its cache is capped at
 /// 256 KB (a value that needs more states clears it and goes on, or the DFA gives up and the
 /// regex answers): one per regex rule per accumulator, so the cap bounds what hostile values
 /// can make an accumulator hold.
-pub(crate) fn lazy_dfa_of(pattern: &str, unicode: bool, fold: bool) -> Option<DFA> {
-    build_lazy(
-        &[pattern],
-        syntax::Config::new()
-            .unicode(unicode)
-            .case_insensitive(fold),
-        256 << 10,
-    )
+pub(crate) fn lazy_dfa_of(hir: &Hir) -> Option<DFA> {
+    build_lazy(&[hir], 256 << 10)
 }
 
 /// Haystacks longer than this go to the regex, whose literal prefilters skip through long
@@ -365,25 +369,15 @@ impl PlainPlan {
                     }
                 }
                 Matcher::Regex {
-                    re: full,
+                    hir,
                     filtered,
-                    unicode,
                     classes,
                     ..
                 } => {
-                    if crate::prefilter::restrict(
-                        full.as_str(),
-                        *unicode,
-                        r.fold_case,
-                        &numeric_bytes,
-                    )
-                    .is_some()
-                    {
+                    if crate::prefilter::restrict(hir, &numeric_bytes).is_some() {
                         numeric.set(i);
                     }
-                    if let Some(p) =
-                        crate::prefilter::restrict(full.as_str(), *unicode, r.fold_case, &allowed)
-                    {
+                    if let Some(p) = crate::prefilter::restrict(hir, &allowed) {
                         if !filtered {
                             run.set(i);
                         } else {
@@ -548,14 +542,17 @@ impl PlainPlan {
                 run_sets.push(Some(j));
                 continue;
             }
-            let patterns: Vec<&str> = members
+            let hirs: Vec<&Hir> = members
                 .iter()
-                .filter_map(|&i| re.get(i as usize).and_then(Option::as_deref))
+                .filter_map(|&i| re.get(i as usize).and_then(Option::as_ref))
                 .collect();
-            if patterns.is_empty() || patterns.len() != members.len() {
+            if hirs.is_empty() || hirs.len() != members.len() {
                 run_sets.push(None);
                 continue;
             }
+            // The regex crate's set takes patterns: the restricted regexes written out (their
+            // flags inline, case folding expanded), for these few unfiltered rules only.
+            let patterns: Vec<String> = hirs.iter().map(|h| h.to_string()).collect();
             let set = regex::bytes::RegexSetBuilder::new(&patterns)
                 .size_limit(32 << 20)
                 .build()
@@ -563,7 +560,7 @@ impl PlainPlan {
             let mut bits = Bitset::new(n);
             members.iter().for_each(|&i| bits.set(i as usize));
             sets.push(RunSet {
-                dfa: lazy_dfa(&patterns),
+                dfa: lazy_dfa(&hirs),
                 set,
                 members,
                 bits,
@@ -572,7 +569,7 @@ impl PlainPlan {
         }
         let dfa = re
             .iter()
-            .map(|r| r.as_deref().and_then(|r| lazy_dfa(&[r])))
+            .map(|r| r.as_ref().and_then(|r| lazy_dfa(&[r])))
             .collect();
         let (groups, group_count, group_of) = chain_groups(rules, &re);
         Some(
@@ -776,18 +773,18 @@ impl PlainPlan {
 /// The regex rules (with a restricted regex `re`) of each chain that has [`MIN_GROUP`] or
 /// more, as one lazy DFA per chain (built on another thread: [`Groups`]), the number of
 /// groups, and each rule's group.
-fn chain_groups(rules: &[Rule], re: &[Option<String>]) -> (Groups, usize, Vec<u8>) {
+fn chain_groups(rules: &[Rule], re: &[Option<Hir>]) -> (Groups, usize, Vec<u8>) {
     let mut by_chain: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, r) in rules.iter().enumerate() {
         if matches!(r.matcher, Matcher::Regex { .. }) && re.get(i).is_some_and(Option::is_some) {
             by_chain.entry(r.chain).or_default().push(i);
         }
     }
-    let mut plans: Vec<(Vec<String>, Bitset)> = Vec::new();
+    let mut plans: Vec<(Vec<Hir>, Bitset)> = Vec::new();
     let mut group_of = vec![NO_GROUP; rules.len()];
     let big = by_chain.into_values().filter(|m| m.len() >= MIN_GROUP);
     for (tag, members) in (0..=LAST_GROUP).zip(big) {
-        let patterns: Vec<String> = members
+        let patterns: Vec<Hir> = members
             .iter()
             .filter_map(|&i| re.get(i).and_then(Option::clone))
             .collect();
@@ -809,9 +806,9 @@ fn chain_groups(rules: &[Rule], re: &[Option<String>]) -> (Groups, usize, Vec<u8
             let built = plans
                 .into_iter()
                 .map(|(patterns, members)| {
-                    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                    let hirs: Vec<&Hir> = patterns.iter().collect();
                     Group {
-                        dfa: lazy_dfa(&patterns),
+                        dfa: lazy_dfa(&hirs),
                         members,
                     }
                 })

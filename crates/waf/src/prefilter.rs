@@ -484,8 +484,10 @@ fn word_gate(h: &Hir, o: Opts) -> Option<Gate> {
 const MAX_FALLBACK_COST: u32 = 150;
 
 /// `pattern` as the rule set compiles it (bytes, not necessarily UTF-8; Unicode classes and
-/// case folding as given), or `None` when it does not parse.
-fn parse(pattern: &str, unicode: bool, fold: bool) -> Option<Hir> {
+/// case folding as given), or `None` when it does not parse. A rule's regex is parsed here
+/// once per mode at load and every analysis below reads that [`Hir`]: parsing is the larger
+/// part of what each of them would cost on its own.
+pub(crate) fn parse(pattern: &str, unicode: bool, fold: bool) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .utf8(false)
         .unicode(unicode)
@@ -495,18 +497,18 @@ fn parse(pattern: &str, unicode: bool, fold: bool) -> Option<Hir> {
         .ok()
 }
 
-/// The gate of `pattern`, or `None` when the regex must run unfiltered. A regex with no gate
+/// The gate of `hir` (a regex parsed case-sensitively, [`parse`]), or `None` when the regex
+/// must run unfiltered. A regex with no gate
 /// of rare bytes or factors of three bytes (`\b(?:or|and|…)\b`, a long list of file names
 /// whose only punctuation is common) gets one with two-byte factors and common bytes, if any:
 /// `or` and `/` are frequent, but most values hold neither.
-pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
-    let hir = parse(pattern, unicode, false)?;
-    let mut g = gate_of(&hir, Opts::default(), MAX_COST).or_else(|| {
+pub(crate) fn gate(hir: &Hir) -> Option<Gate> {
+    let mut g = gate_of(hir, Opts::default(), MAX_COST).or_else(|| {
         let short = Opts {
             short: true,
             ..Opts::default()
         };
-        gate_of(&hir, short, MAX_FALLBACK_COST)
+        gate_of(hir, short, MAX_FALLBACK_COST)
     })?;
     if g.classes != 0 {
         // A byte such as `(` or `;` opens the gate of many benign values (a user agent's
@@ -516,19 +518,18 @@ pub(crate) fn gate(pattern: &str, unicode: bool) -> Option<Gate> {
             factors_only: true,
             ..Opts::default()
         };
-        g.second = gate_of(&hir, second, MAX_FALLBACK_COST).map(Box::new);
+        g.second = gate_of(hir, second, MAX_FALLBACK_COST).map(Box::new);
     }
     Some(g)
 }
 
-/// What the factor cap ([`MAX_FACTORS`]) dropped from `pattern`'s gate: `Some("gate")` when
+/// What the factor cap ([`MAX_FACTORS`]) dropped from the gate of `hir` (as for [`gate`]): `Some("gate")` when
 /// the regex has no gate only because of it (it then runs on every value of its targets),
 /// `Some("second clause")` when its byte-class gate lost the second clause of factors that
 /// would keep most values out. A rule that lists many words is better split in two.
-pub(crate) fn capped(pattern: &str, unicode: bool) -> Option<&'static str> {
-    let hir = parse(pattern, unicode, false)?;
+pub(crate) fn capped(hir: &Hir) -> Option<&'static str> {
     let over = |g: &Gate| g.factors.len() + g.words.len() > MAX_FACTORS;
-    let (first, second) = match gate(pattern, unicode) {
+    let (first, second) = match gate(hir) {
         None => (
             Opts {
                 short: true,
@@ -550,7 +551,7 @@ pub(crate) fn capped(pattern: &str, unicode: bool) -> Option<&'static str> {
         uncapped: true,
         ..first
     };
-    gate_of(&hir, open, MAX_FALLBACK_COST)
+    gate_of(hir, open, MAX_FALLBACK_COST)
         .filter(|g| over(g))
         .map(|_| second)
 }
@@ -637,11 +638,10 @@ fn required(h: &Hir) -> Vec<u64> {
     }
 }
 
-/// The byte classes `pattern`'s matches need ([`Needs`]), or `None` when some top-level
-/// alternative needs none.
-pub(crate) fn needs(pattern: &str, unicode: bool) -> Option<Needs> {
-    let hir = parse(pattern, unicode, false)?;
-    let mut h = &hir;
+/// The byte classes the matches of `hir` (parsed case-sensitively) need ([`Needs`]), or
+/// `None` when some top-level alternative needs none.
+pub(crate) fn needs(hir: &Hir) -> Option<Needs> {
+    let mut h = hir;
     while let HirKind::Capture(c) = h.kind() {
         h = &c.sub;
     }
@@ -666,22 +666,17 @@ pub(crate) fn needs(pattern: &str, unicode: bool) -> Option<Needs> {
 }
 
 /// The bytes a match of an anchored regex can start with: `Some(set)` when every match of
-/// `pattern` (compiled with these `unicode` / `fold` settings) starts at the start of the
+/// `hir` (parsed with the rule's Unicode and case-folding modes) starts at the start of the
 /// haystack and is not empty, so a haystack whose first byte is not in `set` (or an empty one)
 /// cannot match. ASCII letters are always added in both cases, and any byte >= 0x80 when the
 /// pattern can start with a non-ASCII character.
-pub(crate) fn anchored_first_bytes(
-    pattern: &str,
-    unicode: bool,
-    fold: bool,
-) -> Option<[bool; 256]> {
+pub(crate) fn anchored_first_bytes(hir: &Hir) -> Option<[bool; 256]> {
     use regex_syntax::hir::Look;
-    let hir = parse(pattern, unicode, fold)?;
     if !hir.properties().look_set_prefix().contains(Look::Start) {
         return None;
     }
     let mut set = [false; 256];
-    if first_bytes_of(&hir, &mut set) {
+    if first_bytes_of(hir, &mut set) {
         // The regex can match the empty string: no byte is needed.
         return None;
     }
@@ -753,11 +748,11 @@ fn first_bytes_of(h: &Hir, set: &mut [bool; 256]) -> bool {
     }
 }
 
-/// True when `pattern` (parsed in ASCII mode, case-sensitively) treats every upper-case ASCII
+/// True when `hir` (a pattern parsed in ASCII mode, case-sensitively) treats every upper-case ASCII
 /// letter like its lower-case one: no literal holds an upper-case letter, and every class that
 /// holds one also holds its lower-case form. Then `(?i)pattern` matches a value exactly when
 /// `pattern` matches the value's ASCII lowercasing.
-pub(crate) fn case_closed(pattern: &str) -> bool {
+pub(crate) fn case_closed(hir: &Hir) -> bool {
     fn walk(h: &Hir) -> bool {
         match h.kind() {
             HirKind::Empty | HirKind::Look(_) => true,
@@ -787,22 +782,16 @@ pub(crate) fn case_closed(pattern: &str) -> bool {
             HirKind::Concat(cs) | HirKind::Alternation(cs) => cs.iter().all(walk),
         }
     }
-    parse(pattern, false, false).is_some_and(|h| walk(&h))
+    walk(hir)
 }
 
-/// `pattern` (compiled with these `unicode` / `fold` settings) restricted to haystacks made
-/// only of `allowed` bytes: every literal or class part outside them is removed, with the
-/// parts of the pattern that need it. On a haystack of allowed bytes the result matches
-/// exactly when `pattern` does (look-around assertions are kept as they are; characters from
-/// U+0080 on are kept when any byte >= 0x80 is allowed). `None` when no match of `pattern` can
-/// be made of allowed bytes, or the pattern does not parse. The result is written out as a
-/// pattern with its flags inline (case folding already expanded). Used by [`crate::plain`].
-pub(crate) fn restrict(
-    pattern: &str,
-    unicode: bool,
-    fold: bool,
-    allowed: &[bool; 256],
-) -> Option<String> {
+/// `hir` (a rule's regex parsed with its Unicode and case-folding modes) restricted to
+/// haystacks made only of `allowed` bytes: every literal or class part outside them is
+/// removed, with the parts of the pattern that need it. On a haystack of allowed bytes the
+/// result matches exactly when `hir` does (look-around assertions are kept as they are;
+/// characters from U+0080 on are kept when any byte >= 0x80 is allowed). `None` when no match
+/// can be made of allowed bytes. Used by [`crate::plain`], which compiles the result as it is.
+pub(crate) fn restrict(hir: &Hir, allowed: &[bool; 256]) -> Option<Hir> {
     use regex_syntax::hir::{ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
     fn ranges(allowed: &[bool; 256], upto: usize) -> Vec<(u8, u8)> {
         let mut out: Vec<(u8, u8)> = Vec::new();
@@ -893,23 +882,42 @@ pub(crate) fn restrict(
             char::MAX,
         )]));
     }
-    let hir = parse(pattern, unicode, fold)?;
-    walk(&hir, allowed, &bytes, &chars).map(|h| h.to_string())
+    walk(hir, allowed, &bytes, &chars)
 }
 
 /// Necessary factors of `pattern` alone (no byte classes), or `None`. Kept for tests and
 /// tools that show what the automaton holds.
 #[cfg(test)]
 pub(crate) fn factors(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
-    gate(pattern, unicode)
+    gate(&parse(pattern, unicode, false)?)
         .filter(|g| g.classes == 0)
         .map(|g| g.factors)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{factors, gate, needs, Gate};
+    use super::{factors, Gate};
     use crate::transform::class;
+    use regex_syntax::hir::Hir;
+
+    /// `p` parsed case-sensitively, as the gates read a rule's regex.
+    fn parsed(p: &str, unicode: bool) -> Hir {
+        super::parse(p, unicode, false).expect("the pattern parses")
+    }
+
+    fn gate(p: &str, unicode: bool) -> Option<Gate> {
+        super::gate(&parsed(p, unicode))
+    }
+
+    fn needs(p: &str, unicode: bool) -> Option<super::Needs> {
+        super::needs(&parsed(p, unicode))
+    }
+
+    /// `super::restrict` of `p` parsed in these modes, written out.
+    fn restrict(p: &str, unicode: bool, fold: bool, allowed: &[bool; 256]) -> Option<String> {
+        let hir = super::parse(p, unicode, fold).expect("the pattern parses");
+        super::restrict(&hir, allowed).map(|h| h.to_string())
+    }
 
     fn f(p: &str) -> Option<Vec<String>> {
         factors(p, true).map(|v| {
@@ -925,7 +933,6 @@ mod tests {
 
     #[test]
     fn restrict_to_letters_digits_spaces() {
-        use super::restrict;
         let mut plain = [false; 256];
         for b in (b'a'..=b'z').chain(b'A'..=b'Z').chain(b'0'..=b'9') {
             plain[usize::from(b)] = true;
@@ -1081,7 +1088,9 @@ mod tests {
 
     #[test]
     fn anchored_first_bytes() {
-        use super::anchored_first_bytes as afb;
+        let afb = |p: &str, unicode: bool, fold: bool| {
+            super::anchored_first_bytes(&super::parse(p, unicode, fold).expect("parses"))
+        };
         let set = afb(r#"^[\s'"]*(?:cat|ls)\b|^\s*/bin/"#, false, false).expect("anchored");
         let on: Vec<u8> = (0..=255u8).filter(|&b| set[usize::from(b)]).collect();
         let mut want = b"\t\n\x0b\x0c\r \"'/CLcl".to_vec();
@@ -1120,7 +1129,8 @@ mod tests {
                     .case_insensitive(fold)
                     .build()
                     .expect("regex");
-                let Some(set) = super::anchored_first_bytes(p, unicode, fold) else {
+                let hir = super::parse(p, unicode, fold).expect("the pattern parses");
+                let Some(set) = super::anchored_first_bytes(&hir) else {
                     continue;
                 };
                 if re.is_match(&v) {
@@ -1190,7 +1200,10 @@ mod tests {
 
     #[test]
     fn case_closed_patterns() {
-        use super::case_closed;
+        // As the rule set asks: parsed in ASCII mode, case-sensitively (a pattern that needs
+        // Unicode does not parse so and is not folded).
+        let case_closed =
+            |p: &str| super::parse(p, false, false).is_some_and(|h| super::case_closed(&h));
         assert!(case_closed(r"union\s+select|[a-z_]+\(|\S+\W|[^\w.>$-]"));
         // `[^a-z]` holds `A`-`Z` but not `a`-`z`: conservatively not folded (how `(?i)` treats
         // a class cannot be read back from the parsed class alone).

@@ -60,6 +60,9 @@ pub(crate) enum Matcher {
     /// `classes` (see [`crate::prefilter`]).
     Regex {
         re: regex::bytes::Regex,
+        /// `re` parsed once, with its Unicode and case-folding modes: what the fast path's
+        /// restricted regexes are made from ([`crate::prefilter::restrict`]).
+        hir: Box<regex_syntax::hir::Hir>,
         filtered: bool,
         unicode: bool,
         classes: u64,
@@ -645,19 +648,35 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                 .build()
                 .map(|r| (r, unicode))
         };
+        // The pattern parsed in ASCII mode, case-sensitively: every analysis below reads a
+        // parsed pattern (`prefilter::parse`), this one or, in another mode, its own.
+        let ascii = crate::prefilter::parse(&re.value, false, false);
         // Matching `(?i)re` on a value equals matching `re` on the lowercased value when `re`
         // treats every upper-case letter like its lower-case one (ASCII mode only).
-        fold_case = foldable_chain && crate::prefilter::case_closed(&re.value);
+        fold_case = foldable_chain && ascii.as_ref().is_some_and(crate::prefilter::case_closed);
         let built = if fold_case {
             build(false, true)
         } else {
             build(false, false).or_else(|_| build(true, false))
         };
-        match built {
-            Ok((compiled, unicode)) => {
-                let first = crate::prefilter::anchored_first_bytes(&re.value, unicode, fold_case)
-                    .map(Box::new);
-                let gate = crate::prefilter::gate(&re.value, unicode);
+        // The same pattern in the mode `re` was built with: case-sensitive (the gates and the
+        // class needs), and with `re`'s folding (the first bytes, the lazy DFAs).
+        let parsed = built.as_ref().ok().and_then(|&(_, unicode)| {
+            let plain = match ascii {
+                Some(h) if !unicode => h,
+                _ => crate::prefilter::parse(&re.value, unicode, false)?,
+            };
+            let folded = if fold_case {
+                crate::prefilter::parse(&re.value, unicode, true)?
+            } else {
+                plain.clone()
+            };
+            Some((plain, folded))
+        });
+        match built.map(|b| (b, parsed)) {
+            Ok(((compiled, unicode), Some((plain, folded)))) => {
+                let first = crate::prefilter::anchored_first_bytes(&folded).map(Box::new);
+                let gate = crate::prefilter::gate(&plain);
                 let filtered = gate.is_some();
                 let gate = gate.unwrap_or_default();
                 for f in gate.factors {
@@ -674,11 +693,12 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                         phrases.push((w, PatKind::Second { word: true }));
                     }
                 }
-                let lazy = crate::plain::lazy_dfa_of(&re.value, unicode, fold_case).map(Box::new);
-                let needs = crate::prefilter::needs(&re.value, unicode);
-                let capped = crate::prefilter::capped(&re.value, unicode);
+                let lazy = crate::plain::lazy_dfa_of(&folded).map(Box::new);
+                let needs = crate::prefilter::needs(&plain);
+                let capped = crate::prefilter::capped(&plain);
                 matcher = Some(Matcher::Regex {
                     re: compiled,
+                    hir: Box::new(folded),
                     filtered,
                     unicode,
                     classes: gate.classes,
@@ -688,6 +708,13 @@ fn validate(file: &str, class: &str, r: RawRule) -> Result<Pending, Vec<LoadErro
                     capped,
                 });
             }
+            // The regex crate parses with the same syntax: not expected, but never a rule
+            // without its fast-path analysis.
+            Ok((_, None)) => errors.push(e(
+                &re.referenced,
+                "invalid regex: it builds but does not parse on its own".into(),
+                None,
+            )),
             Err(err) => errors.push(e(
                 &re.referenced,
                 format!("invalid regex: {}", regex_error_line(&err)),
