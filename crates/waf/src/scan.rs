@@ -1,11 +1,12 @@
-//! The phrase and factor scan: the rule set's Aho-Corasick DFA copied into one flat table.
+//! The phrase and factor scan: the rule set's Aho-Corasick automaton as one flat DFA table.
 //!
 //! Every variant of every value is scanned once for all phrases and regex factors, with every
 //! overlapping match reported. `aho_corasick`'s overlapping iterator re-enters its search for
 //! each match and walks the haystack through the generic `Automaton` methods, about 20
-//! instructions per byte on prose. The same automaton, copied at load time into a table
-//! indexed by (state, byte class) with the match states numbered last, is walked by a loop of
-//! a few instructions per byte that leaves it only on a match state.
+//! instructions per byte on prose. The same automaton, made at load time into a table indexed
+//! by (state, byte class) with the match states numbered last (from `aho_corasick`'s trie and
+//! match lists; the transitions per class are filled in here), is walked by a loop of a few
+//! instructions per byte that leaves it only on a match state.
 //!
 //! Matches come out as `find_overlapping_iter` gives them: by end offset, then in the
 //! automaton's order within a state (`tests::same_matches_as_aho_corasick` checks it on the
@@ -14,7 +15,7 @@
 //! CPU waiting on: the same matches, the quarters' interleaved (`split_walk` tests).
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::{dfa::DFA, Anchored, MatchKind};
+use aho_corasick::{nfa::noncontiguous::NFA, Anchored, MatchKind};
 
 /// The flat DFA: the next state of state `s` on byte `b` is `trans[s << shift | classes[b]]`.
 #[derive(Clone, Debug)]
@@ -203,12 +204,14 @@ impl Scanner {
     ) -> Result<Scanner, ScanError> {
         let skip_space = skip.is_some();
         let skipped = |b: usize| skip.is_some_and(|t| t[b]);
-        let dfa = DFA::builder()
+        // The trie with its matches (in standard semantics each state's list already holds its
+        // failure states' matches); the transitions are filled in below, per class only.
+        let nfa = NFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .prefilter(false)
             .build(patterns)?;
-        let start = dfa.start_state(Anchored::No)?;
+        let start = nfa.start_state(Anchored::No)?;
         // Byte classes, from the patterns: a byte in no pattern (in either case) leads every
         // state of the unanchored automaton where it leads the start state, so all such bytes
         // are one class; a pattern byte is a class with its other case. (The same partition
@@ -251,33 +254,34 @@ impl Scanner {
             classes[usize::from(b)] = of_fold[f];
         }
         let nclasses = reps.len();
-        // Every state reachable from the unanchored start state, breadth first, with its
-        // transitions per class as indexes into `order` (`next[k * nclasses + c]`). `index`
-        // maps the automaton's state ids (dense enough to index a vector) to positions in
-        // `order`.
+        // Every state of the trie, breadth first (so by depth), with its transitions per class
+        // as indexes into `order` (`next[k * nclasses + c]`): a trie edge leads to a new state
+        // (a trie has no other way into it); a missing edge leads where the state's failure
+        // state leads, already filled in as that state is shallower; the start state loops.
+        // The failure state of the child along class `c` is where the parent's failure state
+        // goes on `c` (the start state for the start's children). The classical construction,
+        // for the classes only (`tests::same_matches_as_aho_corasick`).
         let mut order = vec![start];
-        let mut index: Vec<u32> = Vec::new();
-        let slot = |index: &mut Vec<u32>, sid: usize| -> usize {
-            if index.len() <= sid {
-                index.resize(sid + 1, u32::MAX);
-            }
-            sid
-        };
-        let s0 = slot(&mut index, start.as_usize());
-        index[s0] = 0;
+        let mut fail_of: Vec<usize> = vec![0];
         let mut next: Vec<u32> = Vec::new();
-        let mut i = 0;
-        while let Some(&s) = order.get(i) {
-            i += 1;
-            for &b in &reps {
-                let t = dfa.next_state(Anchored::No, s, b);
-                let ts = slot(&mut index, t.as_usize());
-                if index[ts] == u32::MAX {
-                    index[ts] = order.len() as u32;
+        let mut k = 0;
+        while let (Some(&s), Some(&f)) = (order.get(k), fail_of.get(k)) {
+            for (c, &b) in reps.iter().enumerate() {
+                let via_fail = if k == 0 {
+                    0
+                } else {
+                    next.get(f * nclasses + c).copied().unwrap_or(0)
+                };
+                let t = nfa.next_state(Anchored::Yes, s, b);
+                if nfa.is_dead(t) || t == start {
+                    next.push(via_fail);
+                } else {
+                    next.push(order.len() as u32);
                     order.push(t);
+                    fail_of.push(via_fail as usize);
                 }
-                next.push(index[ts]);
             }
+            k += 1;
         }
         // The skipped bytes' own class, whose every transition stays where it is.
         let space_class = nclasses;
@@ -296,7 +300,7 @@ impl Scanner {
         // non-match state with all its transitions to itself does.
         let mut dense = vec![0u32; order.len()];
         let (plain, matching): (Vec<usize>, Vec<usize>) =
-            (0..order.len()).partition(|&k| !dfa.is_match(order[k]));
+            (0..order.len()).partition(|&k| !nfa.is_match(order[k]));
         for (d, &k) in plain.iter().chain(&matching).enumerate() {
             dense[k] = d as u32;
         }
@@ -332,8 +336,8 @@ impl Scanner {
         for &k in &matching {
             let s = order[k];
             let a = pats.len() as u32;
-            for m in 0..dfa.match_len(s) {
-                pats.push(dfa.match_pattern(s, m).as_u32());
+            for m in 0..nfa.match_len(s) {
+                pats.push(nfa.match_pattern(s, m).as_u32());
             }
             ranges.push((a, pats.len() as u32));
         }
@@ -342,8 +346,8 @@ impl Scanner {
             .position(|&k| k == 0)
             .and_then(|j| ranges.get(j).copied())
             .unwrap_or((0, 0));
-        let lens: Vec<u32> = (0..dfa.patterns_len())
-            .map(|p| aho_corasick::PatternID::new(p).map_or(0, |pid| dfa.pattern_len(pid) as u32))
+        let lens: Vec<u32> = (0..nfa.patterns_len())
+            .map(|p| aho_corasick::PatternID::new(p).map_or(0, |pid| nfa.pattern_len(pid) as u32))
             .collect();
         let max_len = lens.iter().copied().max().unwrap_or(0) as usize;
         Ok(Scanner {
