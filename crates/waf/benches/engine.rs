@@ -6,6 +6,10 @@
 
 use std::hint::black_box;
 
+/// The gateway's allocator (`src/main.rs`): the engine is measured as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use palisade_waf::{Inspection, Policy, PolicyConfig, RequestHead, RuleSet};
 
