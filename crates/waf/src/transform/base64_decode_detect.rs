@@ -80,6 +80,14 @@ fn looks_like_text(decoded: &[u8]) -> bool {
     if decoded.is_empty() {
         return false;
     }
+    if decoded.is_ascii() {
+        // One character a byte; the ASCII controls are 0x00-0x1F and 0x7F (`char::is_control`).
+        let controls = decoded
+            .iter()
+            .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7F)
+            .count();
+        return (decoded.len() - controls) * 10 >= decoded.len() * 9;
+    }
     let text = match std::str::from_utf8(decoded) {
         Ok(s) => s,
         Err(_) => return false,
@@ -107,10 +115,35 @@ fn run_is_text(run: &[u8]) -> bool {
     }
 }
 
-/// [`decode_run`] into a buffer of the caller's (`buf` holds the whole decoding).
+/// [`decode_run`] into a buffer of the caller's (`buf` holds the whole decoding): four
+/// characters to three bytes at a time, the first [`PREFIX`] bytes checked once decoded (two
+/// groups), the rest as `decoded` gives it.
 fn run_is_text_in(run: &[u8], buf: &mut [u8]) -> bool {
     let mut n = 0;
-    for b in decoded(run) {
+    let mut groups = run.chunks_exact(4);
+    for g in &mut groups {
+        let [a, b, c, d] = [g[0], g[1], g[2], g[3]].map(|x| B64[usize::from(x)]);
+        // Values are below 64: a larger OR is a byte that is not base64 (never, from
+        // `long_runs`), and a group that would not fit (never, by the callers' sizes); both as
+        // `decoded` reads them, byte by byte.
+        let Some(slot) = buf.get_mut(n..n + 3).filter(|_| (a | b | c | d) < 64) else {
+            return run_is_text_tail(run, n / 3 * 4, buf, n);
+        };
+        let v = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        slot.copy_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+        n += 3;
+        if n == PREFIX && invalid_utf8_prefix(buf.get(..n).unwrap_or(&[])) {
+            return false;
+        }
+    }
+    let done = run.len() - groups.remainder().len();
+    run_is_text_tail(run, done, buf, n)
+}
+
+/// The end of [`run_is_text_in`]: `run` from character `from` on (fewer than four, or a byte
+/// that is not base64) decoded as `decoded` does into `buf`, after the `n` bytes already there.
+fn run_is_text_tail(run: &[u8], from: usize, buf: &mut [u8], mut n: usize) -> bool {
+    for b in decoded(run.get(from..).unwrap_or(&[])) {
         let Some(slot) = buf.get_mut(n) else { break };
         *slot = b;
         n += 1;
@@ -204,7 +237,7 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{apply, b64_val, decode_run, long_runs, MIN_RUN, SHORTEST_RUN};
+    use super::{apply, b64_val, decode_run, decoded, long_runs, MIN_RUN, SHORTEST_RUN};
     use proptest::prelude::*;
 
     /// The transform as first written: every run scanned byte by byte.
@@ -314,6 +347,88 @@ mod tests {
             let got: Vec<(usize, usize)> = long_runs(&v).collect();
             assert_eq!(got, naive, "{:?}", String::from_utf8_lossy(&v));
         }
+    }
+
+    /// `run_is_text` (groups of four) and `decode_run` (one byte at a time) answer as the
+    /// definition does (characters counted by `char`; `looks_like_text` counts ASCII by
+    /// bytes), on runs that decode to text (ASCII with and without controls, UTF-8, cut
+    /// anywhere) and on random ones.
+    #[test]
+    fn run_is_text_is_the_definition() {
+        /// Standard base64 without padding.
+        fn encode(bytes: &[u8]) -> Vec<u8> {
+            let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = Vec::new();
+            for c in bytes.chunks(3) {
+                let v = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |v, (i, &b)| v | u32::from(b) << (16 - 8 * i));
+                for k in 0..=c.len() {
+                    out.push(table[(v >> (18 - 6 * k) & 63) as usize]);
+                }
+            }
+            out
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        let texts: [&[u8]; 4] = [
+            b"select * from users where id = 1",
+            b"a\x01b\x7fc\td\ne\r",
+            "é€😀 text ü".as_bytes(),
+            b"\x00\x02\x03",
+        ];
+        let (mut text_runs, mut texts_seen) = (0, 0);
+        for n in 0..20_000usize {
+            let run: Vec<u8> = if n % 2 == 0 {
+                let t = texts[n / 2 % 4];
+                let len = (next() % 40) as usize;
+                let mut text: Vec<u8> = t.iter().cycle().take(len).copied().collect();
+                if n % 10 == 0 {
+                    text.push(0x1f);
+                }
+                let run = encode(&text);
+                assert!(decoded(&run).eq(text.iter().copied()), "the test's encoder");
+                text_runs += 1;
+                run
+            } else {
+                (0..next() % 200)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            };
+            // The definition: the decoding is valid UTF-8 and at least 90 % of its characters
+            // are not controls other than tab and newlines.
+            let bytes: Vec<u8> = decoded(&run).collect();
+            let expected = std::str::from_utf8(&bytes).is_ok_and(|t| {
+                let printable = t
+                    .chars()
+                    .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+                    .count();
+                !t.is_empty() && printable * 10 >= t.chars().count() * 9
+            });
+            let mut out = Vec::new();
+            assert_eq!(
+                decode_run(&run, &mut out),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&run)
+            );
+            texts_seen += usize::from(expected);
+            assert_eq!(
+                super::run_is_text(&run),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&run)
+            );
+        }
+        // Both answers occur often.
+        assert!(texts_seen > 2_000 && texts_seen < text_runs, "{texts_seen}");
     }
 
     proptest! {
