@@ -897,7 +897,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
     let ac = if patterns.is_empty() {
         None
     } else {
-        // A full DFA copied into a flat table (crate::scan): the fastest overlapping scan,
+        // A flat DFA table (crate::scan): the fastest overlapping scan,
         // and the pattern count of a rule set is modest.
         match crate::scan::Scanner::new(&patterns) {
             Ok(ac) => Some(ac),
