@@ -205,6 +205,14 @@ pub fn may_decode(input: &[u8]) -> bool {
         })
 }
 
+/// [`may_decode`] of a value whose class mask ([`crate::transform::class`]) is `mask`: false
+/// without a look at the bytes when the value holds no base64 character but letters, since a
+/// run of letters alone is never decoded (prose, names, most header values).
+#[inline]
+pub(crate) fn may_decode_masked(input: &[u8], mask: u64) -> bool {
+    mask & crate::transform::class::B64_NON_LETTER != 0 && may_decode(input)
+}
+
 /// Applies the transform (see the module doc). Runs shorter than [`SHORTEST_RUN`] characters
 /// cannot reach [`MIN_RUN`] with their padding, so only the long runs are looked at.
 pub fn apply(input: &[u8], out: &mut Vec<u8>) -> bool {

@@ -300,6 +300,9 @@ pub(crate) mod class {
     pub const LOOKALIKE_LEAD: u64 = 1 << 46;
     /// Whitespace other than space, as the whitespace transforms see it.
     pub const WS_OTHER: u64 = TAB | LF | CR | VT_FF | NBSP;
+    /// The base64 characters other than letters (`0`-`9`, `+`, `/`, `-`, `_`): a run that
+    /// `base64_decode_detect` decodes holds one (a run of letters alone is left as it is).
+    pub const B64_NON_LETTER: u64 = DIGIT | PLUS | SLASH | DASH | p(b'_');
 
     /// The class bits of every byte of `bytes`.
     pub const fn of_all(bytes: &[u8]) -> u64 {
@@ -403,7 +406,7 @@ impl Transform {
 pub(crate) fn url_decoded_is_final(x: &[u8], mask: u64) -> bool {
     use class::*;
     mask & (PCT | PLUS | AMP | BSLASH | OVERLONG) == 0
-        && (mask & LONG == 0 || !base64_decode_detect::may_decode(x))
+        && (mask & LONG == 0 || !base64_decode_detect::may_decode_masked(x, mask))
 }
 
 /// The transforms [`url_decoded_is_final`] speaks for.
