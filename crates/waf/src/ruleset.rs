@@ -923,19 +923,14 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                 if let Matcher::Regex {
                     filtered: false,
                     unicode: u,
-                    re,
+                    hir,
                     ..
                 } = &r.matcher
                 {
                     if *u == unicode && r.kinds & k.bit() != 0 {
                         bits.set(i);
-                        // The set must match like the rule's own regex, folding included.
-                        let pat = if r.fold_case {
-                            format!("(?i:{})", re.as_str())
-                        } else {
-                            re.as_str().to_string()
-                        };
-                        members.push((i, pat));
+                        // The rule's own regex as parsed, folding included.
+                        members.push((i, &**hir));
                     }
                 }
             }
@@ -946,8 +941,8 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                 kind_sets[k as usize].push(existing);
                 continue;
             }
-            use regex_automata::{meta, util::syntax, MatchKind};
-            let patterns: Vec<&str> = members.iter().map(|m| m.1.as_str()).collect();
+            use regex_automata::{meta, MatchKind};
+            let hirs: Vec<&regex_syntax::hir::Hir> = members.iter().map(|m| m.1).collect();
             let built = meta::Regex::builder()
                 .configure(
                     meta::Config::new()
@@ -956,8 +951,7 @@ fn compile(pending: Vec<Pending>) -> Result<RuleSet, Vec<LoadError>> {
                         .hybrid_cache_capacity(8 << 20)
                         .auto_prefilter(false),
                 )
-                .syntax(syntax::Config::new().unicode(unicode).utf8(false))
-                .build_many(&patterns);
+                .build_many_from_hir(&hirs);
             // A set too big to build: its regexes run one by one (they stay `unfiltered`).
             if let Ok(re) = built {
                 let rules_of = members
