@@ -999,7 +999,11 @@ pub(crate) fn run_detector_masked(
     match d {
         Detector::Redirect => palisade_detect::redirect::offsite(hay, host),
         Detector::Sqli if mask & !WORD_CLASSES == 0 => None,
-        Detector::Sqli => palisade_detect::sqli::detect(hay),
+        Detector::Sqli => palisade_detect::sqli::detect_quoted(
+            hay,
+            mask & crate::transform::class::of(b'\'') != 0,
+            mask & crate::transform::class::of(b'"') != 0,
+        ),
         Detector::Xss if mask & XSS_CLASSES == 0 => None,
         Detector::Xss => palisade_detect::xss::detect_hinted(hay, mask & XSS_SPECIALS != 0),
     }

@@ -59,15 +59,30 @@ pub fn detect(input: &[u8]) -> Option<Detection> {
     if input.is_empty() || !possible(input) {
         return None;
     }
+    detect_gated(input, input.contains(&b'\''), input.contains(&b'"'))
+}
+
+/// [`detect`] for a caller that already knows whether `input` holds a `'` (`single`) and a
+/// `"` (`double`), from a byte-class mask computed anyway: the two searches are skipped. The
+/// same result as [`detect`] when both are right.
+pub fn detect_quoted(input: &[u8], single: bool, double: bool) -> Option<Detection> {
+    if input.is_empty() || !possible(input) {
+        return None;
+    }
+    detect_gated(input, single, double)
+}
+
+/// The three contexts, on a value that passed the gate.
+fn detect_gated(input: &[u8], single: bool, double: bool) -> Option<Detection> {
     if let Some(d) = detect_in(input, Context::NoQuote) {
         return Some(d);
     }
-    if input.contains(&b'\'') {
+    if single {
         if let Some(d) = detect_in(input, Context::SingleQuote) {
             return Some(d);
         }
     }
-    if input.contains(&b'"') {
+    if double {
         if let Some(d) = detect_in(input, Context::DoubleQuote) {
             return Some(d);
         }

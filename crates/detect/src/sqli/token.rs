@@ -10,15 +10,18 @@
 use super::words::{classify, Word};
 
 /// The kind of a token. Its fingerprint character is given by [`Kind::symbol`].
+///
+/// `Bare`, the default, comes first: a default [`Token`] is all zero bytes, so the detector's
+/// window of tokens is cleared by a `memset`, not a loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Kind {
+    /// An identifier that is not a keyword (`n`).
+    #[default]
+    Bare,
     /// A quoted string (`s`).
     Str,
     /// A number: decimal, float, hex `0x..`, binary `0b..` (`1`).
     Num,
-    /// An identifier that is not a keyword (`n`).
-    #[default]
-    Bare,
     /// `@name` or `@@name` (`v`).
     Var,
     /// A keyword that is not one of the more specific kinds below (`k`).
@@ -153,28 +156,60 @@ pub struct Tokenizer<'a> {
     in_exec_comment: bool,
 }
 
-pub(super) fn is_space(b: u8) -> bool {
-    b <= b' ' || b == 0x7f || b == 0xa0
-}
+/// Byte roles, as bits of one table: white space, the start of a word, a byte of a word.
+const SPACE: u8 = 1;
+const WORD_START: u8 = 2;
+const WORD: u8 = 4;
 
-pub(super) fn is_word_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
-}
-
-/// The bytes of a word (`is_word_byte`), as a table.
-static WORD_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
+static ROLE: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0usize;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80;
+        let mut r = 0;
+        if c <= b' ' || c == 0x7f || c == 0xa0 {
+            r |= SPACE;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 {
+            r |= WORD_START;
+        }
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80 {
+            r |= WORD;
+        }
+        t[b] = r;
         b += 1;
     }
     t
 };
 
+/// White space to the database: ASCII controls and space, DEL and the Latin-1 no-break space.
+pub(super) fn is_space(b: u8) -> bool {
+    ROLE[usize::from(b)] & SPACE != 0
+}
+
+/// A byte that starts a word: ASCII letters, `_`, `$` and bytes >= 0x80.
+pub(super) fn is_word_start(b: u8) -> bool {
+    ROLE[usize::from(b)] & WORD_START != 0
+}
+
+/// A byte of a word: the word starts, digits and `.` (dotted names).
 pub(super) fn is_word_byte(b: u8) -> bool {
-    WORD_BYTE[usize::from(b)]
+    ROLE[usize::from(b)] & WORD != 0
+}
+
+/// The eight bytes of `w` (little endian) with ASCII upper case letters lowered, the others
+/// as they are.
+#[inline]
+fn lower_word(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Per byte, without carries between bytes: the high bit of `ge_a` is set when the low
+    // seven bits are >= `A`, that of `gt_z` when they are > `Z`.
+    let low = w & !HI;
+    let ge_a = low + LO * u64::from(0x80 - b'A');
+    let gt_z = low + LO * u64::from(0x80 - b'Z' - 1);
+    let upper = ge_a & !gt_z & !w & HI;
+    w | (upper >> 2)
 }
 
 impl<'a> Tokenizer<'a> {
@@ -205,11 +240,12 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Index of the next byte that is not whitespace, from `i`.
-    fn skip_space(&self, mut i: usize) -> usize {
-        while i < self.input.len() && is_space(self.at(i)) {
-            i += 1;
-        }
-        i
+    fn skip_space(&self, i: usize) -> usize {
+        let rest = self.input.get(i..).unwrap_or(&[]);
+        i + rest
+            .iter()
+            .position(|&b| !is_space(b))
+            .unwrap_or(rest.len())
     }
 
     /// Scans a string body starting at `i` (after the opening quote) for `q`.
@@ -268,6 +304,10 @@ impl<'a> Tokenizer<'a> {
                 return None;
             }
             let b = self.at(i);
+            if is_word_start(b) {
+                // Most tokens: no comment starts with a word byte.
+                return Some(self.word(i));
+            }
             let c = self.at(i + 1);
             // Comments first.
             if b == b'/' && c == b'*' {
@@ -437,27 +477,37 @@ impl<'a> Tokenizer<'a> {
 
     fn word(&mut self, i: usize) -> Token {
         let len = self.input.len();
-        // One pass finds the end of the word and writes its lowercase copy.
-        let mut buf = [0u8; MAX_WORD];
-        let mut j = i;
-        while let Some(&b) = self.input.get(j) {
-            if !is_word_byte(b) {
-                break;
-            }
-            if let Some(slot) = buf.get_mut(j - i) {
-                *slot = b.to_ascii_lowercase();
-            }
-            j += 1;
-        }
+        let rest = self.input.get(i..).unwrap_or(&[]);
+        let mut n = rest
+            .iter()
+            .position(|&b| !is_word_byte(b))
+            .unwrap_or(rest.len());
         // A trailing dot is punctuation, not part of the name ("so." in prose).
-        while j > i + 1 && self.at(j - 1) == b'.' {
-            j -= 1;
+        while n > 1 && rest.get(n - 1) == Some(&b'.') {
+            n -= 1;
         }
+        let j = i + n;
         self.pos = j;
-        if j - i > MAX_WORD {
+        if n > MAX_WORD {
             return self.tok(Kind::Bare, i, j);
         }
-        let lower = buf.get(..j - i).unwrap_or(&[]);
+        // The lowercase copy: most words fit in eight bytes, read and lowercased at once.
+        let mut buf = [0u8; MAX_WORD];
+        let short;
+        let lower: &[u8] = match rest.first_chunk::<8>() {
+            Some(chunk) if n <= 8 => {
+                short = lower_word(u64::from_le_bytes(*chunk)).to_le_bytes();
+                short.get(..n).unwrap_or(&[])
+            }
+            _ => match (buf.get_mut(..n), rest.get(..n)) {
+                (Some(lower), Some(w)) => {
+                    lower.copy_from_slice(w);
+                    lower.make_ascii_lowercase();
+                    lower
+                }
+                _ => &[],
+            },
+        };
         let after = self.skip_space(j);
         let paren = self.at(after) == b'(';
         let (kind, word, class) = classify(lower, paren);
@@ -496,6 +546,23 @@ mod tests {
             out.push(tok.kind.symbol() as char);
         }
         out
+    }
+
+    #[test]
+    fn lower_word_lowers_ascii_letters_only() {
+        // Every byte value in every position, with neighbours that could carry into it.
+        for b in 0..=255u8 {
+            for fill in [0u8, b'Z', b'@', 0xff, b'a'] {
+                for pos in 0..8 {
+                    let mut bytes = [fill; 8];
+                    bytes[pos] = b;
+                    let got = lower_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                    let mut want = bytes;
+                    want.make_ascii_lowercase();
+                    assert_eq!(got, want, "{bytes:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -238,6 +238,13 @@ fn url_starts_with(v: &[u8], scheme: &[u8]) -> bool {
 /// A URL that runs script when followed or loaded.
 fn dangerous_url(v: &[u8]) -> bool {
     const SCRIPT: &[&[u8]] = &[b"javascript:", b"vbscript:", b"livescript:", b"mocha:"];
+    // Every scheme below starts with one of these: most values are out at their first byte.
+    if !matches!(
+        (UrlChars { s: v, i: 0 }).next(),
+        Some(b'j' | b'v' | b'l' | b'm' | b'd')
+    ) {
+        return false;
+    }
     if SCRIPT.iter().any(|s| url_starts_with(v, s)) {
         return true;
     }
@@ -693,23 +700,27 @@ pub fn script_context(s: &[u8]) -> Option<&'static str> {
     if dangerous_url(rest) && !url_starts_with(rest, b"data:") {
         return Some("jsurl");
     }
-    for (q, &b) in s.iter().enumerate() {
-        if matches!(b, b'"' | b'\'' | b'`') && quote_breakout(s, q + 1) {
-            return Some("jsstr");
-        }
-        if (b == b'$' || b == b'{') && at(s, q + 1) == b'{' {
-            // `${alert(1)}` template literals, `{{constructor.constructor(..)()}}` templates.
-            let mut j = q + 2;
-            while j < s.len() && is_ws(at(s, j)) {
-                j += 1;
-            }
-            let inner = s.get(j..).unwrap_or(&[]);
-            if sink_used(inner) || name_at(inner, &[b"constructor"]).is_some() {
-                return Some("jstpl");
-            }
-        }
+    // The first of either finding, in byte order: each kind's first position is searched
+    // for with `memchr` (prose holds few of these bytes), then the earlier one is named.
+    let string = memchr::memchr3_iter(b'"', b'\'', b'`', s).find(|&q| quote_breakout(s, q + 1));
+    let template = memchr::memchr2_iter(b'$', b'{', s)
+        .take_while(|&q| string.is_none_or(|sq| q < sq))
+        .find(|&q| at(s, q + 1) == b'{' && template_sink(s, q + 2));
+    match (string, template) {
+        (_, Some(_)) => Some("jstpl"),
+        (Some(_), None) => Some("jsstr"),
+        (None, None) => None,
     }
-    None
+}
+
+/// `${alert(1)}` template literals, `{{constructor.constructor(..)()}}` templates: after the
+/// two opening bytes (at `j`), spaces, then a sink in use or `constructor`.
+fn template_sink(s: &[u8], mut j: usize) -> bool {
+    while j < s.len() && is_ws(at(s, j)) {
+        j += 1;
+    }
+    let inner = s.get(j..).unwrap_or(&[]);
+    sink_used(inner) || name_at(inner, &[b"constructor"]).is_some()
 }
 
 /// After a closing quote at `i`: `)]}` and spaces, an operator, prefixes, then a sink in use.
