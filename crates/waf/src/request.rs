@@ -31,7 +31,7 @@ pub(crate) struct ParseBufs {
     pub stack: Vec<usize>,
     /// The JSON reader's memory of keys (`crate::body::json`): per nesting depth, the spans in
     /// the body of the keys of the last object read at that depth, by position.
-    pub keys: Vec<Vec<(usize, usize)>>,
+    pub keys: crate::body::json::KeyMemo,
 }
 
 /// Percent-decodes `input` into `out` (`+` as space when `plus`). Invalid escapes are kept.

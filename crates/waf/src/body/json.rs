@@ -6,16 +6,20 @@
 //! An array of objects repeats its keys in every element. When the sink skips what it already
 //! received in the request ([`Sink::skips_repeats`]), a key that has the same bytes as the key
 //! at the same position of the last object read at the same depth is not sent again
-//! ([`Sink::repeat`] instead): two compares, where sending it costs the sink a look-up in its
-//! memory (≈ 200 instructions). Only keys written without escapes are compared (their bytes
-//! are in the body), only the first [`MEMO_KEYS`] of an object, and only keys the sink would
-//! remember (at most [`crate::seen::MAX_VALUE`] bytes): a key is skipped only where the sink
-//! would have skipped it.
+//! ([`Sink::repeat`] instead), where sending it costs the sink a look-up in its memory
+//! (≈ 200 instructions). Only keys written without escapes are compared (their bytes are in
+//! the body), only the first [`MEMO_KEYS`] of an object, and only keys the sink would remember
+//! (at most [`crate::seen::MAX_VALUE`] bytes): a key is skipped only where the sink would have
+//! skipped it. The remembered key is tried first: the body at the new key compared with it and
+//! its closing quote, a word at a time ([`same_bytes`]), reads a repeated key without looking
+//! for its end; any other key is read as a string, then compared ([`same_key`]).
 //!
 //! The reader peeks at a member's value before it extends the path with the member's key: a
 //! number, `true`, `false` or `null` goes nowhere, so it costs no path. A string without
 //! escapes is read in place (its end found eight bytes at a time); one with escapes is
-//! decoded by [`P::escaped`], out of the inlined path.
+//! decoded by [`P::escaped`], out of the inlined path. The cursor is passed by value (each
+//! step takes the offset it reads at and returns the offset after what it read), so it stays
+//! in a register; only [`P::container`] and [`P::escaped`] are calls.
 
 use super::MAX_DEPTH;
 use crate::inspect::{BodyError, Sink};
@@ -36,81 +40,145 @@ const NO_KEY: (usize, usize) = (usize::MAX, 0);
 fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let mut k = 0;
-    while k < 32 {
-        let Some(chunk) = rest.get(k..).and_then(<[u8]>::first_chunk::<8>) else {
-            let tail = rest.get(k..).unwrap_or(&[]);
-            return tail
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\')
-                .map(|i| k + i);
-        };
+    let (words, tail) = rest.as_chunks::<8>();
+    for (n, chunk) in words.iter().take(4).enumerate() {
         let w = u64::from_le_bytes(*chunk);
         let (q, e) = (w ^ (LO * u64::from(b'"')), w ^ (LO * u64::from(b'\\')));
         // A zero byte of `q` or `e`: the lowest flagged byte is exact (a borrow can only
         // flag bytes above a zero byte).
         let hit = ((q.wrapping_sub(LO) & !q) | (e.wrapping_sub(LO) & !e)) & HI;
         if hit != 0 {
-            return Some(k + (hit.trailing_zeros() / 8) as usize);
+            return Some(n * 8 + (hit.trailing_zeros() / 8) as usize);
         }
-        k += 8;
     }
-    memchr::memchr2(b'"', b'\\', rest.get(k..).unwrap_or(&[])).map(|i| k + i)
+    if words.len() > 4 {
+        return memchr::memchr2(b'"', b'\\', rest.get(32..).unwrap_or(&[])).map(|i| 32 + i);
+    }
+    let k = words.len() * 8;
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|i| k + i)
 }
 
-struct P<'a> {
-    b: &'a [u8],
-    i: usize,
-    /// The sink skips repeats ([`Sink::skips_repeats`]).
-    skip: bool,
+/// The reader's memory of keys (in [`ParseBufs`]): row `d` (the [`MEMO_KEYS`] slots from
+/// `d * MEMO_KEYS`) holds the spans in the body of the keys of the last object read at depth
+/// `d`, by position; [`NO_KEY`] where none is remembered. Rows are added as the body reaches
+/// their depth, and all dropped when a body starts.
+#[derive(Debug, Default)]
+pub(crate) struct KeyMemo {
+    spans: Vec<(usize, usize)>,
+}
+
+impl KeyMemo {
+    /// Makes room for the row of `depth` (and those above it).
+    #[inline]
+    fn row(&mut self, depth: usize) {
+        let n = (depth + 1) * MEMO_KEYS;
+        if self.spans.len() < n {
+            self.spans.resize(n, NO_KEY);
+        }
+    }
+    /// The slot of the key at position `ord` of an object at `depth` (`None` past
+    /// [`MEMO_KEYS`], or when the row was not made).
+    #[inline(always)]
+    fn slot(&mut self, depth: usize, ord: usize) -> Option<&mut (usize, usize)> {
+        if ord >= MEMO_KEYS {
+            return None;
+        }
+        self.spans.get_mut(depth * MEMO_KEYS + ord)
+    }
+}
+
+/// True when the `n` bytes of `b` at `x` are those at `y` (`false` when either run is not
+/// all in `b`). Up to 16 bytes (most keys with their closing quote) as one masked compare of
+/// the 16 bytes at each, where `memcmp` costs a call.
+#[inline(always)]
+fn same_bytes(b: &[u8], x: usize, y: usize, n: usize) -> bool {
+    let (Some(p), Some(q)) = (b.get(x..), b.get(y..)) else {
+        return false;
+    };
+    if n <= 16 {
+        if let (Some(p), Some(q)) = (p.first_chunk::<16>(), q.first_chunk::<16>()) {
+            // The first differing byte (if any) is past the `n` compared.
+            let d = u128::from_le_bytes(*p) ^ u128::from_le_bytes(*q);
+            return d.trailing_zeros() as usize >= 8 * n;
+        }
+    }
+    matches!((p.get(..n), q.get(..n)), (Some(p), Some(q)) if p == q)
 }
 
 /// True when the key `span` of `b` (`None`: written with escapes) has the bytes of the key
-/// remembered at position `ord` of depth `depth` in `keys`; remembers it there.
+/// remembered in `slot` (`None`: past [`MEMO_KEYS`]); remembers it there.
 #[inline]
-fn same_key(
-    b: &[u8],
-    keys: &mut Vec<Vec<(usize, usize)>>,
-    depth: usize,
-    ord: usize,
-    span: Option<(usize, usize)>,
-) -> bool {
-    if ord >= MEMO_KEYS {
+fn same_key(b: &[u8], slot: Option<&mut (usize, usize)>, span: Option<(usize, usize)>) -> bool {
+    let Some(prev) = slot else {
         return false;
-    }
+    };
     let (s, e) = match span {
         Some((s, e)) if e - s <= crate::seen::MAX_VALUE => (s, e),
         _ => NO_KEY,
-    };
-    if keys.len() <= depth {
-        keys.resize_with(depth + 1, Vec::new);
-    }
-    let Some(row) = keys.get_mut(depth) else {
-        return false;
-    };
-    let Some(prev) = row.get_mut(ord) else {
-        // A new position: the row grows one key at a time, as the object is read.
-        row.push((s, e));
-        return false;
     };
     let (ps, pe) = std::mem::replace(prev, (s, e));
     s <= e && ps <= pe && b.get(ps..pe) == b.get(s..e)
 }
 
+/// Appends the key `s..e` of `b` to the path `a`. A key of at most 16 bytes is copied as the
+/// 16 bytes from its start and the path cut back to its end: a fixed copy, where one of the
+/// key's length costs a call.
+#[inline(always)]
+fn push_key(a: &mut Vec<u8>, b: &[u8], s: usize, e: usize) {
+    match b.get(s..).and_then(<[u8]>::first_chunk::<16>) {
+        Some(word) if e - s <= 16 => {
+            let end = a.len() + (e - s);
+            a.extend_from_slice(word);
+            a.truncate(end);
+        }
+        _ => a.extend_from_slice(b.get(s..e).unwrap_or(&[])),
+    }
+}
+
+/// The bytes of a number's run (see [`P::number`]).
+static NUMBER: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9');
+        c += 1;
+    }
+    t
+};
+
+/// The error for the byte at `at`.
+#[cold]
+fn malformed(at: usize) -> BodyError {
+    BodyError::MalformedJson { offset: at }
+}
+
+struct P<'a> {
+    b: &'a [u8],
+    /// The sink skips repeats ([`Sink::skips_repeats`]).
+    skip: bool,
+}
+
 impl P<'_> {
-    /// The byte at the cursor once white space is skipped (the cursor is left on it).
+    /// The byte at `i` once white space is skipped, and its offset.
     #[inline(always)]
-    fn peek(&mut self) -> Option<u8> {
-        loop {
-            match self.b.get(self.i) {
-                Some(&c) if c > b' ' => return Some(c),
-                Some(b' ' | b'\t' | b'\n' | b'\r') => self.i += 1,
-                other => return other.copied(),
-            }
+    fn peek(&self, i: usize) -> (Option<u8>, usize) {
+        match self.b.get(i) {
+            Some(&c) if c > b' ' => (Some(c), i),
+            _ => self.peek_past_space(i),
         }
     }
-    fn err(&self) -> BodyError {
-        BodyError::MalformedJson { offset: self.i }
+    /// [`P::peek`] where `i` is on white space (or a control byte, or the end).
+    #[inline(never)]
+    fn peek_past_space(&self, mut i: usize) -> (Option<u8>, usize) {
+        loop {
+            match self.b.get(i) {
+                Some(&c) if c > b' ' => return (Some(c), i),
+                Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
+                other => return (other.copied(), i),
+            }
+        }
     }
     fn hex4(&self, at: usize) -> Option<u32> {
         let mut v = 0u32;
@@ -119,44 +187,44 @@ impl P<'_> {
         }
         Some(v)
     }
-    /// Reads a string (the cursor at its `"`): `Some(span)` of the input when it holds no
-    /// escape (nothing to copy), else `None` with the decoded string in `out`. Inlined at the
-    /// reader's three call sites; a string with an escape goes to [`P::escaped`].
+    /// Reads the string whose `"` is at `i`: the offset after it, and `Some(span)` of the
+    /// input when it holds no escape (nothing to copy), else `None` with the decoded string
+    /// in `out`. Inlined at the reader's call sites; a string with an escape goes to
+    /// [`P::escaped`].
     #[inline(always)]
-    fn string(&mut self, out: &mut Vec<u8>) -> Result<Option<(usize, usize)>, BodyError> {
-        let start = self.i + 1;
+    fn string(
+        &self,
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Option<(usize, usize)>), BodyError> {
+        let start = i + 1;
         let rest = self.b.get(start..).unwrap_or(&[]);
         if let Some(k) = quote_or_backslash(rest) {
             if rest.get(k) == Some(&b'"') {
-                self.i = start + k + 1;
-                return Ok(Some((start, start + k)));
+                return Ok((start + k + 1, Some((start, start + k))));
             }
         }
-        self.i = start;
-        self.escaped(out)?;
-        Ok(None)
+        Ok((self.escaped(start, out)?, None))
     }
-    /// The rest of a string with an escape (or with no closing quote), the cursor after its
-    /// `"`: decoded into `out`.
+    /// The rest of a string with an escape (or with no closing quote) from `i`, after its
+    /// `"`: decoded into `out`; the offset after its closing quote.
     #[inline(never)]
-    fn escaped(&mut self, out: &mut Vec<u8>) -> Result<(), BodyError> {
+    fn escaped(&self, mut i: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
         out.clear();
         loop {
-            let rest = self.b.get(self.i..).unwrap_or(&[]);
+            let rest = self.b.get(i..).unwrap_or(&[]);
             let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
-                self.i = self.b.len();
-                return Err(self.err());
+                return Err(malformed(self.b.len()));
             };
-            out.extend_from_slice(&rest[..k]);
-            self.i += k;
-            if self.b.get(self.i) == Some(&b'"') {
-                self.i += 1;
-                return Ok(());
+            out.extend_from_slice(rest.get(..k).unwrap_or(&[]));
+            i += k;
+            if self.b.get(i) == Some(&b'"') {
+                return Ok(i + 1);
             }
-            let Some(&e) = self.b.get(self.i + 1) else {
-                return Err(self.err());
+            let Some(&e) = self.b.get(i + 1) else {
+                return Err(malformed(i));
             };
-            self.i += 2;
+            i += 2;
             match e {
                 b'"' | b'\\' | b'/' => out.push(e),
                 b'b' => out.push(8),
@@ -165,17 +233,17 @@ impl P<'_> {
                 b'r' => out.push(b'\r'),
                 b't' => out.push(b'\t'),
                 b'u' => {
-                    let Some(cp) = self.hex4(self.i) else {
-                        return Err(self.err());
+                    let Some(cp) = self.hex4(i) else {
+                        return Err(malformed(i));
                     };
-                    self.i += 4;
+                    i += 4;
                     if (0xD800..0xDC00).contains(&cp)
-                        && self.b.get(self.i) == Some(&b'\\')
-                        && self.b.get(self.i + 1) == Some(&b'u')
+                        && self.b.get(i) == Some(&b'\\')
+                        && self.b.get(i + 1) == Some(&b'u')
                     {
-                        if let Some(lo) = self.hex4(self.i + 2) {
+                        if let Some(lo) = self.hex4(i + 2) {
                             if (0xDC00..0xE000).contains(&lo) {
-                                self.i += 6;
+                                i += 6;
                                 push_code_point(
                                     out,
                                     0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00),
@@ -186,146 +254,175 @@ impl P<'_> {
                     }
                     push_code_point(out, cp);
                 }
-                _ => return Err(self.err()),
+                _ => return Err(malformed(i)),
             }
         }
     }
 
-    /// A number at the cursor: its run of `-+.eE` and digits (not inspected, not checked).
+    /// The number at `i`: its run of `-+.eE` and digits (not inspected, not checked); the
+    /// offset after it.
     #[inline(always)]
-    fn number(&mut self) {
-        let rest = self.b.get(self.i..).unwrap_or(&[]);
-        self.i += rest
-            .iter()
-            .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-            .unwrap_or(rest.len());
+    fn number(&self, i: usize) -> usize {
+        let rest = self.b.get(i..).unwrap_or(&[]);
+        i + rest.iter().take_while(|&&c| NUMBER[usize::from(c)]).count()
     }
 
-    /// `true`, `false` or `null` at the cursor; anything else is the error.
-    fn literal(&mut self) -> Result<(), BodyError> {
-        let rest = self.b.get(self.i..).unwrap_or(&[]);
+    /// `true`, `false` or `null` at `i` (the offset after it); anything else is the error.
+    fn literal(&self, i: usize) -> Result<usize, BodyError> {
+        let rest = self.b.get(i..).unwrap_or(&[]);
         for lit in [&b"true"[..], b"false", b"null"] {
             if rest.starts_with(lit) {
-                self.i += lit.len();
-                return Ok(());
+                return Ok(i + lit.len());
             }
         }
-        Err(self.err())
+        Err(malformed(i))
     }
 
-    /// Reads the value at the cursor (after white space), named by the path in `bufs.a`: a
-    /// string goes to the sink, an object or array to [`P::container`] (its members at
-    /// `depth + 1`). Inlined into the loops of the containers: a scalar costs no call.
+    /// Reads the value at `i` (white space skipped: `c` is the byte there), named by the path
+    /// in `bufs.a`: a string goes to the sink, an object or array to [`P::container`] (its
+    /// members at `depth + 1`). The offset after the value. Inlined into the loops of the
+    /// containers: a scalar costs no call.
     #[inline(always)]
     fn value(
-        &mut self,
+        &self,
+        c: Option<u8>,
+        i: usize,
         depth: usize,
         bufs: &mut ParseBufs,
         sink: &mut impl Sink,
-    ) -> Result<(), BodyError> {
-        match self.peek() {
+    ) -> Result<usize, BodyError> {
+        match c {
             Some(b'"') => {
-                let span = self.string(&mut bufs.c)?;
+                let (next, span) = self.string(i, &mut bufs.c)?;
                 let v = match span {
                     Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
                     None => &bufs.c,
                 };
                 sink.value(Kind::BodyArg, &bufs.a, true, v);
-                Ok(())
+                Ok(next)
             }
-            Some(b'{' | b'[') => self.container(depth, bufs, sink),
-            Some(b'-' | b'0'..=b'9') => {
-                self.number();
-                Ok(())
-            }
-            _ => self.literal(),
+            Some(b'[') => self.container(true, i, depth, bufs, sink),
+            Some(b'{') => self.container(false, i, depth, bufs, sink),
+            Some(b'-' | b'0'..=b'9') => Ok(self.number(i)),
+            _ => self.literal(i),
         }
     }
 
-    /// The object or array at the cursor, its members at `depth + 1`.
+    /// The array (`array`) or object whose opening byte is at `i`, its members at
+    /// `depth + 1`; the offset after it.
     fn container(
-        &mut self,
+        &self,
+        array: bool,
+        i: usize,
         depth: usize,
         bufs: &mut ParseBufs,
         sink: &mut impl Sink,
-    ) -> Result<(), BodyError> {
+    ) -> Result<usize, BodyError> {
         if depth >= MAX_DEPTH {
             return Err(BodyError::TooDeep { limit: MAX_DEPTH });
         }
-        if self.b.get(self.i) == Some(&b'[') {
-            self.i += 1;
-            if self.peek() == Some(b']') {
-                self.i += 1;
-                return Ok(());
+        let b = self.b;
+        if array {
+            let (mut c, mut i) = self.peek(i + 1);
+            if c == Some(b']') {
+                return Ok(i + 1);
             }
             loop {
-                self.value(depth + 1, bufs, sink)?;
-                if !self.next_member(b']')? {
-                    return Ok(());
-                }
+                let next = self.value(c, i, depth + 1, bufs, sink)?;
+                (c, i) = match b.get(next..next + 2) {
+                    Some(&[b',', v]) if v > b' ' => (Some(v), next + 1),
+                    _ => match self.peek(next) {
+                        (Some(b','), at) => self.peek(at + 1),
+                        (Some(b']'), at) => return Ok(at + 1),
+                        (_, at) => return Err(malformed(at)),
+                    },
+                };
             }
         }
-        // An object (`value` sends only `{` and `[` here).
-        self.i += 1;
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
+        let (mut c, mut i) = self.peek(i + 1);
+        if c == Some(b'}') {
+            return Ok(i + 1);
+        }
+        if self.skip {
+            bufs.keys.row(depth);
         }
         let mut ord = 0;
         loop {
-            if self.peek() != Some(b'"') {
-                return Err(self.err());
+            if c != Some(b'"') {
+                return Err(malformed(i));
             }
-            let span = self.string(&mut bufs.b)?;
-            let key = match span {
-                Some((s, e)) => self.b.get(s..e).unwrap_or(&[]),
-                None => &bufs.b,
-            };
-            let repeat = self.skip && same_key(self.b, &mut bufs.keys, depth, ord, span);
-            ord += 1;
-            if repeat {
-                sink.repeat();
+            let start = i + 1;
+            let slot = if self.skip {
+                bufs.keys.slot(depth, ord)
             } else {
-                sink.value(Kind::ArgName, key, true, key);
-            }
-            if self.peek() != Some(b':') {
-                return Err(self.err());
-            }
-            self.i += 1;
+                None
+            };
+            ord += 1;
+            // `span`: the key in the body (`None`: decoded into `bufs.b`).
+            let span = match slot {
+                // The key remembered at this position, then its closing quote: the same key
+                // without escapes, its end found by the compare.
+                Some(slot)
+                    if slot.0 <= slot.1 && same_bytes(b, start, slot.0, slot.1 - slot.0 + 1) =>
+                {
+                    let end = start + (slot.1 - slot.0);
+                    *slot = (start, end);
+                    i = end + 1;
+                    sink.repeat();
+                    Some((start, end))
+                }
+                slot => {
+                    let (next, span) = self.string(i, &mut bufs.b)?;
+                    i = next;
+                    if same_key(b, slot, span) {
+                        sink.repeat();
+                    } else {
+                        let key = match span {
+                            Some((s, e)) => b.get(s..e).unwrap_or(&[]),
+                            None => &bufs.b,
+                        };
+                        sink.value(Kind::ArgName, key, true, key);
+                    }
+                    span
+                }
+            };
+            // Compact JSON: the `:` right after the key, the value right after it.
+            (c, i) = match b.get(i..i + 2) {
+                Some(&[b':', v]) if v > b' ' => (Some(v), i + 1),
+                _ => {
+                    let (colon, at) = self.peek(i);
+                    if colon != Some(b':') {
+                        return Err(malformed(at));
+                    }
+                    self.peek(at + 1)
+                }
+            };
             // A number or a literal is not inspected: the path needs no key for it.
-            match self.peek() {
-                Some(b'-' | b'0'..=b'9') => self.number(),
-                Some(b't' | b'f' | b'n') => self.literal()?,
+            i = match c {
+                Some(b'-' | b'0'..=b'9') => self.number(i),
+                Some(b't' | b'f' | b'n') => self.literal(i)?,
                 _ => {
                     let plen = bufs.a.len();
                     if plen > 0 {
                         bufs.a.push(b'.');
                     }
-                    bufs.a.extend_from_slice(key);
-                    self.value(depth + 1, bufs, sink)?;
+                    match span {
+                        Some((s, e)) => push_key(&mut bufs.a, b, s, e),
+                        None => bufs.a.extend_from_slice(&bufs.b),
+                    }
+                    let next = self.value(c, i, depth + 1, bufs, sink)?;
                     bufs.a.truncate(plen);
+                    next
                 }
-            }
-            if !self.next_member(b'}')? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// After a member of a container closed by `close`: `,` (`Ok(true)`, another member
-    /// follows) or `close` (`Ok(false)`, read).
-    #[inline(always)]
-    fn next_member(&mut self, close: u8) -> Result<bool, BodyError> {
-        match self.peek() {
-            Some(b',') => {
-                self.i += 1;
-                Ok(true)
-            }
-            Some(c) if c == close => {
-                self.i += 1;
-                Ok(false)
-            }
-            _ => Err(self.err()),
+            };
+            (c, i) = match b.get(i..i + 2) {
+                Some(&[b',', k]) if k > b' ' => (Some(k), i + 1),
+                _ => match self.peek(i) {
+                    (Some(b','), at) => self.peek(at + 1),
+                    (Some(b'}'), at) => return Ok(at + 1),
+                    (_, at) => return Err(malformed(at)),
+                },
+            };
         }
     }
 }
@@ -337,25 +434,22 @@ pub(crate) fn parse(
     sink: &mut impl Sink,
 ) -> Result<(), BodyError> {
     bufs.a.clear();
-    let skip = sink.skips_repeats();
-    if skip {
-        bufs.keys.iter_mut().for_each(Vec::clear);
-    }
-    let mut p = P {
+    bufs.keys.spans.clear();
+    let p = P {
         b: body,
-        i: 0,
-        skip,
+        skip: sink.skips_repeats(),
     };
-    p.value(0, bufs, sink)?;
-    if p.peek().is_some() {
-        return Err(p.err());
+    let (c, i) = p.peek(0);
+    let end = p.value(c, i, 0, bufs, sink)?;
+    match p.peek(end) {
+        (None, _) => Ok(()),
+        (Some(_), at) => Err(malformed(at)),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse, quote_or_backslash};
+    use super::{parse, quote_or_backslash, MEMO_KEYS};
     use crate::inspect::{BodyError, Sink};
     use crate::request::ParseBufs;
     use crate::target::Kind;
@@ -368,11 +462,16 @@ mod tests {
         sent: Vec<(Kind, Vec<u8>, Vec<u8>)>,
         skips: bool,
         repeats: usize,
+        /// Each key in order: `true` when it came as a repeat.
+        keys: Vec<bool>,
     }
 
     impl Sink for Record {
         fn value(&mut self, kind: Kind, name: &[u8], json: bool, value: &[u8]) {
             assert!(json);
+            if kind == Kind::ArgName {
+                self.keys.push(false);
+            }
             self.sent.push((kind, name.to_vec(), value.to_vec()));
         }
         fn skips_repeats(&self) -> bool {
@@ -380,6 +479,7 @@ mod tests {
         }
         fn repeat(&mut self) {
             self.repeats += 1;
+            self.keys.push(true);
         }
         fn raw_body(&mut self, _: &[u8], _: bool) {}
     }
@@ -517,6 +617,185 @@ mod tests {
         })
     }
 
+    /// The keys the reader must send as repeats, written plainly: for each key of `text`
+    /// (valid JSON) in order, `true` when it is written without escapes, is at most
+    /// `MAX_VALUE` bytes, is among the first `MEMO_KEYS` of its object, and has the bytes of
+    /// the key last read at the same position of an object at the same depth.
+    fn model_repeats(text: &[u8]) -> Vec<bool> {
+        struct M<'a> {
+            t: &'a [u8],
+            i: usize,
+            /// By depth, by position: the key last read there (`None`: not comparable).
+            rows: Vec<Vec<Option<Vec<u8>>>>,
+            out: Vec<bool>,
+        }
+        impl M<'_> {
+            fn byte(&self) -> u8 {
+                self.t.get(self.i).copied().unwrap_or(0)
+            }
+            fn ws(&mut self) {
+                while matches!(self.byte(), b' ' | b'\t' | b'\n' | b'\r') {
+                    self.i += 1;
+                }
+            }
+            /// The bytes between the quotes of the string at the cursor, as written.
+            fn raw_string(&mut self) -> Vec<u8> {
+                self.i += 1;
+                let start = self.i;
+                loop {
+                    match self.byte() {
+                        b'\\' => self.i += 2,
+                        b'"' => break,
+                        _ => self.i += 1,
+                    }
+                }
+                self.i += 1;
+                self.t[start..self.i - 1].to_vec()
+            }
+            fn key(&mut self, depth: usize, ord: usize, raw: Vec<u8>) -> bool {
+                if ord >= MEMO_KEYS {
+                    return false;
+                }
+                let key =
+                    (!raw.contains(&b'\\') && raw.len() <= crate::seen::MAX_VALUE).then_some(raw);
+                if self.rows.len() <= depth {
+                    self.rows.resize(depth + 1, Vec::new());
+                }
+                let row = &mut self.rows[depth];
+                if row.len() <= ord {
+                    row.resize(ord + 1, None);
+                }
+                let prev = std::mem::replace(&mut row[ord], key.clone());
+                key.is_some() && prev == key
+            }
+            fn value(&mut self, depth: usize) {
+                self.ws();
+                match self.byte() {
+                    b'"' => {
+                        self.raw_string();
+                    }
+                    open @ (b'[' | b'{') => {
+                        self.i += 1;
+                        self.ws();
+                        let close = if open == b'[' { b']' } else { b'}' };
+                        if self.byte() == close {
+                            self.i += 1;
+                            return;
+                        }
+                        let mut ord = 0;
+                        loop {
+                            if open == b'{' {
+                                self.ws();
+                                let raw = self.raw_string();
+                                let repeat = self.key(depth, ord, raw);
+                                self.out.push(repeat);
+                                ord += 1;
+                                self.ws();
+                                self.i += 1; // `:`
+                            }
+                            self.value(depth + 1);
+                            self.ws();
+                            self.i += 1; // `,` or the closing byte
+                            if self.t[self.i - 1] == close {
+                                return;
+                            }
+                        }
+                    }
+                    _ => {
+                        while !matches!(
+                            self.byte(),
+                            b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' | 0
+                        ) {
+                            self.i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut m = M {
+            t: text,
+            i: 0,
+            rows: Vec::new(),
+            out: Vec::new(),
+        };
+        m.value(0);
+        m.out
+    }
+
+    /// Documents whose objects share keys (of lengths around the reader's word sizes, with
+    /// common prefixes, escaped or too long to remember) at the same or other positions.
+    fn keyed_value() -> impl Strategy<Value = Value> {
+        let mut keys: Vec<String> = [
+            "a",
+            "ab",
+            "abc",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopqrstuvwxyz0123",
+            "x\\",
+            "a\"b",
+            "\u{e9}t\u{e9}",
+            "",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        keys.push("k".repeat(crate::seen::MAX_VALUE));
+        keys.push("k".repeat(crate::seen::MAX_VALUE + 1));
+        let key = prop_oneof![
+            8 => prop::sample::select(keys),
+            1 => "[a-c\"\\\\]{0,18}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            "[a-c]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 96, 8, move |inner| {
+            prop_oneof![
+                1 => proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                3 => proptest::collection::vec((key.clone(), inner), 0..8)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn the_model_of_repeats_skips_only_keys_at_a_remembered_position() {
+        let text = br#"[{"a":1,"b":{"a":"x"}},{"a":[{"a":2}],"b":{"c":3,"a":4}},{"b":0,"a":1}]"#;
+        // Object 1: a, b, then a at depth 2. Object 2: a (a repeat), a at depth 3, b (a
+        // repeat), then c where depth 2 had a, and a at a new position. Object 3: b and a,
+        // each where the other was.
+        assert_eq!(
+            model_repeats(text),
+            [false, false, false, true, false, true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn keys_past_the_remembered_positions_and_long_keys_are_sent() {
+        let object = |n: usize| {
+            let members: Vec<String> = (0..n).map(|k| format!("\"k{k:03}\":1")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let long = "k".repeat(crate::seen::MAX_VALUE + 1);
+        for text in [
+            format!("[{},{}]", object(MEMO_KEYS + 6), object(MEMO_KEYS + 6)),
+            format!(r#"[{{"{long}":1}},{{"{long}":1}}]"#),
+            format!(r#"[{{"{long}":1,"a":2}},{{"{long}x":1,"a":2}}]"#),
+        ] {
+            let (r, rec) = read(text.as_bytes(), true);
+            assert_eq!(r, Ok(()));
+            assert_eq!(rec.keys, model_repeats(text.as_bytes()), "{text}");
+            assert!(rec.keys.contains(&true) || text.contains(&long));
+        }
+    }
+
     fn naive(v: &[u8]) -> Option<usize> {
         v.iter().position(|&b| b == b'"' || b == b'\\')
     }
@@ -586,6 +865,31 @@ mod tests {
                 }
             }
             prop_assert!(it.as_slice().is_empty());
+        }
+
+        /// The keys sent as repeats are exactly those of the plain model (position, depth,
+        /// bytes as written), compact or with white space, and everything else is sent as
+        /// serde_json reads it.
+        #[test]
+        fn the_reader_repeats_exactly_the_keys_of_the_model(
+            v in keyed_value(),
+            escape in proptest::collection::vec(any::<bool>(), 1..4),
+            pretty in any::<bool>(),
+        ) {
+            let mut text = String::new();
+            write(&v, &escape, if pretty { " \n" } else { "" }, &mut text);
+            let mut want = Vec::new();
+            expected(&v, "", &mut want);
+            let (r, rec) = read(text.as_bytes(), true);
+            prop_assert_eq!(r, Ok(()));
+            prop_assert_eq!(&rec.keys, &model_repeats(text.as_bytes()), "{}", text);
+            let mut sent = rec.sent.iter();
+            for w in &want {
+                if w.0 != Kind::ArgName || sent.as_slice().first() == Some(w) {
+                    prop_assert_eq!(sent.next(), Some(w), "{}", text);
+                }
+            }
+            prop_assert!(sent.as_slice().is_empty());
         }
 
         /// Any prefix of a document and any document with one byte changed: an error with an
