@@ -5,7 +5,9 @@
 //! `get` shape), `profile args N` its `args` shape (10 query arguments, 5 cookies, a repeat
 //! client), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
 //! example `scripts/bench.sh`'s `post4k.json`). `PROFILE_MEMORY=1` turns the cross-request
-//! memory of clean names and header values on for every workload, as the gateway runs. See
+//! memory of clean names and header values on for every workload, as the gateway runs.
+//! `PROFILE_BLANK=note,email` (field names, or `all`) writes the `json` body with those fields'
+//! values as `a`s of the same length: what each field costs is the difference. See
 //! `crates/waf/PERF.md`.
 
 use std::hint::black_box;
@@ -13,7 +15,7 @@ use std::hint::black_box;
 use palisade_waf::{Inspection, Policy, PolicyConfig, RequestHead, RuleSet};
 
 mod workload;
-use workload::{headers, json_body, rule_sources, QUERY};
+use workload::{headers, json_body, json_body_blanking, rule_sources, QUERY};
 
 fn main() {
     let (_, src) = rule_sources();
@@ -109,7 +111,15 @@ fn main() {
         let path = std::env::args().nth(3).expect("profile file N PATH");
         std::fs::read(&path).expect("read the body file")
     } else {
-        json_body(64 * 1024)
+        // `PROFILE_BLANK=note,email` (or `all`): those fields' values as `a`s of the same
+        // length, to see what each costs (workload::json_body_blanking).
+        let blank = std::env::var("PROFILE_BLANK").unwrap_or_default();
+        let blank: Vec<&str> = blank.split(',').filter(|f| !f.is_empty()).collect();
+        if blank.is_empty() {
+            json_body(64 * 1024)
+        } else {
+            json_body_blanking(64 * 1024, &blank)
+        }
     };
     let with_body = which == "json" || which == "file";
     let t = std::time::Instant::now();

@@ -66,6 +66,21 @@ pub const QUERY: &[u8] = b"q=running+shoes+for+men%27s+trail&category=sports&bra
 /// objects; the values vary (names and cities from small lists, notes, e-mails, streets and SKUs
 /// unique per order), so nothing here rewards caching values that a real body would not repeat.
 pub fn json_body(target: usize) -> Vec<u8> {
+    json_body_blanking(target, &[])
+}
+
+/// [`json_body`] with the string values of the fields named in `blank` (`name`, `email`,
+/// `street`, `city`, `note`, `sku`; `all` for every one) replaced by as many `a`s as they have
+/// bytes: the same document shape and length, with those values made trivially clean, to see
+/// what each field costs (`PROFILE_BLANK` in `examples/profile.rs`).
+pub fn json_body_blanking(target: usize, blank: &[&str]) -> Vec<u8> {
+    let blanked = |field: &str, v: String| -> String {
+        if blank.iter().any(|&b| b == field || b == "all") {
+            "a".repeat(v.len())
+        } else {
+            v
+        }
+    };
     const FIRST: [&str; 8] = [
         "Seán",
         "Zoë",
@@ -104,11 +119,21 @@ pub fn json_body(target: usize) -> Vec<u8> {
         let (first, last) = (FIRST[i % 8], LAST[(i / 8 + i) % 8]);
         let note = NOTE[i % 6].replace("{i}", &i.to_string());
         s.push_str(&format!(
-            "{{\"id\":{i},\"customer\":{{\"name\":\"{first} {last}\",\"email\":\"{}.{}{i}@example.org\",\"address\":{{\"street\":\"{} Main Street\",\"city\":\"{}\"}}}},\"note\":\"{note} (ref {i})\",\"items\":[{{\"sku\":\"SKU-{i}-A\",\"qty\":2,\"price\":19.99}},{{\"sku\":\"SKU-{i}-B\",\"qty\":1,\"price\":5.5}}],\"gift\":{}}}",
-            first.to_lowercase(),
-            last.to_lowercase().replace('\'', ""),
-            i * 7 + 1,
-            CITY[i % 6],
+            "{{\"id\":{i},\"customer\":{{\"name\":\"{}\",\"email\":\"{}\",\"address\":{{\"street\":\"{}\",\"city\":\"{}\"}}}},\"note\":\"{}\",\"items\":[{{\"sku\":\"{}\",\"qty\":2,\"price\":19.99}},{{\"sku\":\"{}\",\"qty\":1,\"price\":5.5}}],\"gift\":{}}}",
+            blanked("name", format!("{first} {last}")),
+            blanked(
+                "email",
+                format!(
+                    "{}.{}{i}@example.org",
+                    first.to_lowercase(),
+                    last.to_lowercase().replace('\'', "")
+                )
+            ),
+            blanked("street", format!("{} Main Street", i * 7 + 1)),
+            blanked("city", CITY[i % 6].to_string()),
+            blanked("note", format!("{note} (ref {i})")),
+            blanked("sku", format!("SKU-{i}-A")),
+            blanked("sku", format!("SKU-{i}-B")),
             i.is_multiple_of(5)
         ));
         i += 1;
