@@ -602,6 +602,38 @@ fn informative(m: u64) -> Option<u64> {
     (m != 0 && m & (class::UPPER | class::LOWER | class::DIGIT) == 0).then_some(m)
 }
 
+/// The class bits a match of `c` can bring to a text: each byte's class, and for a non-ASCII
+/// character the class of its UTF-8 lead byte, which every match of it holds (lead bytes grow
+/// with the code point, so a range's leads are those from its first character's to its
+/// last's).
+fn class_mask_of(c: &Class) -> u64 {
+    let lead = |ch: char| ch.encode_utf8(&mut [0u8; 4]).as_bytes().first().copied();
+    let mut m = 0u64;
+    match c {
+        Class::Bytes(b) => {
+            for r in b.ranges() {
+                for x in r.start()..=r.end() {
+                    m |= class::of(x);
+                }
+            }
+        }
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                for x in u32::from(r.start())..=u32::from(r.end()).min(0x7F) {
+                    m |= u8::try_from(x).map_or(0, class::of);
+                }
+                if u32::from(r.end()) >= 0x80 {
+                    let (lo, hi) = (lead(r.start().max('\u{80}')), lead(r.end()));
+                    for b in lo.unwrap_or(0x80)..=hi.unwrap_or(0xFF) {
+                        m |= class::of(b);
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
 /// The masks every match of `h` meets, each one (a conjunction; empty when nothing is known).
 fn required(h: &Hir) -> Vec<u64> {
     match h.kind() {
@@ -611,10 +643,7 @@ fn required(h: &Hir) -> Vec<u64> {
                 .filter_map(|&b| informative(class::of(b)))
                 .collect()
         }
-        HirKind::Class(c) => class_bytes(c)
-            .and_then(|bytes| informative(bytes.iter().fold(0, |m, &b| m | class::of(b))))
-            .into_iter()
-            .collect(),
+        HirKind::Class(c) => informative(class_mask_of(c)).into_iter().collect(),
         HirKind::Capture(c) => required(&c.sub),
         HirKind::Repetition(r) if r.min == 0 => Vec::new(),
         HirKind::Repetition(r) => required(&r.sub),
@@ -1257,7 +1286,21 @@ mod tests {
         let n = needs(r"x(?:<|>)y", false).expect("needs");
         assert!(n.allows(class_mask(b"x>y")) && n.allows(class_mask(b"x<y")));
         assert!(!n.allows(class_mask(b"xy")));
-        // A class that can match a non-ASCII character is not needed.
+        // A class that can match a letter or a digit is not needed.
         assert!(needs(r"[^a-z]", true).is_none());
+        // A class of non-ASCII characters needs their UTF-8 lead bytes' classes: a text of
+        // ASCII alone cannot match (rule 16002's `[〱〵ゝーｰ]`, leads 0xE3 and 0xEF).
+        let n = needs(r"^\s*/?[〱〵ゝーｰ][a-z0-9]", true).expect("needs");
+        assert!(n.allows(class_mask("〱x".as_bytes())) && n.allows(class_mask("ｰ1".as_bytes())));
+        assert!(!n.allows(class_mask(b"ngozi.okafor3@example.org")));
+        // A range's lead bytes run from its first character's to its last's: U+0800-U+FFFF
+        // leads with 0xE0 (an overlong lead's class) through 0xEF (a lookalike lead's).
+        let n = needs(r"[\x{0800}-\x{FFFF}]", true).expect("needs");
+        for lead in [&b"\xE0"[..], b"\xE2", b"\xE5", b"\xEF"] {
+            assert!(n.allows(class_mask(lead)), "{lead:?}");
+        }
+        // Bytes >= 0x80 in a byte class count with their own classes.
+        let n = needs(r"x[\xC0\xC1]", false).expect("needs");
+        assert!(n.allows(class_mask(b"x\xC0")) && !n.allows(class_mask(b"x\xC3")));
     }
 }
