@@ -329,13 +329,9 @@ impl P<'_> {
             }
             loop {
                 let next = self.value(c, i, depth + 1, bufs, sink)?;
-                (c, i) = match b.get(next..next + 2) {
-                    Some(&[b',', v]) if v > b' ' => (Some(v), next + 1),
-                    _ => match self.peek(next) {
-                        (Some(b','), at) => self.peek(at + 1),
-                        (Some(b']'), at) => return Ok(at + 1),
-                        (_, at) => return Err(malformed(at)),
-                    },
+                (c, i) = match self.next_member(next, b']')? {
+                    Next::Member(c, i) => (c, i),
+                    Next::End(end) => return Ok(end),
                 };
             }
         }
@@ -415,16 +411,38 @@ impl P<'_> {
                     next
                 }
             };
-            (c, i) = match b.get(i..i + 2) {
-                Some(&[b',', k]) if k > b' ' => (Some(k), i + 1),
-                _ => match self.peek(i) {
-                    (Some(b','), at) => self.peek(at + 1),
-                    (Some(b'}'), at) => return Ok(at + 1),
-                    (_, at) => return Err(malformed(at)),
-                },
+            (c, i) = match self.next_member(i, b'}')? {
+                Next::Member(c, i) => (c, i),
+                Next::End(end) => return Ok(end),
             };
         }
     }
+
+    /// After a member of a container closed by `close`, at `i`: the next member's first byte
+    /// and offset past the `,` (compact JSON, a `,` and the byte after it, is read with one
+    /// check), or the offset past `close`.
+    #[inline(always)]
+    fn next_member(&self, i: usize, close: u8) -> Result<Next, BodyError> {
+        match self.b.get(i..i + 2) {
+            Some(&[b',', c]) if c > b' ' => Ok(Next::Member(Some(c), i + 1)),
+            _ => match self.peek(i) {
+                (Some(b','), at) => {
+                    let (c, at) = self.peek(at + 1);
+                    Ok(Next::Member(c, at))
+                }
+                (Some(c), at) if c == close => Ok(Next::End(at + 1)),
+                (_, at) => Err(malformed(at)),
+            },
+        }
+    }
+}
+
+/// What follows a member of a container ([`P::next_member`]).
+enum Next {
+    /// Another member: the byte it starts with (white space skipped) and its offset.
+    Member(Option<u8>, usize),
+    /// The container's end: the offset past its closing byte.
+    End(usize),
 }
 
 /// Parses `body` as JSON, sending keys and string values to `sink`.
@@ -459,7 +477,7 @@ mod tests {
     /// What the reader sends: (kind, name, value), and the repeats it did not send.
     #[derive(Default)]
     struct Record {
-        sent: Vec<(Kind, Vec<u8>, Vec<u8>)>,
+        sent: Sent,
         skips: bool,
         repeats: usize,
         /// Each key in order: `true` when it came as a repeat.
@@ -496,7 +514,10 @@ mod tests {
     /// What the reader must send for `v`, in document order: every key as an argument name,
     /// every string under its dotted path (arrays add no segment); nothing for numbers,
     /// booleans and null.
-    fn expected(v: &Value, path: &str, out: &mut Vec<(Kind, Vec<u8>, Vec<u8>)>) {
+    /// What a sink receives: (kind, name, value), in order.
+    type Sent = Vec<(Kind, Vec<u8>, Vec<u8>)>;
+
+    fn expected(v: &Value, path: &str, out: &mut Sent) {
         match v {
             Value::String(s) => out.push((Kind::BodyArg, path.into(), s.clone().into_bytes())),
             Value::Array(a) => a.iter().for_each(|e| expected(e, path, out)),
@@ -555,6 +576,15 @@ mod tests {
     fn punct(out: &mut String, c: char, ws: &str) {
         out.push(c);
         out.push_str(ws);
+    }
+
+    /// `v` written as [`write`] does, and what the reader must send for it ([`expected`]).
+    fn written(v: &Value, escape: &[bool], ws: &str) -> (String, Sent) {
+        let mut text = String::new();
+        write(v, escape, ws, &mut text);
+        let mut want = Vec::new();
+        expected(v, "", &mut want);
+        (text, want)
     }
 
     fn write(v: &Value, escape: &[bool], ws: &str, out: &mut String) {
@@ -841,12 +871,9 @@ mod tests {
             escape in proptest::collection::vec(any::<bool>(), 1..5),
             pretty in any::<bool>(),
         ) {
-            let mut text = String::new();
-            write(&v, &escape, if pretty { " \n\t" } else { "" }, &mut text);
+            let (text, want) = written(&v, &escape, if pretty { " \n\t" } else { "" });
             let back: Option<Value> = serde_json::from_str(&text).ok();
             prop_assert_eq!(back.as_ref(), Some(&v), "{}", text);
-            let mut want = Vec::new();
-            expected(&v, "", &mut want);
             let (r, all) = read(text.as_bytes(), false);
             prop_assert_eq!(r, Ok(()));
             prop_assert_eq!(&all.sent, &want);
@@ -876,10 +903,7 @@ mod tests {
             escape in proptest::collection::vec(any::<bool>(), 1..4),
             pretty in any::<bool>(),
         ) {
-            let mut text = String::new();
-            write(&v, &escape, if pretty { " \n" } else { "" }, &mut text);
-            let mut want = Vec::new();
-            expected(&v, "", &mut want);
+            let (text, want) = written(&v, &escape, if pretty { " \n" } else { "" });
             let (r, rec) = read(text.as_bytes(), true);
             prop_assert_eq!(r, Ok(()));
             prop_assert_eq!(&rec.keys, &model_repeats(text.as_bytes()), "{}", text);
