@@ -7,6 +7,8 @@
 //! ```
 //!
 //! Instructions per line are the collected count divided by N and by the number of lines.
+//! `tokens` prints every line's SQL token streams and `each` every line's SQL and XSS results
+//! (N unused): outputs to compare across builds.
 
 use palisade_detect::{sqli, xss};
 use std::hint::black_box;
@@ -28,7 +30,7 @@ fn measured(
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "profile_detect sqli|xss|tokens N FILE";
+    let usage = "profile_detect sqli|xss|tokens|each N FILE";
     let which = args.next().expect(usage);
     let n: u32 = args.next().and_then(|a| a.parse().ok()).expect(usage);
     let text = std::fs::read(args.next().expect(usage)).expect("read FILE");
@@ -51,6 +53,14 @@ fn main() {
                 }
                 println!("{out}");
             }
+        }
+        return;
+    }
+    if which == "each" {
+        // Every line's SQL and XSS results as they are printed: what a change to the detectors
+        // must leave as it is (`diff` two builds' outputs).
+        for l in &lines {
+            println!("{:?} {:?}", sqli::detect(l), xss::detect(l));
         }
         return;
     }

@@ -154,6 +154,9 @@ pub struct Tokenizer<'a> {
     start_quote: Option<u8>,
     /// Depth of MySQL `/*! ... */` executable comments we are inside.
     in_exec_comment: bool,
+    /// The first byte that is not white space from `spaced.0` on is `spaced.1`: a word looks
+    /// past the spaces after it for `(`, and the next token starts there.
+    spaced: (usize, usize),
 }
 
 /// Byte roles, as bits of one table: white space, the start of a word, a byte of a word.
@@ -221,6 +224,7 @@ impl<'a> Tokenizer<'a> {
             pos: 0,
             start_quote,
             in_exec_comment: false,
+            spaced: (usize::MAX, 0),
         }
     }
 
@@ -255,7 +259,7 @@ impl<'a> Tokenizer<'a> {
         while let Some(off) = self
             .input
             .get(j..)
-            .and_then(|rest| rest.iter().position(|&b| b == q || b == b'\\'))
+            .and_then(|rest| memchr::memchr2(q, b'\\', rest))
         {
             let k = j + off;
             if self.at(k) == b'\\' {
@@ -292,13 +296,18 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Returns the next token, or `None` at the end of the input.
+    #[inline(always)]
     pub fn next_token(&mut self) -> Option<Token> {
         if let Some(q) = self.start_quote.take() {
             return Some(self.string(0, q, 0));
         }
         loop {
             let len = self.input.len();
-            let i = self.skip_space(self.pos);
+            let i = if self.pos == self.spaced.0 {
+                self.spaced.1
+            } else {
+                self.skip_space(self.pos)
+            };
             if i >= len {
                 self.pos = len;
                 return None;
@@ -339,10 +348,8 @@ impl<'a> Tokenizer<'a> {
                 continue;
             }
             if (b == b'-' && c == b'-') || b == b'#' {
-                let mut j = i;
-                while j < len && self.at(j) != b'\n' {
-                    j += 1;
-                }
+                let rest = self.input.get(i..).unwrap_or(&[]);
+                let j = i + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
                 self.pos = j;
                 let mut t = self.tok(Kind::Comment, i, j);
                 if b == b'#' {
@@ -475,6 +482,7 @@ impl<'a> Tokenizer<'a> {
         self.tok(Kind::Num, i, j)
     }
 
+    #[inline(always)]
     fn word(&mut self, i: usize) -> Token {
         let len = self.input.len();
         let rest = self.input.get(i..).unwrap_or(&[]);
@@ -509,6 +517,7 @@ impl<'a> Tokenizer<'a> {
             },
         };
         let after = self.skip_space(j);
+        self.spaced = (j, after);
         let paren = self.at(after) == b'(';
         let (kind, word, class) = classify(lower, paren);
         let mut t = self.tok(kind, i, j);

@@ -88,6 +88,7 @@ pub enum Word {
 }
 
 /// Classifies a lowercased word; `paren` tells whether the next non-space byte is `(`.
+#[inline(always)]
 pub fn classify(w: &[u8], paren: bool) -> (Kind, Word, FuncClass) {
     use Kind as K;
     use Word as W;
