@@ -361,6 +361,7 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    #[inline(always)]
     fn token_at(&mut self, i: usize) -> Token {
         let b = self.at(i);
         let c = self.at(i + 1);
