@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Instructions per line are the collected count divided by N and by the number of lines.
-//! `tokens` prints every line's SQL token streams and `each` every line's SQL and XSS results
-//! (N unused): outputs to compare across builds.
+//! `gate` runs the SQL detector's gate alone. `tokens` prints every line's SQL token streams and
+//! `each` every line's SQL and XSS results (N unused): outputs to compare across builds.
 
 use palisade_detect::{sqli, xss};
 use std::hint::black_box;
@@ -28,9 +28,18 @@ fn measured(
     hits
 }
 
+/// The SQL detector's gate alone, shaped as a detector: `Some` when the value passes.
+fn gate(v: &[u8]) -> Option<palisade_detect::Detection> {
+    sqli::possible(v).then_some(palisade_detect::Detection {
+        fingerprint: *b"gate\0\0\0\0",
+        len: 4,
+        context: palisade_detect::Context::NoQuote,
+    })
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "profile_detect sqli|xss|tokens|each N FILE";
+    let usage = "profile_detect sqli|xss|gate|tokens|each N FILE";
     let which = args.next().expect(usage);
     let n: u32 = args.next().and_then(|a| a.parse().ok()).expect(usage);
     let text = std::fs::read(args.next().expect(usage)).expect("read FILE");
@@ -66,6 +75,7 @@ fn main() {
     }
     let detect = match which.as_str() {
         "sqli" => sqli::detect,
+        "gate" => gate,
         "xss" => xss::detect,
         _ => panic!("{usage}"),
     };
