@@ -66,10 +66,11 @@ fn main() {
         return;
     }
     if which == "each" {
-        // Every line's SQL and XSS results as they are printed: what a change to the detectors
-        // must leave as it is (`diff` two builds' outputs).
+        // Every line's SQL gate, SQL and XSS results as they are printed: what a change to the
+        // detectors must leave as it is (`diff` two builds' outputs).
         for l in &lines {
-            println!("{:?} {:?}", sqli::detect(l), xss::detect(l));
+            let gate = u8::from(sqli::possible(l));
+            println!("{gate} {:?} {:?}", sqli::detect(l), xss::detect(l));
         }
         return;
     }
