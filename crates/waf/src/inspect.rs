@@ -969,6 +969,11 @@ pub(crate) const XSS_CLASSES: u64 = crate::transform::class::of_all(XSS_GATE_BYT
 /// (`palisade_detect::xss::detect_hinted`).
 const XSS_SPECIALS: u64 = crate::transform::class::of_all(b"<\"'`{+");
 
+/// The class bits of `'` and of `"`: the SQL detector's quote contexts run only on a text
+/// holding one ([`palisade_detect::sqli::detect_quoted`]).
+const SINGLE_QUOTE: u64 = crate::transform::class::of(b'\'');
+const DOUBLE_QUOTE: u64 = crate::transform::class::of(b'"');
+
 /// The classes of a text made only of ASCII letters, digits and `_` (and the length bit).
 pub(crate) const WORD_CLASSES: u64 = {
     use crate::transform::class::*;
@@ -1001,8 +1006,8 @@ pub(crate) fn run_detector_masked(
         Detector::Sqli if mask & !WORD_CLASSES == 0 => None,
         Detector::Sqli => palisade_detect::sqli::detect_quoted(
             hay,
-            mask & crate::transform::class::of(b'\'') != 0,
-            mask & crate::transform::class::of(b'"') != 0,
+            mask & SINGLE_QUOTE != 0,
+            mask & DOUBLE_QUOTE != 0,
         ),
         Detector::Xss if mask & XSS_CLASSES == 0 => None,
         Detector::Xss => palisade_detect::xss::detect_hinted(hay, mask & XSS_SPECIALS != 0),
