@@ -82,10 +82,12 @@ fn main() {
     };
     let t = std::time::Instant::now();
     let hits = measured(detect, &lines, n);
+    let elapsed = t.elapsed();
     println!(
-        "{} lines, {} flagged per pass, {:?} per line",
+        "{} lines, {} flagged per pass, {:?} per line, {:.1} us per pass",
         lines.len(),
         hits / n as usize,
-        t.elapsed() / (n * lines.len() as u32).max(1)
+        elapsed / (n * lines.len() as u32).max(1),
+        elapsed.as_secs_f64() * 1e6 / f64::from(n.max(1))
     );
 }

@@ -1,5 +1,8 @@
 //! Engine benchmarks: a 1 KB request with 10 arguments and cookies, 16 KB and 64 KB JSON
-//! bodies, and rule-set compilation. Loads the shipped `rules/` directory when it exists and
+//! bodies, and rule-set compilation; and reference points for the 64 KB body (`waf_reference`):
+//! the engine on the same document with every string value blanked (its structure alone),
+//! `serde_json` walking the document without keeping anything (a parse floor), and each of
+//! palisade's two detectors over the body's string values alone. Loads the shipped `rules/` directory when it exists and
 //! loads cleanly, else the test fixtures (the name of the set used is printed).
 //!
 //! `cargo bench -p palisade-waf --bench engine`
@@ -15,7 +18,7 @@ use palisade_waf::{Inspection, Policy, PolicyConfig, RequestHead, RuleSet};
 
 #[path = "../examples/workload/mod.rs"]
 mod workload;
-use workload::{headers, json_body, rule_sources, QUERY};
+use workload::{headers, json_body, json_body_blanking, rule_sources, QUERY};
 
 fn bench(c: &mut Criterion) {
     let (name, src) = rule_sources();
@@ -90,6 +93,47 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Reference points for the 64 KB body's budget (docs/BENCHMARKS.md, issue 3 item 11).
+    let body = json_body(64 * 1024);
+    let blanked = json_body_blanking(64 * 1024, &["all"]);
+    let mut values = Vec::new();
+    let doc: serde_json::Value = serde_json::from_slice(&body).expect("the workload is JSON");
+    string_values(&doc, &mut values);
+    let mut g = c.benchmark_group("waf_reference");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("json_body_64k_values_blanked", |b| {
+        b.iter(|| {
+            rs.inspect_head(&policy, &post_head, &mut out);
+            rs.inspect_body(
+                &policy,
+                Some(b"application/json"),
+                black_box(&blanked),
+                &mut out,
+            );
+            black_box(out.score())
+        })
+    });
+    g.bench_function("serde_json_ignored_any_64k", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).is_ok())
+    });
+    type Detector = fn(&[u8]) -> Option<palisade_detect::Detection>;
+    let detectors: [(&str, Detector); 2] = [
+        ("sqli", palisade_detect::sqli::detect),
+        ("xss", palisade_detect::xss::detect),
+    ];
+    for (name, detect) in detectors {
+        g.bench_function(format!("{name}_detector_each_value_64k"), |b| {
+            b.iter(|| {
+                values
+                    .iter()
+                    .filter(|v| detect(black_box(v.as_bytes())).is_some())
+                    .count()
+            })
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("waf_compile");
     g.sample_size(10);
     // Until the rule set is ready to inspect; the fast path's chain groups, which a compile
@@ -110,6 +154,16 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// The string values of `v`, depth first (keys left out).
+fn string_values<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| string_values(v, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| string_values(v, out)),
+        _ => {}
+    }
 }
 
 criterion_group!(benches, bench);

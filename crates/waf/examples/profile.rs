@@ -4,8 +4,9 @@
 //! (its header values remembered clean, as the gateway does; the head pass of `scripts/bench.sh`'s
 //! `get` shape), `profile args N` its `args` shape (10 query arguments, 5 cookies, a repeat
 //! client), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
-//! example `scripts/bench.sh`'s `post4k.json`). `PROFILE_MEMORY=1` turns the cross-request
-//! memory of clean names and header values on for every workload, as the gateway runs.
+//! example `scripts/bench.sh`'s `post4k.json`), `profile write-body PATH` writes the 64 KB body
+//! to PATH. `PROFILE_MEMORY=1` turns the cross-request memory of clean names and header values
+//! on for every workload, as the gateway runs.
 //! `PROFILE_BLANK=note,email` (field names, or `all`) writes the `json` body with those fields'
 //! values as `a`s of the same length: what each field costs is the difference. See
 //! `crates/waf/PERF.md`.
@@ -18,6 +19,13 @@ mod workload;
 use workload::{headers, json_body, json_body_blanking, rule_sources, QUERY};
 
 fn main() {
+    // `profile write-body PATH`: the 64 KB workload body written to PATH, nothing measured
+    // (`scripts/detector-reference.sh` runs other detectors over its values).
+    if std::env::args().nth(1).as_deref() == Some("write-body") {
+        let path = std::env::args().nth(2).expect("profile write-body PATH");
+        std::fs::write(&path, json_body(64 * 1024)).expect("write the body");
+        return;
+    }
     let (_, src) = rule_sources();
     let rs = RuleSet::from_sources(&src).expect("rules load");
     rs.wait_background();
