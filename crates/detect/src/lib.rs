@@ -95,8 +95,10 @@ impl Detection {
     }
 }
 
-/// The value of a hexadecimal digit.
-pub(crate) fn hex_val(b: u8) -> Option<u8> {
+/// The value of an ASCII hexadecimal digit (`None` for any other byte). Shared with
+/// `palisade-waf`'s decoding transforms.
+#[inline]
+pub fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

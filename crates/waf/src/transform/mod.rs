@@ -192,16 +192,8 @@ pub fn apply_chain(chain: &[Transform], input: &[u8]) -> Vec<u8> {
     cur
 }
 
-/// Value of an ASCII hex digit.
-#[inline]
-pub(crate) fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// Value of an ASCII hex digit (the detectors' own, one definition for both crates).
+pub(crate) use palisade_detect::hex_val;
 
 /// Appends the UTF-8 encoding of a code point; full-width ASCII (U+FF01..U+FF5E) is folded to
 /// ASCII, as IIS and ModSecurity do, and invalid code points become U+FFFD.
