@@ -5,8 +5,9 @@
 //! `get` shape), `profile args N` its `args` shape (10 query arguments, 5 cookies, a repeat
 //! client), `profile file N PATH` the 1 KB request and the JSON body read from PATH (for
 //! example `scripts/bench.sh`'s `post4k.json`), `profile write-body PATH` writes the 64 KB body
-//! to PATH. `PROFILE_MEMORY=1` turns the cross-request memory of clean names and header values
-//! on for every workload, as the gateway runs.
+//! to PATH, `profile serde N PATH` times `serde_json` reading the body at PATH (a parse floor).
+//! `PROFILE_MEMORY=1` turns the cross-request memory of clean names and header values on for
+//! every workload, as the gateway runs.
 //! `PROFILE_BLANK=note,email` (field names, or `all`) writes the `json` body with those fields'
 //! values as `a`s of the same length: what each field costs is the difference. See
 //! `crates/waf/PERF.md`.
@@ -24,6 +25,20 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("write-body") {
         let path = std::env::args().nth(2).expect("profile write-body PATH");
         std::fs::write(&path, json_body(64 * 1024)).expect("write the body");
+        return;
+    }
+    // `profile serde N PATH`: `serde_json` reading the body at PATH N times and keeping nothing,
+    // a floor for any reader of it (no rule loaded, nothing inspected).
+    if std::env::args().nth(1).as_deref() == Some("serde") {
+        let n: u32 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(300);
+        let path = std::env::args().nth(3).expect("profile serde N PATH");
+        let body = std::fs::read(&path).expect("read the body file");
+        let t = std::time::Instant::now();
+        for _ in 0..n.max(1) {
+            let read = serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body));
+            assert!(read.is_ok(), "{path} is not JSON");
+        }
+        println!("{:?} per iteration", t.elapsed() / n.max(1));
         return;
     }
     let (_, src) = rule_sources();
