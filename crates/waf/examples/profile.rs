@@ -30,7 +30,10 @@ fn main() {
     // `profile serde N PATH`: `serde_json` reading the body at PATH N times and keeping nothing,
     // a floor for any reader of it (no rule loaded, nothing inspected).
     if std::env::args().nth(1).as_deref() == Some("serde") {
-        let n: u32 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(300);
+        let n: u32 = std::env::args()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(300);
         let path = std::env::args().nth(3).expect("profile serde N PATH");
         let body = std::fs::read(&path).expect("read the body file");
         let t = std::time::Instant::now();
