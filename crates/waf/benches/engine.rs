@@ -2,8 +2,10 @@
 //! bodies, and rule-set compilation; and reference points for the 64 KB body (`waf_reference`):
 //! the engine on the same document with every string value blanked (its structure alone),
 //! `serde_json` walking the document without keeping anything (a parse floor), and each of
-//! palisade's two detectors over the body's string values alone. Loads the shipped `rules/` directory when it exists and
-//! loads cleanly, else the test fixtures (the name of the set used is printed).
+//! palisade's two detectors over the body's string values alone (all of them, and the distinct
+//! ones: the engine checks a value repeated in a request once). Loads the shipped `rules/`
+//! directory when it exists and loads cleanly, else the test fixtures (the name of the set used
+//! is printed).
 //!
 //! `cargo bench -p palisade-waf --bench engine`
 
@@ -122,15 +124,19 @@ fn bench(c: &mut Criterion) {
         ("sqli", palisade_detect::sqli::detect),
         ("xss", palisade_detect::xss::detect),
     ];
+    let mut distinct = values.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
     for (name, detect) in detectors {
-        g.bench_function(format!("{name}_detector_each_value_64k"), |b| {
-            b.iter(|| {
-                values
-                    .iter()
-                    .filter(|v| detect(black_box(v.as_bytes())).is_some())
-                    .count()
-            })
-        });
+        for (which, vals) in [("each_value", &values), ("each_distinct_value", &distinct)] {
+            g.bench_function(format!("{name}_detector_{which}_64k"), |b| {
+                b.iter(|| {
+                    vals.iter()
+                        .filter(|v| detect(black_box(v.as_bytes())).is_some())
+                        .count()
+                })
+            });
+        }
     }
     g.finish();
 
