@@ -647,7 +647,12 @@ impl Rules<'_> {
                     (Strength::None, j)
                 };
             }
-            Kind::Func if lhs.class == FuncClass::Danger => return (Strength::Strong, j + 1),
+            // Called with something (`sleep(5)`): `sleep()` with nothing is prose naming it.
+            Kind::Func
+                if lhs.class == FuncClass::Danger && self.kind(j + 2) != Some(Kind::RParen) =>
+            {
+                return (Strength::Strong, j + 1)
+            }
             _ => {}
         }
         let lhs_i = j;
@@ -735,7 +740,11 @@ impl Rules<'_> {
                     Strength::None
                 }
             }
-            Kind::Func if rhs.class == FuncClass::Danger => Strength::Strong,
+            Kind::Func
+                if rhs.class == FuncClass::Danger && self.kind(r + 2) != Some(Kind::RParen) =>
+            {
+                Strength::Strong
+            }
             Kind::Func if rhs.class == FuncClass::Sql && self.call_is_dangerous(r) => {
                 Strength::Strong
             }
@@ -817,7 +826,17 @@ impl Rules<'_> {
         };
         match arg.kind {
             Kind::LParen | Kind::Stmt | Kind::Func | Kind::Var => true,
-            Kind::Num | Kind::Str | Kind::Bare | Kind::Keyword => matches!(
+            // One plain word as the whole argument list, the name apart from its parenthesis,
+            // is how prose names things ("Benchmark (documentation)", "Sleep (album)"); a call
+            // glues them (`sleep(__TIME__)`) or passes more than a word.
+            Kind::Bare => match self.kind(i + 3) {
+                Some(Kind::Comma) | Some(Kind::Op) | Some(Kind::Cmp) | Some(Kind::LParen) => true,
+                Some(Kind::RParen) => self
+                    .t(i + 1)
+                    .is_some_and(|p| p.start == t.start.saturating_add(t.len)),
+                _ => false,
+            },
+            Kind::Num | Kind::Str | Kind::Keyword => matches!(
                 self.kind(i + 3),
                 Some(Kind::RParen)
                     | Some(Kind::Comma)

@@ -103,6 +103,18 @@ fn time_based() {
     attack("1)) and pg_sleep(7)--");
     attack("1 waitfor delay '00:00:09'");
     attack("x' || dbms_pipe.receive_message('a',9) || '");
+    // A placeholder glued to the call, as payload lists write them.
+    attack("sleep(__TIME__)#");
+}
+
+#[test]
+fn time_functions_named_in_prose() {
+    // A word in parentheses after the name, apart from it, is prose naming the function;
+    // empty parentheses call nothing.
+    benign("iterations per second enhancement to Benchmark (documentation)");
+    benign("Sleep (album)");
+    benign("module to override the time() and sleep() functions for testing");
+    benign("wake up and sleep() again");
 }
 
 #[test]
