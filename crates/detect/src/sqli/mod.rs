@@ -647,12 +647,7 @@ impl Rules<'_> {
                     (Strength::None, j)
                 };
             }
-            // Called with something (`sleep(5)`): `sleep()` with nothing is prose naming it.
-            Kind::Func
-                if lhs.class == FuncClass::Danger && self.kind(j + 2) != Some(Kind::RParen) =>
-            {
-                return (Strength::Strong, j + 1)
-            }
+            Kind::Func if self.danger_called(j) => return (Strength::Strong, j + 1),
             _ => {}
         }
         let lhs_i = j;
@@ -740,11 +735,7 @@ impl Rules<'_> {
                     Strength::None
                 }
             }
-            Kind::Func
-                if rhs.class == FuncClass::Danger && self.kind(r + 2) != Some(Kind::RParen) =>
-            {
-                Strength::Strong
-            }
+            Kind::Func if self.danger_called(r) => Strength::Strong,
             Kind::Func if rhs.class == FuncClass::Sql && self.call_is_dangerous(r) => {
                 Strength::Strong
             }
@@ -810,6 +801,13 @@ impl Rules<'_> {
                 return false;
             }
         }
+    }
+
+    /// A dangerous function at `j` called with something (`sleep(5)`, `sleep(`): `sleep()`
+    /// with nothing inside is prose naming it.
+    fn danger_called(&self, j: usize) -> bool {
+        self.t(j).is_some_and(|t| t.class == FuncClass::Danger)
+            && self.kind(j + 2) != Some(Kind::RParen)
     }
 
     /// A dangerous function called with plausible arguments, or `char(..)` concatenations.

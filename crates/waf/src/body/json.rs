@@ -511,12 +511,12 @@ mod tests {
         (r, rec)
     }
 
-    /// What the reader must send for `v`, in document order: every key as an argument name,
-    /// every string under its dotted path (arrays add no segment); nothing for numbers,
-    /// booleans and null.
     /// What a sink receives: (kind, name, value), in order.
     type Sent = Vec<(Kind, Vec<u8>, Vec<u8>)>;
 
+    /// What the reader must send for `v`, in document order: every key as an argument name,
+    /// every string under its dotted path (arrays add no segment); nothing for numbers,
+    /// booleans and null.
     fn expected(v: &Value, path: &str, out: &mut Sent) {
         match v {
             Value::String(s) => out.push((Kind::BodyArg, path.into(), s.clone().into_bytes())),
